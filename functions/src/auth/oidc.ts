@@ -1,0 +1,30 @@
+/**
+ * Checks that a request to the worker comes from the Cloud Tasks queue: a
+ * Google-signed OIDC token (the emulator's keys locally) for the worker's URL,
+ * issued to the invoker service account.
+ */
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+
+const ISSUERS = ['https://accounts.google.com', 'accounts.google.com'];
+
+/** Why a caller was refused. */
+export class CallerRefused extends Error {
+  override readonly name = 'CallerRefused';
+}
+
+export function createCallerCheck(opts: { jwksUrl: string; audience: string; serviceAccount: string }) {
+  const keys = createRemoteJWKSet(new URL(opts.jwksUrl));
+  return async function checkCaller(authorization: string | undefined): Promise<void> {
+    const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+    if (!m?.[1]) throw new CallerRefused('missing bearer token');
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(m[1], keys, { issuer: ISSUERS, audience: opts.audience }));
+    } catch (e) {
+      throw new CallerRefused(`token refused: ${(e as Error).message}`, { cause: e });
+    }
+    if (payload.email !== opts.serviceAccount || payload.email_verified !== true) {
+      throw new CallerRefused('token is not from the queue’s service account');
+    }
+  };
+}

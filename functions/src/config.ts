@@ -1,0 +1,238 @@
+/**
+ * Configuration: the one module that reads the environment (DESIGN §5, §6).
+ *
+ * `loadConfig(env)` validates every variable and the connector configuration
+ * (`CONNECTOR_CONFIG`, a path or inline JSON) once, and returns a frozen object.
+ * Nothing else in the functions reads `process.env`; client libraries still read
+ * their own emulator variables.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/** Variables the deployed functions read; Terraform sets exactly these. */
+export const PRODUCTION_ENV_VARS = [
+  'GCLOUD_PROJECT',
+  'CONNECTOR_CONFIG',
+  'TASKS_LOCATION',
+  'TASKS_QUEUE',
+  'WORKER_URL',
+  'TASKS_INVOKER_SERVICE_ACCOUNT',
+  'WORKER_TIME_BUDGET_S',
+  'GMAIL_DELEGATED_SERVICE_ACCOUNT',
+] as const;
+
+/** Optional production variables, set only when the matching feature is on. */
+export const OPTIONAL_ENV_VARS = ['ACTION_SHARED_SECRET', 'WORKER_LEASE_S'] as const;
+
+/** Variables that point the functions at emulators; never set in production. */
+export const EMULATOR_ENV_VARS = [
+  'FIRESTORE_EMULATOR_HOST',
+  'CLOUD_TASKS_EMULATOR_HOST',
+  'GMAIL_API_ROOT_URL',
+  'OIDC_JWKS_URL',
+] as const;
+
+type EnvName =
+  | (typeof PRODUCTION_ENV_VARS)[number]
+  | (typeof OPTIONAL_ENV_VARS)[number]
+  | (typeof EMULATOR_ENV_VARS)[number];
+
+/** The environment as the functions see it; only the names above are read. */
+export type Env = Partial<Record<EnvName, string>> & Record<string, string | undefined>;
+
+const email = z.string().regex(/^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'must be an email address');
+const taskName = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'task names use letters, digits, "_" and "-" (at most 64)');
+
+/** One task section of the connector configuration. */
+const taskSchema = z
+  .strictObject({
+    /** Mailboxes to read, by address. */
+    users: z.array(email).optional(),
+    /** A Workspace domain whose users are listed through the Directory API. */
+    domain: z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i, 'must be a domain name').optional(),
+    /** The administrator impersonated to list the domain's users. */
+    directoryAdmin: email.optional(),
+    /** A Gmail search query (`q`) that limits the messages read. */
+    query: z.string().max(2048).default(''),
+    /** Label ids a message must carry to be read. */
+    labels: z.array(z.string().min(1)).default([]),
+    /** Whether SPAM and TRASH are read too. */
+    includeSpamTrash: z.boolean().default(false),
+    /** When Cloud Scheduler runs a Synchronize of this task. */
+    schedule: z
+      .strictObject({
+        cron: z.string().regex(/^\S+(\s+\S+){4}$/, 'must be a five-field cron expression'),
+        timeZone: z.string().min(1).default('Etc/UTC'),
+      })
+      .optional(),
+  })
+  .superRefine((t, ctx) => {
+    const hasUsers = t.users !== undefined && t.users.length > 0;
+    if (hasUsers === (t.domain !== undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give either "users" (a non-empty list) or "domain", not both' });
+    }
+    if (t.domain !== undefined && t.directoryAdmin === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['directoryAdmin'], message: 'required with "domain"' });
+    }
+  });
+
+const connectorSchema = z.strictObject({
+  gmail: z
+    .strictObject({
+      /** Gmail's per-user quota; 6,000 for projects created since May 2026, 15,000 before. */
+      quotaUnitsPerUserPerMinute: z.number().int().min(60).max(1_000_000).default(6000),
+    })
+    .default({ quotaUnitsPerUserPerMinute: 6000 }),
+  tasks: z
+    .record(taskName, taskSchema)
+    .refine((t) => Object.keys(t).length > 0, 'configure at least one task'),
+});
+
+/** The connector configuration (DESIGN §5). */
+export type ConnectorConfig = z.infer<typeof connectorSchema>;
+/** One task section. */
+export type TaskConfig = z.infer<typeof taskSchema>;
+
+/** Everything the functions need, validated. */
+export interface Config {
+  readonly project: string;
+  readonly connector: ConnectorConfig;
+  readonly tasksLocation: string;
+  readonly tasksQueue: string;
+  /** The worker's URL: the target of every task and the audience of its OIDC token. */
+  readonly workerUrl: string;
+  readonly invokerServiceAccount: string;
+  /** Seconds a worker runs before it hands over to a continuation task. */
+  readonly workerTimeBudgetS: number;
+  /** Seconds a worker's lease lasts without renewal. */
+  readonly leaseS: number;
+  /** The service account whose client id is authorised for domain-wide delegation. */
+  readonly delegatedServiceAccount: string | undefined;
+  /** When set, `action` requires this secret in the `X-ACI-Secret` header. */
+  readonly actionSharedSecret: string | undefined;
+  readonly firestoreEmulatorHost: string | undefined;
+  readonly tasksEmulatorHost: string | undefined;
+  readonly gmailRootUrl: string | undefined;
+  /** Where the worker finds the keys that sign its callers' OIDC tokens. */
+  readonly oidcJwksUrl: string;
+}
+
+/** A configuration that cannot be used; the message names the field. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const GOOGLE_JWKS = 'https://www.googleapis.com/oauth2/v3/certs';
+
+function positiveInt(env: Env, name: EnvName, def: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new ConfigError(`${name} must be a whole number from 1 to ${max}, got "${raw}"`);
+  }
+  return n;
+}
+
+function required(env: Env, name: EnvName, def?: string): string {
+  const v = env[name];
+  if (v !== undefined && v !== '') return v;
+  if (def !== undefined) return def;
+  throw new ConfigError(`${name} is not set`);
+}
+
+function hostPort(env: Env, name: EnvName): string | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^[A-Za-z0-9.[\]:-]+:\d{1,5}$/.test(v)) throw new ConfigError(`${name} must be host:port, got "${v}"`);
+  return v;
+}
+
+function url(env: Env, name: EnvName): string | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  try {
+    const u = new URL(v);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
+  } catch {
+    throw new ConfigError(`${name} must be an http(s) URL, got "${v}"`);
+  }
+  return v;
+}
+
+/** Parses and validates the connector configuration: inline JSON (starting with `{`) or a file path. */
+export function parseConnectorConfig(value: string): ConnectorConfig {
+  let text = value;
+  let where = 'CONNECTOR_CONFIG';
+  if (!value.trimStart().startsWith('{')) {
+    where = `CONNECTOR_CONFIG file ${value}`;
+    try {
+      text = readFileSync(value, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`${where} cannot be read: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${where} is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+  const parsed = connectorSchema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(top)'}: ${i.message}`);
+    throw new ConfigError(`${where} is invalid: ${problems.join('; ')}`);
+  }
+  const lower = new Map<string, string>();
+  for (const name of Object.keys(parsed.data.tasks)) {
+    const other = lower.get(name.toLowerCase());
+    if (other !== undefined) throw new ConfigError(`${where} is invalid: tasks.${name}: same name as ${other} (names are case-insensitive)`);
+    lower.set(name.toLowerCase(), name);
+  }
+  return deepFreeze(parsed.data);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** Reads and validates the whole environment once. */
+export function loadConfig(env: Env): Config {
+  const budget = positiveInt(env, 'WORKER_TIME_BUDGET_S', 1500, 1740);
+  const secret = env.ACTION_SHARED_SECRET;
+  if (secret !== undefined && secret !== '' && secret.length < 16) {
+    throw new ConfigError('ACTION_SHARED_SECRET must be at least 16 characters');
+  }
+  const delegated = env.GMAIL_DELEGATED_SERVICE_ACCOUNT;
+  if (delegated !== undefined && delegated !== '' && !email.safeParse(delegated).success) {
+    throw new ConfigError(`GMAIL_DELEGATED_SERVICE_ACCOUNT must be a service account email, got "${delegated}"`);
+  }
+  const invoker = required(env, 'TASKS_INVOKER_SERVICE_ACCOUNT');
+  if (!email.safeParse(invoker).success) {
+    throw new ConfigError(`TASKS_INVOKER_SERVICE_ACCOUNT must be a service account email, got "${invoker}"`);
+  }
+  const workerUrl = url(env, 'WORKER_URL');
+  if (workerUrl === undefined) throw new ConfigError('WORKER_URL is not set');
+  return Object.freeze({
+    project: required(env, 'GCLOUD_PROJECT'),
+    connector: parseConnectorConfig(required(env, 'CONNECTOR_CONFIG')),
+    tasksLocation: required(env, 'TASKS_LOCATION', 'us-central1'),
+    tasksQueue: required(env, 'TASKS_QUEUE', 'fetch'),
+    workerUrl,
+    invokerServiceAccount: invoker,
+    workerTimeBudgetS: budget,
+    leaseS: positiveInt(env, 'WORKER_LEASE_S', 60, 600),
+    delegatedServiceAccount: delegated || undefined,
+    actionSharedSecret: secret || undefined,
+    firestoreEmulatorHost: hostPort(env, 'FIRESTORE_EMULATOR_HOST'),
+    tasksEmulatorHost: hostPort(env, 'CLOUD_TASKS_EMULATOR_HOST'),
+    gmailRootUrl: url(env, 'GMAIL_API_ROOT_URL'),
+    oidcJwksUrl: url(env, 'OIDC_JWKS_URL') ?? GOOGLE_JWKS,
+  });
+}

@@ -1,0 +1,43 @@
+/**
+ * The dependencies of both functions, built once from the configuration.
+ * Clients are constructed here and in the entry files only; the modules that
+ * do the work receive them.
+ */
+import { Firestore } from '@google-cloud/firestore';
+import type { Config } from './config.js';
+import { createGoogleAccess, type GoogleAccess } from './gmail/client.js';
+import { createLogger, type Logger } from './log.js';
+import { createTasksClient } from './queue/client.js';
+import { createTaskQueue, type TaskQueue } from './queue/tasks.js';
+import { ActionStore } from './store/actions.js';
+
+export interface Deps {
+  config: Config;
+  db: Firestore;
+  store: ActionStore;
+  queue: TaskQueue;
+  google: GoogleAccess;
+  log: Logger;
+  now: () => number;
+  /** When the process started (for GetStatus's uptime). */
+  startedAt: number;
+}
+
+export function createDeps(config: Config, overrides: Partial<Pick<Deps, 'log' | 'now'>> = {}): Deps {
+  const db = new Firestore({
+    projectId: config.project,
+    ignoreUndefinedProperties: true,
+    ...(config.firestoreEmulatorHost ? { host: config.firestoreEmulatorHost, ssl: false } : {}),
+  });
+  const now = overrides.now ?? Date.now;
+  return {
+    config,
+    db,
+    store: new ActionStore(db, now),
+    queue: createTaskQueue(createTasksClient({ emulatorHost: config.tasksEmulatorHost }), config),
+    google: createGoogleAccess(config),
+    log: overrides.log ?? createLogger(),
+    now,
+    startedAt: now(),
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * Calls to one mailbox's Gmail API, paced at the per-user quota and retried.
+ *
+ * Retries are written here rather than with a retry library because each one
+ * is coupled to the mailbox's pacer (a rate-limit answer lowers the user's rate)
+ * and must honour Gmail's Retry-After, and the wait must end at once on Stop.
+ */
+import { classify, PermanentGmailError, TransientGmailError } from './errors.js';
+import { QuotaPacer, sleep } from './pacing.js';
+
+/** Gmail's quota cost of each call we make, in units. */
+export const GMAIL_COSTS = {
+  'messages.list': 5,
+  'messages.get': 5,
+  'history.list': 2,
+  'labels.list': 1,
+  getProfile: 1,
+} as const;
+export type GmailMethod = keyof typeof GMAIL_COSTS;
+
+export interface CallerOptions {
+  pacer: QuotaPacer;
+  /** How many times a transient failure is retried before it is thrown. */
+  maxRetries?: number;
+  /** First backoff; doubles each retry up to maxBackoffMs, with jitter. */
+  baseBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Aborts waits (pacing and backoff) when the run must end. */
+  signal?: AbortSignal;
+}
+
+/** Makes paced, retried calls for one mailbox and counts the retries. */
+export class GmailCaller {
+  retries = 0;
+  private readonly maxRetries: number;
+  private readonly base: number;
+  private readonly max: number;
+
+  constructor(private readonly opts: CallerOptions) {
+    this.maxRetries = opts.maxRetries ?? 8;
+    this.base = opts.baseBackoffMs ?? 500;
+    this.max = opts.maxBackoffMs ?? 30_000;
+  }
+
+  /**
+   * Runs `fn` as Gmail method `method`; `what` names the call in errors.
+   * Throws PermanentGmailError at once, TransientGmailError after the retries.
+   */
+  async call<T>(method: GmailMethod, what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      await this.opts.pacer.take(GMAIL_COSTS[method], this.opts.signal);
+      try {
+        const out = await fn();
+        this.opts.pacer.succeeded();
+        return out;
+      } catch (e) {
+        const err = classify(e, what);
+        if (err instanceof PermanentGmailError) throw err;
+        if (attempt >= this.maxRetries || this.opts.signal?.aborted) throw err;
+        if (err.rateLimited) this.opts.pacer.throttled();
+        this.retries++;
+        await sleep(this.backoff(attempt, err), this.opts.signal);
+      }
+    }
+  }
+
+  private backoff(attempt: number, err: TransientGmailError): number {
+    const exp = Math.min(this.max, this.base * 2 ** attempt);
+    const jittered = exp / 2 + Math.random() * (exp / 2);
+    return Math.max(jittered, err.retryAfterMs ?? 0);
+  }
+}

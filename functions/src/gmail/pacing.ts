@@ -1,0 +1,84 @@
+/**
+ * Per-mailbox pacing at Gmail's per-user quota (DESIGN §4).
+ *
+ * Written here rather than taken from a rate-limit library because it must do
+ * two things together that the libraries we looked at do not: charge each call
+ * its own cost in quota units, and lower its own rate for a user that Gmail
+ * answers with rate-limit errors, then climb back as calls succeed.
+ */
+
+/** A token bucket in quota units whose refill rate adapts to Gmail's answers. */
+export class QuotaPacer {
+  private tokens: number;
+  private last: number;
+  private rate: number;
+  private readonly maxRate: number;
+  private readonly capacity: number;
+
+  /**
+   * @param unitsPerMinute the configured per-user quota; 0 means unpaced
+   * @param burstSeconds how many seconds of quota may be spent at once
+   */
+  constructor(
+    unitsPerMinute: number,
+    private readonly now: () => number = Date.now,
+    burstSeconds = 1,
+  ) {
+    this.maxRate = unitsPerMinute / 60;
+    this.rate = this.maxRate;
+    this.capacity = Math.max(this.maxRate * burstSeconds, 5);
+    this.tokens = this.capacity;
+    this.last = now();
+  }
+
+  /** Units per second currently allowed. */
+  get currentRate(): number {
+    return this.rate;
+  }
+
+  private refill(): void {
+    const t = this.now();
+    this.tokens = Math.min(this.capacity, this.tokens + ((t - this.last) / 1000) * this.rate);
+    this.last = t;
+  }
+
+  /** Waits until `cost` units may be spent, then spends them. */
+  async take(cost: number, signal?: AbortSignal): Promise<void> {
+    if (this.maxRate <= 0) return;
+    for (;;) {
+      this.refill();
+      if (this.tokens >= cost) {
+        this.tokens -= cost;
+        return;
+      }
+      const waitMs = Math.max(1, ((cost - this.tokens) / this.rate) * 1000);
+      await sleep(waitMs, signal);
+    }
+  }
+
+  /** Gmail said this user is over quota: halve the rate and spend what is left. */
+  throttled(): void {
+    if (this.maxRate <= 0) return;
+    this.rate = Math.max(this.maxRate / 16, this.rate / 2);
+    this.tokens = Math.min(this.tokens, 0);
+  }
+
+  /** A call succeeded: climb back towards the configured rate. */
+  succeeded(): void {
+    if (this.rate < this.maxRate) this.rate = Math.min(this.maxRate, this.rate * 1.02 + 0.01);
+  }
+}
+
+/** A timer promise that an AbortSignal ends early. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,54 @@
+output "action_url" {
+  description = "The ACI endpoint: $ACTION_URL/action=GetVersion (path form) or $ACTION_URL/?action=GetVersion."
+  value       = google_cloudfunctions2_function.action.service_config[0].uri
+}
+
+output "action_function_url" {
+  description = "The same endpoint under its cloudfunctions.net URL."
+  value       = google_cloudfunctions2_function.action.url
+}
+
+output "worker_url" {
+  description = "The worker's URL: target and OIDC audience of every fetch task (WORKER_URL)."
+  value       = local.worker_url
+}
+
+output "queue" {
+  description = "Full name of the Cloud Tasks queue."
+  value       = google_cloud_tasks_queue.fetch.id
+}
+
+output "delegated_service_account_email" {
+  description = "The account the runtime signs delegation JWTs as (GMAIL_DELEGATED_SERVICE_ACCOUNT)."
+  value       = google_service_account.gmail_delegate.email
+}
+
+output "delegated_service_account_client_id" {
+  description = "For the Workspace admin: the Client ID to authorise under Security > Access and data control > API controls > Domain-wide delegation (the account's unique id)."
+  value       = google_service_account.gmail_delegate.unique_id
+}
+
+output "delegation_scopes" {
+  description = "For the Workspace admin: the OAuth scopes to authorise for that Client ID, comma-separated as the Admin console takes them."
+  value       = join(",", local.delegation_scopes)
+}
+
+output "runtime_service_account_email" {
+  description = "Identity of both functions."
+  value       = google_service_account.runtime.email
+}
+
+output "tasks_invoker_service_account_email" {
+  description = "Account whose OIDC token the queue attaches (TASKS_INVOKER_SERVICE_ACCOUNT); may invoke the worker only."
+  value       = google_service_account.tasks_invoker.email
+}
+
+output "scheduler_service_account_email" {
+  description = "Account Cloud Scheduler calls action as."
+  value       = google_service_account.scheduler.email
+}
+
+output "scheduler_jobs" {
+  description = "Cloud Scheduler job of each scheduled task."
+  value       = { for task, job in google_cloud_scheduler_job.sync : task => job.name }
+}

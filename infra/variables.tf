@@ -1,0 +1,139 @@
+# Inputs of the Gmail connector deployment. Only project_id and connector_config are required;
+# see terraform.tfvars.example and README.md.
+
+variable "project_id" {
+  description = "Google Cloud project that hosts the connector (one deployment per project: the queue name and Firestore collections are fixed)."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, the Cloud Tasks queue and the Cloud Scheduler jobs."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "firestore_location" {
+  description = "Location of the (default) Firestore database, e.g. nam5 (multi-region US), eur3, or a region. Cannot be changed once the database exists."
+  type        = string
+  default     = "nam5"
+}
+
+variable "connector_config" {
+  description = <<-EOT
+    The connector configuration (DESIGN §5), as a JSON string (the content of a config/*.json file)
+    or as an HCL object of the same shape. It is passed to both functions as CONNECTOR_CONFIG, and
+    every task with a "schedule" gets a Cloud Scheduler job.
+  EOT
+  type        = any
+
+  validation {
+    condition     = can(keys(try(jsondecode(var.connector_config), var.connector_config).tasks))
+    error_message = "connector_config must be JSON (or an object) with a \"tasks\" object, as in DESIGN §5."
+  }
+
+  validation {
+    condition     = length(keys(try(jsondecode(var.connector_config), var.connector_config).tasks)) > 0
+    error_message = "connector_config.tasks must configure at least one task."
+  }
+}
+
+variable "workspace_domains" {
+  description = "Google Workspace domains the delegated account is authorised for. When not empty, every address and domain in connector_config must belong to one of them (checked at plan time)."
+  type        = list(string)
+  default     = []
+}
+
+variable "delegated_service_account_id" {
+  description = "Account id of the service account whose OAuth client id the Workspace admin authorises for domain-wide delegation."
+  type        = string
+  default     = "gmail-connector-delegate"
+}
+
+variable "gmail_modify_scope" {
+  description = "Whether the scopes shown for the Workspace admin include gmail.modify (only when write actions are enabled in the connector)."
+  type        = bool
+  default     = false
+}
+
+variable "action_invoker_members" {
+  description = "Principals allowed to call the action endpoint with an identity token, e.g. [\"user:ops@example.com\", \"serviceAccount:client@p.iam.gserviceaccount.com\", \"group:search-admins@example.com\"]."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.action_invoker_members : !contains(["allUsers", "allAuthenticatedUsers"], m)])
+    error_message = "action_invoker_members must name principals; allUsers and allAuthenticatedUsers are not accepted (see action_shared_secret_enabled)."
+  }
+}
+
+variable "action_shared_secret_enabled" {
+  description = "Opt-in shared-secret mode: action accepts unauthenticated calls (allUsers may invoke it) and requires the secret in the X-ACI-Secret header instead of an identity token. Off by default."
+  type        = bool
+  default     = false
+}
+
+variable "action_shared_secret" {
+  description = "The shared secret (at least 16 characters) when action_shared_secret_enabled; stored in Secret Manager and given to action as ACTION_SHARED_SECRET."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "worker_concurrency" {
+  description = "Requests (mailboxes) one worker instance serves at once. See the reasoning in functions.tf."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.worker_concurrency >= 1 && var.worker_concurrency <= 16
+    error_message = "worker_concurrency must be from 1 to 16."
+  }
+}
+
+variable "worker_memory" {
+  description = "Memory of a worker instance."
+  type        = string
+  default     = "2Gi"
+}
+
+variable "worker_max_instances" {
+  description = "Upper bound on worker instances; null derives it from the queue's concurrent dispatches and worker_concurrency."
+  type        = number
+  default     = null
+}
+
+variable "action_max_instances" {
+  description = "Upper bound on action instances (a cost guard: action answers in milliseconds)."
+  type        = number
+  default     = 10
+}
+
+variable "queue_max_concurrent_dispatches" {
+  description = "Tasks (mailboxes) the fetch queue runs at once; null derives it from the Gmail quotas (see queue.tf)."
+  type        = number
+  default     = null
+}
+
+variable "queue_max_dispatches_per_second" {
+  description = "Rate at which the fetch queue starts tasks."
+  type        = number
+  default     = 10
+}
+
+variable "queue_log_sampling_ratio" {
+  description = "Fraction of Cloud Tasks dispatch attempts written to Cloud Logging (0 to 1)."
+  type        = number
+  default     = 0
+}
+
+variable "firestore_delete_protection" {
+  description = "Whether the Firestore database refuses deletion."
+  type        = bool
+  default     = true
+}
+
+variable "labels" {
+  description = "Labels added to every resource that takes labels."
+  type        = map(string)
+  default     = {}
+}

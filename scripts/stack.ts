@@ -1,0 +1,143 @@
+/**
+ * `npm start`: the local stack of DESIGN §6 on 127.0.0.1 — the Firestore
+ * emulator, our Cloud Tasks and Gmail emulators, and the `action` and `worker`
+ * functions through the Functions Framework (the worker as a child process that
+ * is started again when it dies, as the platform would). Prints
+ * `ready: http://127.0.0.1:<port>/` once when every part answers, and stops
+ * everything on SIGINT or SIGTERM.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { createTasksClient } from '../functions/src/queue/client.js';
+import { startCloudTasksEmulator } from '../test/emulators/cloud-tasks/index.js';
+import { freePort, startFirestoreEmulator } from '../test/emulators/firestore.js';
+import { startGmailEmulator } from '../test/emulators/gmail/index.js';
+
+const env = process.env;
+const note = (s: string) => process.stderr.write(`stack: ${s}\n`);
+
+function intVar(name: string, def: number, max = 65535): number {
+  const v = env[name];
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > max) {
+    note(`${name} must be a whole number from 0 to ${max}, got "${v}"`);
+    process.exit(2);
+  }
+  return n;
+}
+function numVar(name: string, def: number, max: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > max) {
+    note(`${name} must be a number from 0 to ${max}, got "${v}"`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const project = env.GCLOUD_PROJECT || 'demo-gmail-connector';
+const children = new Set<ChildProcess>();
+let stopping = false;
+const closers: (() => Promise<void>)[] = [];
+
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    for (const c of children) c.kill('SIGTERM');
+    for (const close of closers.reverse()) await close().catch(() => {});
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+
+try {
+  const firestore = await startFirestoreEmulator({ port: intVar('FIRESTORE_EMULATOR_PORT', 8080) });
+  closers.push(() => firestore.close());
+  const tasks = await startCloudTasksEmulator({ port: intVar('CLOUD_TASKS_EMULATOR_PORT', 8123) });
+  closers.push(() => tasks.close());
+  const gmail = await startGmailEmulator({
+    port: intVar('GMAIL_EMULATOR_PORT', 8124),
+    dataDir: resolve(env.GMAIL_EMULATOR_DATA || 'test/fixtures/demo'),
+    quotaUnitsPerMinute: intVar('GMAIL_EMULATOR_QUOTA', 15000, 100_000_000),
+    latencyMs: intVar('GMAIL_EMULATOR_LATENCY_MS', 0, 600_000),
+    faultRate: numVar('GMAIL_EMULATOR_FAULTS', 0, 1),
+  });
+  closers.push(() => gmail.close());
+
+  const actionPort = intVar('ACI_PORT', 7700) || (await freePort());
+  const workerPort = intVar('WORKER_PORT', 7701) || (await freePort());
+  const workerUrl = `http://127.0.0.1:${workerPort}/`;
+  const fnEnv: NodeJS.ProcessEnv = {
+    ...env,
+    GCLOUD_PROJECT: project,
+    CONNECTOR_CONFIG: env.CONNECTOR_CONFIG || resolve('config/demo.json'),
+    TASKS_LOCATION: env.TASKS_LOCATION || 'us-central1',
+    TASKS_QUEUE: 'fetch',
+    WORKER_URL: workerUrl,
+    TASKS_INVOKER_SERVICE_ACCOUNT: env.TASKS_INVOKER_SERVICE_ACCOUNT || `tasks-invoker@${project}.iam.gserviceaccount.com`,
+    WORKER_TIME_BUDGET_S: env.WORKER_TIME_BUDGET_S || '1500',
+    FIRESTORE_EMULATOR_HOST: firestore.host,
+    CLOUD_TASKS_EMULATOR_HOST: tasks.host,
+    GMAIL_API_ROOT_URL: gmail.url,
+    OIDC_JWKS_URL: tasks.jwksUrl,
+  };
+
+  const client = createTasksClient({ emulatorHost: tasks.host });
+  const location = fnEnv.TASKS_LOCATION ?? 'us-central1';
+  await client.createQueue({
+    parent: client.locationPath(project, location),
+    queue: {
+      name: client.queuePath(project, location, 'fetch'),
+      retryConfig: { maxAttempts: -1, minBackoff: { seconds: 1 }, maxBackoff: { seconds: 60 }, maxDoublings: 5 },
+    },
+  }).catch((e: { code?: number }) => {
+    if (e.code !== 6) throw e;
+  });
+  await client.close();
+
+  const ff = resolve('node_modules/@google-cloud/functions-framework/build/src/main.js');
+  const source = resolve('functions/lib/index.js');
+  const serve = (target: string, port: number, restart: boolean): ChildProcess => {
+    const child = spawn(process.execPath, [ff, `--target=${target}`, `--source=${source}`, `--port=${port}`], {
+      env: { ...fnEnv, HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    for (const s of [child.stdout, child.stderr]) {
+      if (s) createInterface({ input: s }).on('line', (l) => process.stderr.write(`${target}: ${l}\n`));
+    }
+    if (target === 'worker') process.stdout.write(`worker: pid ${child.pid}\n`);
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      if (stopping) return;
+      note(`${target} exited (${signal ?? code})`);
+      if (restart) setTimeout(() => !stopping && serve(target, port, restart), 200);
+      else void shutdown(1);
+    });
+    return child;
+  };
+  serve('action', actionPort, false);
+  serve('worker', workerPort, true);
+
+  const up = async (url: string) => {
+    for (let i = 0; i < 600; i++) {
+      try {
+        await fetch(url, { signal: AbortSignal.timeout(1000) });
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    throw new Error(`${url} did not answer within 60 s`);
+  };
+  await Promise.all([up(`http://127.0.0.1:${actionPort}/action=GetVersion`), up(workerUrl)]);
+  note(`Firestore emulator ${firestore.host}, Cloud Tasks emulator ${tasks.host}, Gmail emulator ${gmail.url}, worker ${workerUrl}`);
+  process.stdout.write(`ready: http://127.0.0.1:${actionPort}/\n`);
+} catch (e) {
+  note((e as Error).message);
+  await shutdown(1);
+}

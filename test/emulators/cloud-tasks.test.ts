@@ -1,0 +1,584 @@
+/**
+ * The Cloud Tasks emulator, driven by the real `@google-cloud/tasks` client (REST mode, from
+ * createTasksClient) over HTTP, dispatching to a small recording target on loopback.
+ * Every test starts its own emulator, client and target and closes them afterwards.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CloudTasksClient, protos } from '@google-cloud/tasks';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createTasksClient } from '../../functions/src/queue/client.js';
+import { type CloudTasksEmulator, retryDelayMs, startCloudTasksEmulator } from './cloud-tasks/index.js';
+
+type IQueue = protos.google.cloud.tasks.v2.IQueue;
+
+const LOCATION = 'projects/test-project/locations/us-central1';
+const ALREADY_EXISTS = 6;
+const NOT_FOUND = 5;
+const INVALID_ARGUMENT = 3;
+const DEADLINE_EXCEEDED = 4;
+
+// ---------------------------------------------------------------------------------------------
+// A recording HTTP target.
+
+interface Received {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  /** When the request had fully arrived (ms). */
+  at: number;
+}
+
+/** What the target answers: a status, or 'hang' to never answer. */
+type Reply = number | 'hang';
+
+interface Target {
+  url: string;
+  received: Received[];
+  /** Resolves once `count` requests have arrived. */
+  waitFor(count: number, timeoutMs?: number): Promise<Received[]>;
+  close(): Promise<void>;
+}
+
+async function startTarget(reply: (n: number, req: Received) => Reply | Promise<Reply> = () => 200): Promise<Target> {
+  const received: Received[] = [];
+  const waiters = new Set<() => void>();
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const r: Received = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        at: Date.now(),
+      };
+      received.push(r);
+      for (const wake of [...waiters]) wake();
+      Promise.resolve(reply(received.length, r)).then(
+        (status) => {
+          if (status !== 'hang') res.writeHead(status).end(String(status));
+        },
+        () => res.writeHead(500).end(),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/work`,
+    received,
+    waitFor(count, timeoutMs = 5000) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (received.length < count) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(received.slice());
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`expected ${count} requests at the target within ${timeoutMs} ms, got ${received.length}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-test setup.
+
+interface Env {
+  emulator: CloudTasksEmulator;
+  client: CloudTasksClient;
+  target: Target;
+  queue: string;
+}
+
+let queueCounter = 0;
+
+async function setup(
+  t: TestContext,
+  options: { queue?: Omit<IQueue, 'name'>; dedupWindowMs?: number; reply?: Parameters<typeof startTarget>[0] } = {},
+): Promise<Env> {
+  const emulator = await startCloudTasksEmulator(
+    options.dedupWindowMs === undefined ? {} : { dedupWindowMs: options.dedupWindowMs },
+  );
+  const target = await startTarget(options.reply);
+  const client = createTasksClient({ emulatorHost: emulator.host });
+  t.after(async () => {
+    await client.close();
+    await emulator.close();
+    await target.close();
+  });
+  const queue = `${LOCATION}/queues/q-${++queueCounter}`;
+  await client.createQueue({ parent: LOCATION, queue: { ...options.queue, name: queue } });
+  return { emulator, client, target, queue };
+}
+
+const ms = (millis: number): { seconds: number; nanos: number } => ({
+  seconds: Math.floor(millis / 1000),
+  nanos: (millis % 1000) * 1_000_000,
+});
+
+/** A predicate for assert.rejects: the error carries this gRPC code. */
+const withCode =
+  (code: number) =>
+  (err: unknown): true => {
+    assert.equal((err as { code?: unknown }).code, code, `expected gRPC code ${code}: ${String(err)}`);
+    return true;
+  };
+
+/** Retries `check` until it passes or `timeoutMs` has passed, then throws its last error. */
+async function eventually(check: () => Promise<void>, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(20);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and de-duplication.
+
+test('named tasks: ALREADY_EXISTS while live, after deletion and after execution; get, list, delete', async (t) => {
+  const { client, target, queue } = await setup(t);
+  const later = `${queue}/tasks/later`;
+  await client.createTask({
+    parent: queue,
+    task: { name: later, scheduleTime: ms(Date.now() + 60_000), httpRequest: { url: target.url } },
+  });
+  await assert.rejects(
+    client.createTask({ parent: queue, task: { name: later, httpRequest: { url: target.url } } }),
+    withCode(ALREADY_EXISTS),
+  );
+
+  const [got] = await client.getTask({ name: later });
+  assert.equal(got.name, later);
+  assert.equal(got.httpRequest?.url, target.url);
+  const [listed] = await client.listTasks({ parent: queue });
+  assert.deepEqual(
+    listed.map((task) => task.name),
+    [later],
+  );
+
+  await client.deleteTask({ name: later });
+  await assert.rejects(client.getTask({ name: later }), withCode(NOT_FOUND));
+  await assert.rejects(client.deleteTask({ name: later }), withCode(NOT_FOUND));
+  await assert.rejects(
+    client.createTask({ parent: queue, task: { name: later, httpRequest: { url: target.url } } }),
+    withCode(ALREADY_EXISTS),
+  );
+
+  const now = `${queue}/tasks/now`;
+  await client.createTask({ parent: queue, task: { name: now, httpRequest: { url: target.url } } });
+  await target.waitFor(1);
+  await eventually(() => assert.rejects(client.getTask({ name: now }), withCode(NOT_FOUND)));
+  await assert.rejects(
+    client.createTask({ parent: queue, task: { name: now, httpRequest: { url: target.url } } }),
+    withCode(ALREADY_EXISTS),
+  );
+  await assert.rejects(client.deleteTask({ name: `${queue}/tasks/never-created` }), withCode(NOT_FOUND));
+  await assert.rejects(
+    client.createTask({ parent: `${LOCATION}/queues/no-such-queue`, task: { httpRequest: { url: target.url } } }),
+    withCode(NOT_FOUND),
+  );
+});
+
+test('a deleted task name is reusable once the de-duplication window has passed', async (t) => {
+  const { client, target, queue } = await setup(t, { dedupWindowMs: 300 });
+  const name = `${queue}/tasks/reused`;
+  const task = { name, scheduleTime: ms(Date.now() + 60_000), httpRequest: { url: target.url } };
+  await client.createTask({ parent: queue, task });
+  await client.deleteTask({ name });
+  await assert.rejects(client.createTask({ parent: queue, task }), withCode(ALREADY_EXISTS));
+  await sleep(350);
+  const [again] = await client.createTask({ parent: queue, task });
+  assert.equal(again.name, name);
+});
+
+test('unnamed tasks get generated ids; lists come in pages', async (t) => {
+  const { client, target, queue } = await setup(t);
+  const names: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const [task] = await client.createTask({
+      parent: queue,
+      task: { scheduleTime: ms(Date.now() + 60_000), httpRequest: { url: target.url } },
+    });
+    assert.match(task.name ?? '', new RegExp(`^${queue}/tasks/\\d+$`));
+    names.push(task.name ?? '');
+  }
+  assert.equal(new Set(names).size, 3);
+  const [first, , firstResponse] = await client.listTasks({ parent: queue, pageSize: 2 }, { autoPaginate: false });
+  assert.equal(first.length, 2);
+  assert.ok(firstResponse?.nextPageToken);
+  const [second, , secondResponse] = await client.listTasks(
+    { parent: queue, pageSize: 2, pageToken: firstResponse.nextPageToken },
+    { autoPaginate: false },
+  );
+  assert.equal(second.length, 1);
+  assert.ok(!secondResponse?.nextPageToken);
+  assert.deepEqual([...first, ...second].map((task) => task.name).sort(), names.sort());
+});
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch.
+
+test('dispatch carries method, body, headers and an OIDC token that verifies against the JWKS', async (t) => {
+  const { emulator, client, target, queue } = await setup(t);
+  const email = 'tasks-invoker@test-project.iam.gserviceaccount.com';
+  const audience = 'https://worker.example.com/';
+  const scheduled = Date.now();
+  const [created] = await client.createTask({
+    parent: queue,
+    task: {
+      name: `${queue}/tasks/with-audience`,
+      scheduleTime: ms(scheduled),
+      httpRequest: {
+        url: target.url,
+        httpMethod: 'PUT',
+        headers: { 'Content-Type': 'application/json', 'X-Custom': 'yes' },
+        body: Buffer.from('{"hello":"world"}'),
+        oidcToken: { serviceAccountEmail: email, audience },
+      },
+    },
+  });
+  assert.equal(created.httpRequest?.httpMethod, 'PUT');
+  await client.createTask({
+    parent: queue,
+    task: { name: `${queue}/tasks/default-audience`, httpRequest: { url: target.url, oidcToken: { serviceAccountEmail: email } } },
+  });
+  const [first, second] = await target.waitFor(2);
+  const byName = new Map([first, second].map((r) => [r?.headers['x-cloudtasks-taskname'], r]));
+  const put = byName.get('with-audience');
+  const post = byName.get('default-audience');
+  assert.ok(put && post);
+
+  assert.equal(put.method, 'PUT');
+  assert.equal(put.path, '/work');
+  assert.equal(put.body, '{"hello":"world"}');
+  assert.equal(put.headers['content-type'], 'application/json');
+  assert.equal(put.headers['x-custom'], 'yes');
+  assert.equal(put.headers['user-agent'], 'Google-Cloud-Tasks');
+  assert.equal(put.headers['x-cloudtasks-queuename'], queue.split('/').pop());
+  assert.equal(put.headers['x-cloudtasks-taskretrycount'], '0');
+  assert.equal(put.headers['x-cloudtasks-taskexecutioncount'], '0');
+  assert.ok(Math.abs(Number(put.headers['x-cloudtasks-tasketa']) - scheduled / 1000) < 0.002);
+  assert.equal(post.method, 'POST');
+  assert.equal(post.body, '');
+
+  const jwks = createRemoteJWKSet(new URL(emulator.jwksUrl));
+  const verify = async (r: Received, aud: string): Promise<void> => {
+    const header = r.headers.authorization ?? '';
+    assert.match(header, /^Bearer /);
+    const { payload, protectedHeader } = await jwtVerify(header.slice('Bearer '.length), jwks, {
+      issuer: emulator.issuer,
+      audience: aud,
+    });
+    assert.equal(protectedHeader.alg, 'RS256');
+    assert.ok(protectedHeader.kid);
+    assert.equal(payload.email, email);
+    assert.equal(payload.email_verified, true);
+    assert.equal(payload.iss, 'https://accounts.google.com');
+    assert.ok(payload.sub);
+    assert.equal(payload.exp, (payload.iat ?? 0) + 3600);
+  };
+  await verify(put, audience);
+  await verify(post, target.url);
+  await assert.rejects(jwtVerify((put.headers.authorization ?? '').slice(7), jwks, { audience: target.url }));
+});
+
+test('failed attempts are retried with the queue backoff until a 2xx; counts in headers', async (t) => {
+  const replies = [500, 500, 409, 200];
+  const { client, target, queue } = await setup(t, {
+    queue: { retryConfig: { minBackoff: ms(100), maxBackoff: ms(300), maxAttempts: 10 } },
+    reply: (n) => replies[n - 1] ?? 200,
+  });
+  const name = `${queue}/tasks/flaky`;
+  await client.createTask({ parent: queue, task: { name, httpRequest: { url: target.url } } });
+  const got = await target.waitFor(4);
+  const gaps = got.slice(1).map((r, i) => r.at - (got[i]?.at ?? 0));
+  // min_backoff 0.1 s doubling (0.1, 0.2, 0.4) capped by max_backoff 0.3 s.
+  [100, 200, 300].forEach((expected, i) => {
+    const gap = gaps[i] ?? 0;
+    assert.ok(gap >= expected - 15 && gap <= expected + 250, `retry ${i + 1} came after ${gap} ms, expected ~${expected} ms`);
+  });
+  assert.deepEqual(
+    got.map((r) => r.headers['x-cloudtasks-taskretrycount']),
+    ['0', '1', '2', '3'],
+  );
+  // As documented by Google, the execution count leaves out 5xx answers.
+  assert.deepEqual(
+    got.map((r) => r.headers['x-cloudtasks-taskexecutioncount']),
+    ['0', '0', '0', '1'],
+  );
+  assert.deepEqual(
+    got.map((r) => r.headers['x-cloudtasks-taskpreviousresponse']),
+    [undefined, '500', '500', '409'],
+  );
+  await eventually(() => assert.rejects(client.getTask({ name }), withCode(NOT_FOUND)));
+  await sleep(400);
+  assert.equal(target.received.length, 4);
+});
+
+test('retry delays follow Google documented example: 10s, 20s, 40s, 80s, 160s, 240s, 300s', () => {
+  const config = { minBackoffMs: 10_000, maxBackoffMs: 300_000, maxDoublings: 3 };
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 7, 8].map((retry) => retryDelayMs(retry, config) / 1000),
+    [10, 20, 40, 80, 160, 240, 300, 300],
+  );
+});
+
+test('maxAttempts stops retrying and drops the task; its name stays taken', async (t) => {
+  const { client, target, queue } = await setup(t, {
+    queue: { retryConfig: { maxAttempts: 3, minBackoff: ms(50), maxBackoff: ms(50) } },
+    reply: () => 503,
+  });
+  const name = `${queue}/tasks/doomed`;
+  await client.createTask({ parent: queue, task: { name, httpRequest: { url: target.url } } });
+  await target.waitFor(3);
+  await eventually(() => assert.rejects(client.getTask({ name }), withCode(NOT_FOUND)));
+  await sleep(300);
+  assert.equal(target.received.length, 3);
+  await assert.rejects(
+    client.createTask({ parent: queue, task: { name, httpRequest: { url: target.url } } }),
+    withCode(ALREADY_EXISTS),
+  );
+});
+
+test('an attempt past its dispatchDeadline fails; the task records it; RunTask dispatches at once', async (t) => {
+  const { client, target, queue } = await setup(t, {
+    // A long backoff keeps the failed task waiting, so RunTask is what dispatches it again.
+    queue: { retryConfig: { minBackoff: ms(60_000), maxBackoff: ms(60_000) } },
+    reply: (n) => (n === 1 ? 'hang' : 200),
+  });
+  const name = `${queue}/tasks/slow`;
+  // Google accepts 15 s to 30 min; the emulator also accepts shorter deadlines.
+  await client.createTask({ parent: queue, task: { name, dispatchDeadline: ms(1000), httpRequest: { url: target.url } } });
+  const [first] = await target.waitFor(1);
+  let failedAt = 0;
+  await eventually(async () => {
+    const [task] = await client.getTask({ name });
+    assert.equal(task.lastAttempt?.responseStatus?.code, DEADLINE_EXCEEDED);
+    assert.equal(task.dispatchCount, 1);
+    assert.equal(task.responseCount, 0);
+    assert.ok(task.firstAttempt?.dispatchTime);
+    failedAt = Date.now();
+  });
+  assert.ok(failedAt - (first?.at ?? 0) >= 900, `the attempt failed after ${failedAt - (first?.at ?? 0)} ms`);
+
+  const [ran] = await client.runTask({ name });
+  assert.equal(ran.dispatchCount, 2);
+  const [, second] = await target.waitFor(2);
+  assert.equal(second?.headers['x-cloudtasks-taskretrycount'], '1');
+  assert.equal(second?.headers['x-cloudtasks-taskexecutioncount'], '0');
+  await eventually(() => assert.rejects(client.getTask({ name }), withCode(NOT_FOUND)));
+});
+
+test('a task deleted while its attempt is in flight is never retried', async (t) => {
+  const { client, target, queue } = await setup(t, {
+    queue: { retryConfig: { minBackoff: ms(50), maxBackoff: ms(50) } },
+    reply: () => sleep(300).then(() => 500),
+  });
+  const name = `${queue}/tasks/in-flight`;
+  await client.createTask({ parent: queue, task: { name, httpRequest: { url: target.url } } });
+  await target.waitFor(1);
+  await client.deleteTask({ name });
+  await sleep(600);
+  assert.equal(target.received.length, 1);
+  await assert.rejects(client.getTask({ name }), withCode(NOT_FOUND));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Queue state and limits.
+
+test('a paused queue dispatches nothing until resumed', async (t) => {
+  const { client, target, queue } = await setup(t);
+  const [paused] = await client.pauseQueue({ name: queue });
+  assert.equal(paused.state, 'PAUSED');
+  await client.createTask({ parent: queue, task: { httpRequest: { url: target.url } } });
+  await client.createTask({ parent: queue, task: { scheduleTime: ms(Date.now() + 100), httpRequest: { url: target.url } } });
+  await sleep(400);
+  assert.equal(target.received.length, 0);
+  const [resumed] = await client.resumeQueue({ name: queue });
+  assert.equal(resumed.state, 'RUNNING');
+  await target.waitFor(2);
+});
+
+test('scheduleTime in the future is honoured', async (t) => {
+  const { client, target, queue } = await setup(t);
+  const created = Date.now();
+  const due = created + 700;
+  await client.createTask({ parent: queue, task: { scheduleTime: ms(due), httpRequest: { url: target.url } } });
+  const [got] = await target.waitFor(1);
+  assert.ok((got?.at ?? 0) >= due - 5, `dispatched ${(got?.at ?? 0) - due} ms relative to its schedule time`);
+  assert.ok(Math.abs(Number(got?.headers['x-cloudtasks-tasketa']) - due / 1000) < 0.002);
+});
+
+test('a task deleted before its schedule time is never dispatched; purge and queue deletion', async (t) => {
+  const { client, target, queue } = await setup(t);
+  const soon = `${queue}/tasks/soon`;
+  await client.createTask({ parent: queue, task: { name: soon, scheduleTime: ms(Date.now() + 200), httpRequest: { url: target.url } } });
+  for (let i = 0; i < 3; i++) {
+    await client.createTask({ parent: queue, task: { scheduleTime: ms(Date.now() + 300), httpRequest: { url: target.url } } });
+  }
+  await client.deleteTask({ name: soon });
+  const [purged] = await client.purgeQueue({ name: queue });
+  assert.ok(purged.purgeTime?.seconds);
+  const [left] = await client.listTasks({ parent: queue });
+  assert.equal(left.length, 0);
+  await sleep(500);
+  assert.equal(target.received.length, 0);
+
+  await client.deleteQueue({ name: queue });
+  await assert.rejects(client.getQueue({ name: queue }), withCode(NOT_FOUND));
+  await assert.rejects(client.pauseQueue({ name: queue }), withCode(NOT_FOUND));
+});
+
+test('maxConcurrentDispatches=1 serialises dispatch; the default does not', async (t) => {
+  const overlap = async (env: Env, active: { now: number; max: number }): Promise<number> => {
+    for (let i = 0; i < 3; i++) await env.client.createTask({ parent: env.queue, task: { httpRequest: { url: env.target.url } } });
+    await env.target.waitFor(3);
+    await eventually(async () => assert.equal(active.now, 0));
+    return active.max;
+  };
+  const holding = (active: { now: number; max: number }) => async (): Promise<number> => {
+    active.now++;
+    active.max = Math.max(active.max, active.now);
+    await sleep(150);
+    active.now--;
+    return 200;
+  };
+  const serialActive = { now: 0, max: 0 };
+  const serial = await setup(t, { queue: { rateLimits: { maxConcurrentDispatches: 1 } }, reply: holding(serialActive) });
+  const [shown] = await serial.client.getQueue({ name: serial.queue });
+  assert.equal(shown.rateLimits?.maxConcurrentDispatches, 1);
+  assert.equal(await overlap(serial, serialActive), 1);
+
+  const parallelActive = { now: 0, max: 0 };
+  const parallel = await setup(t, { reply: holding(parallelActive) });
+  assert.ok((await overlap(parallel, parallelActive)) > 1);
+});
+
+test('maxDispatchesPerSecond paces dispatch through a token bucket', async (t) => {
+  const { client, target, queue } = await setup(t, { queue: { rateLimits: { maxDispatchesPerSecond: 10 } } });
+  const [shown] = await client.getQueue({ name: queue });
+  assert.equal(shown.rateLimits?.maxDispatchesPerSecond, 10);
+  assert.equal(shown.rateLimits?.maxBurstSize, 2);
+  for (let i = 0; i < 6; i++) await client.createTask({ parent: queue, task: { httpRequest: { url: target.url } } });
+  const got = await target.waitFor(6);
+  const span = (got[5]?.at ?? 0) - (got[0]?.at ?? 0);
+  // Two tokens at once, then one every 100 ms.
+  assert.ok(span >= 330, `six dispatches at 10/s with a burst of 2 took ${span} ms`);
+});
+
+test('updateQueue changes only the fields in its update mask', async (t) => {
+  const { client, queue } = await setup(t, {
+    queue: {
+      rateLimits: { maxDispatchesPerSecond: 10, maxConcurrentDispatches: 7 },
+      retryConfig: { maxAttempts: 5, minBackoff: ms(1000), maxBackoff: ms(10_000) },
+    },
+  });
+  const [created] = await client.getQueue({ name: queue });
+  assert.equal(created.state, 'RUNNING');
+  assert.equal(created.retryConfig?.maxDoublings, 16);
+
+  const [masked] = await client.updateQueue({
+    queue: {
+      name: queue,
+      rateLimits: { maxDispatchesPerSecond: 99, maxConcurrentDispatches: 3 },
+      retryConfig: { maxAttempts: 9 },
+    },
+    updateMask: { paths: ['rate_limits.max_concurrent_dispatches'] },
+  });
+  assert.equal(masked.rateLimits?.maxConcurrentDispatches, 3);
+  assert.equal(masked.rateLimits?.maxDispatchesPerSecond, 10);
+  assert.equal(masked.retryConfig?.maxAttempts, 5);
+  assert.equal(Number(masked.retryConfig?.minBackoff?.seconds), 1);
+
+  // A whole message in the mask is replaced: its unset fields return to Google's defaults.
+  const [replaced] = await client.updateQueue({
+    queue: { name: queue, retryConfig: { maxAttempts: 9 } },
+    updateMask: { paths: ['retryConfig'] },
+  });
+  assert.equal(replaced.retryConfig?.maxAttempts, 9);
+  assert.equal(replaced.retryConfig?.minBackoff?.nanos, 100_000_000);
+  assert.equal(Number(replaced.retryConfig?.maxBackoff?.seconds), 3600);
+  assert.equal(replaced.rateLimits?.maxConcurrentDispatches, 3);
+
+  const [got] = await client.getQueue({ name: queue });
+  assert.equal(got.retryConfig?.maxAttempts, 9);
+  await assert.rejects(
+    client.updateQueue({ queue: { name: queue }, updateMask: { paths: ['state'] } }),
+    withCode(INVALID_ARGUMENT),
+  );
+  await assert.rejects(
+    client.updateQueue({ queue: { name: queue, rateLimits: { maxDispatchesPerSecond: 501 } }, updateMask: { paths: ['rate_limits'] } }),
+    withCode(INVALID_ARGUMENT),
+  );
+  await assert.rejects(client.createQueue({ parent: LOCATION, queue: { name: queue } }), withCode(ALREADY_EXISTS));
+});
+
+// ---------------------------------------------------------------------------------------------
+// The REST surface as other callers (gcloud) use it.
+
+test('REST routes accept enum names and snake_case as gcloud sends them, and answer Google errors', async (t) => {
+  const { emulator, target, queue } = await setup(t);
+  const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+    const init: RequestInit = { method, headers: { 'Content-Type': 'application/json' } };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    const res = await fetch(`${emulator.url}${path}`, init);
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+
+  const created = await call('POST', `v2/${queue}/tasks?alt=json`, {
+    task: {
+      http_request: { url: target.url, http_method: 'PUT', headers: { 'X-From': 'gcloud' }, body: Buffer.from('raw body').toString('base64') },
+      dispatch_deadline: '30s',
+    },
+    response_view: 'FULL',
+  });
+  assert.equal(created.status, 200);
+  const http = created.json.httpRequest as Record<string, unknown>;
+  assert.equal(http.httpMethod, 'PUT');
+  assert.equal(http.body, Buffer.from('raw body').toString('base64'));
+  assert.equal(created.json.view, 'FULL');
+  assert.equal(created.json.dispatchDeadline, '30s');
+  const [got] = await target.waitFor(1);
+  assert.equal(got?.method, 'PUT');
+  assert.equal(got?.body, 'raw body');
+  assert.equal(got?.headers['x-from'], 'gcloud');
+
+  assert.equal((await call('GET', `v2/${queue}`)).json.state, 'RUNNING');
+  assert.equal((await call('GET', `v2/${queue}?$alt=json%3Benum-encoding=int`)).json.state, 1);
+  assert.equal((await call('POST', `v2/${queue}:pause`, {})).json.state, 'PAUSED');
+
+  const missing = await call('GET', `v2/${queue}/tasks/nope`);
+  assert.equal(missing.status, 404);
+  assert.deepEqual(missing.json, { error: { code: 404, message: 'Requested entity was not found.', status: 'NOT_FOUND' } });
+  const unknownField = await call('POST', `v2/${queue}/tasks`, { task: { httpRequest: { url: target.url, verb: 'POST' } } });
+  assert.equal(unknownField.status, 400);
+  assert.equal((unknownField.json.error as Record<string, unknown>).status, 'INVALID_ARGUMENT');
+  const badBody = await call('POST', `v2/${queue}/tasks`, {
+    task: { httpRequest: { url: target.url, httpMethod: 'GET', body: Buffer.from('x').toString('base64') } },
+  });
+  assert.equal(badBody.status, 400);
+});

@@ -1,0 +1,87 @@
+/**
+ * One HTTP attempt of a task against its target.
+ *
+ * Owns the outgoing connections (keep-alive agents), the dispatch deadline (an attempt still
+ * unanswered when it passes is aborted) and the outcome of an attempt: the target's status, a
+ * deadline, a connection error, or cancelled because the emulator is closing. It never
+ * follows redirects: as on Google, only a 2xx answer is a success.
+ */
+import http from 'node:http';
+import https from 'node:https';
+
+export interface AttemptRequest {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body?: Buffer;
+  deadlineMs: number;
+}
+
+export type AttemptOutcome =
+  | { kind: 'response'; status: number; at: number }
+  | { kind: 'deadline' }
+  | { kind: 'error'; message: string }
+  | { kind: 'cancelled' };
+
+export class Dispatcher {
+  private readonly httpAgent = new http.Agent({ keepAlive: true, scheduling: 'fifo' });
+  private readonly httpsAgent = new https.Agent({ keepAlive: true, scheduling: 'fifo' });
+  /** In-flight attempts, each with the function that cancels it. */
+  private readonly active = new Set<() => void>();
+  private closed = false;
+
+  send(request: AttemptRequest): Promise<AttemptOutcome> {
+    if (this.closed) return Promise.resolve({ kind: 'cancelled' });
+    return new Promise<AttemptOutcome>((resolve) => {
+      const url = new URL(request.url);
+      const secure = url.protocol === 'https:';
+      const headers: Record<string, string | number> = { ...request.headers };
+      headers['Content-Length'] = request.body?.length ?? 0;
+
+      let settled = false;
+      const finish = (outcome: AttemptOutcome): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.active.delete(cancel);
+        resolve(outcome);
+      };
+      const cancel = (): void => {
+        finish({ kind: 'cancelled' });
+        req.destroy();
+      };
+
+      const req = (secure ? https : http).request(url, {
+        method: request.method,
+        headers,
+        agent: secure ? this.httpsAgent : this.httpAgent,
+      });
+      const timer = setTimeout(() => {
+        finish({ kind: 'deadline' });
+        req.destroy();
+      }, request.deadlineMs);
+      this.active.add(cancel);
+
+      req.on('response', (res) => {
+        const status = res.statusCode ?? 0;
+        const at = Date.now();
+        // The status decides the attempt; the body is read and dropped.
+        const done = (): void => finish({ kind: 'response', status, at });
+        res.on('end', done);
+        res.on('close', done);
+        res.on('error', done);
+        res.resume();
+      });
+      req.on('error', (err) => finish({ kind: 'error', message: err.message }));
+      req.end(request.body);
+    });
+  }
+
+  /** Cancels every in-flight attempt and drops idle connections. */
+  close(): void {
+    this.closed = true;
+    for (const cancel of [...this.active]) cancel();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}

@@ -1,0 +1,167 @@
+// Gmail API emulator: serves the Gmail v1 REST routes that googleapis calls, plus the Admin
+// SDK Directory users.list, from a folder of mbox files (one mailbox per <address>.mbox).
+//
+//   const emulator = await startGmailEmulator({ dataDir: 'test/fixtures/demo' });
+//   const gmail = google.gmail({ version: 'v1', rootUrl: emulator.url, auth });
+//   await gmail.users.messages.list({ userId: 'demo@example.com' });
+//   await emulator.close();
+//
+// Users are addressed by their address in the path; any Bearer token is accepted.
+
+import { createServer, type Server } from 'node:http';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { FaultInjector, QuotaManager } from './quota.js';
+import { createHandler, type EmulatorState } from './routes.js';
+import { Mailbox } from './store.js';
+
+export interface GmailEmulatorOptions {
+  /** Port to listen on; 0 (the default) picks a free one. */
+  port?: number;
+  /** Interface to bind; only loopback addresses make sense. Default 127.0.0.1. */
+  host?: string;
+  /** Folder of <address>.mbox files (Google Takeout format), one mailbox each. */
+  dataDir?: string;
+  /** More addresses to serve, with empty mailboxes. */
+  users?: string[];
+  /** Per-user quota in units per minute, refilled continuously. Default 15000; 0 = unlimited. */
+  quotaUnitsPerMinute?: number;
+  /** Seconds of quota a user may burst (the bucket's size). Default 60: a minute's worth. */
+  quotaBurstSeconds?: number;
+  /** Status of quota refusals: 429 rateLimitExceeded (default) or 403 userRateLimitExceeded. */
+  quotaStatus?: 429 | 403;
+  /** Added to every call, in milliseconds. Default 0. */
+  latencyMs?: number;
+  /** Fraction (0..1) of Gmail calls answered with 429, 403 rate limit, 500 or 503. Default 0. */
+  faultRate?: number;
+  /** How many history records each mailbox keeps; an older startHistoryId is 404. Default: all. */
+  historyRetention?: number;
+  /** Seed of the fault generator. Default 1. */
+  seed?: number;
+}
+
+export interface GmailEmulatorStats {
+  /** Calls received, by method name ("messages.get", "getProfile", "directory.users.list", …). */
+  calls: Record<string, number>;
+  /** Calls refused for quota. */
+  rateLimited: number;
+  /** Calls answered with an injected fault. */
+  faults: number;
+}
+
+export interface GmailEmulator {
+  /** Root URL for googleapis (`rootUrl`), e.g. "http://127.0.0.1:8124/". */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+  setQuota(unitsPerMinute: number): void;
+  setLatency(ms: number): void;
+  setFaultRate(f: number): void;
+  stats(): GmailEmulatorStats;
+  /** Addresses served, sorted. */
+  mailboxes(): string[];
+}
+
+function fraction(f: number): number {
+  return Number.isFinite(f) ? Math.min(1, Math.max(0, f)) : 0;
+}
+
+export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promise<GmailEmulator> {
+  const mailboxes = new Map<string, Mailbox>();
+  const closeMailboxes = async (): Promise<void> => {
+    await Promise.all([...mailboxes.values()].map((m) => m.close()));
+  };
+  try {
+    if (opts.dataDir) {
+      const files = (await readdir(opts.dataDir)).filter((f) => f.toLowerCase().endsWith('.mbox') && f.includes('@')).sort();
+      for (const file of files) {
+        const address = file.slice(0, -'.mbox'.length).toLowerCase();
+        mailboxes.set(address, await Mailbox.load(join(opts.dataDir, file), address, opts.historyRetention));
+      }
+    }
+    for (const u of opts.users ?? []) {
+      const address = u.toLowerCase();
+      if (!mailboxes.has(address)) mailboxes.set(address, new Mailbox(address, opts.historyRetention));
+    }
+  } catch (err) {
+    await closeMailboxes();
+    throw err;
+  }
+
+  const timers = new Map<NodeJS.Timeout, (done: boolean) => void>();
+  const state: EmulatorState = {
+    mailboxes,
+    quota: new QuotaManager(opts.quotaUnitsPerMinute ?? 15000, opts.quotaBurstSeconds ?? 60),
+    quotaStatus: opts.quotaStatus ?? 429,
+    faults: new FaultInjector(fraction(opts.faultRate ?? 0), opts.seed ?? 1),
+    latencyMs: Math.max(0, opts.latencyMs ?? 0),
+    calls: {},
+    rateLimited: 0,
+    faultCount: 0,
+    closed: false,
+    delay: (ms) =>
+      new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => {
+          timers.delete(t);
+          resolve(true);
+        }, ms);
+        t.unref();
+        timers.set(t, resolve);
+      }),
+  };
+
+  const server: Server = createServer(createHandler(state));
+  server.keepAliveTimeout = 5000;
+  const host = opts.host ?? '127.0.0.1';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await closeMailboxes();
+    throw err;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+
+  let closing: Promise<void> | null = null;
+  return {
+    url: `http://${urlHost}:${port}/`,
+    port,
+    close() {
+      closing ??= (async () => {
+        state.closed = true;
+        for (const [t, resolve] of timers) {
+          clearTimeout(t);
+          resolve(false);
+        }
+        timers.clear();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await closed;
+        await closeMailboxes();
+      })();
+      return closing;
+    },
+    setQuota(unitsPerMinute) {
+      state.quota.setRate(unitsPerMinute);
+    },
+    setLatency(ms) {
+      state.latencyMs = Math.max(0, ms);
+    },
+    setFaultRate(f) {
+      state.faults.rate = fraction(f);
+    },
+    stats() {
+      return { calls: { ...state.calls }, rateLimited: state.rateLimited, faults: state.faultCount };
+    },
+    mailboxes() {
+      return [...mailboxes.keys()].sort();
+    },
+  };
+}

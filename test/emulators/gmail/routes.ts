@@ -1,0 +1,426 @@
+// HTTP routes: the Gmail v1 REST paths googleapis calls (rootUrl + "gmail/v1/users/{userId}/…",
+// media uploads under "upload/gmail/v1/…") and the Admin SDK Directory users.list.
+//
+// Every call goes through the same steps: route → latency → auth (any Bearer token; none is
+// 401) → user (an address with a mailbox; others 400 failedPrecondition, see errors.ts) →
+// injected faults → quota → the method. Directory calls get latency and auth only.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiError, badRequest, invalidArgument, noMailbox, notFound, rateLimited, unauthenticated } from './errors.js';
+import { applyFields, parseFields } from './fields.js';
+import { fromBase64Url, parseAttachmentId, parseHeaderBlock, splitMultipart } from './mime.js';
+import { METHOD_COSTS, type FaultInjector, type QuotaManager } from './quota.js';
+import { hash32 } from './random.js';
+import type { HistoryType, Mailbox, MessageFormat } from './store.js';
+
+export interface EmulatorState {
+  mailboxes: Map<string, Mailbox>;
+  quota: QuotaManager;
+  quotaStatus: 429 | 403;
+  faults: FaultInjector;
+  latencyMs: number;
+  calls: Record<string, number>;
+  rateLimited: number;
+  faultCount: number;
+  closed: boolean;
+  /** Waits latencyMs; resolves early (with false) when the emulator closes. */
+  delay(ms: number): Promise<boolean>;
+}
+
+const MAX_BODY = 64 * 1024 * 1024;
+
+interface Route {
+  name: string;
+  method: string;
+  pattern: RegExp;
+  gmail: boolean;
+}
+
+const U = '([^/]+)';
+const ROUTES: Route[] = [
+  { name: 'getProfile', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/profile$`), gmail: true },
+  { name: 'labels.list', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/labels$`), gmail: true },
+  { name: 'labels.get', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/labels/${U}$`), gmail: true },
+  { name: 'messages.list', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/messages$`), gmail: true },
+  { name: 'messages.insert', method: 'POST', pattern: new RegExp(`^(?:/upload)?/gmail/v1/users/${U}/messages$`), gmail: true },
+  { name: 'messages.import', method: 'POST', pattern: new RegExp(`^(?:/upload)?/gmail/v1/users/${U}/messages/import$`), gmail: true },
+  { name: 'messages.batchModify', method: 'POST', pattern: new RegExp(`^/gmail/v1/users/${U}/messages/batchModify$`), gmail: true },
+  { name: 'messages.batchDelete', method: 'POST', pattern: new RegExp(`^/gmail/v1/users/${U}/messages/batchDelete$`), gmail: true },
+  { name: 'messages.attachments.get', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/messages/${U}/attachments/${U}$`), gmail: true },
+  { name: 'messages.get', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/messages/${U}$`), gmail: true },
+  { name: 'messages.delete', method: 'DELETE', pattern: new RegExp(`^/gmail/v1/users/${U}/messages/${U}$`), gmail: true },
+  { name: 'messages.modify', method: 'POST', pattern: new RegExp(`^/gmail/v1/users/${U}/messages/${U}/modify$`), gmail: true },
+  { name: 'messages.trash', method: 'POST', pattern: new RegExp(`^/gmail/v1/users/${U}/messages/${U}/trash$`), gmail: true },
+  { name: 'messages.untrash', method: 'POST', pattern: new RegExp(`^/gmail/v1/users/${U}/messages/${U}/untrash$`), gmail: true },
+  { name: 'history.list', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/history$`), gmail: true },
+  { name: 'threads.list', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/threads$`), gmail: true },
+  { name: 'threads.get', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/threads/${U}$`), gmail: true },
+  { name: 'directory.users.list', method: 'GET', pattern: /^\/admin\/directory\/v1\/users$/, gmail: false },
+];
+
+function matchRoute(method: string, path: string): { route: Route; args: string[] } | null {
+  for (const route of ROUTES) {
+    if (route.method !== method) continue;
+    const m = route.pattern.exec(path);
+    if (m) {
+      const args = m.slice(1).map((a) => {
+        try {
+          return decodeURIComponent(a ?? '');
+        } catch {
+          return a ?? '';
+        }
+      });
+      return { route, args };
+    }
+  }
+  return null;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  if (status === 204) {
+    res.writeHead(204, headers);
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body, null, 2);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=UTF-8',
+    'Content-Length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, err: ApiError): void {
+  const headers: Record<string, string> = { ...(err.options.headers ?? {}) };
+  if (err.options.retryAfterSeconds !== undefined) headers['Retry-After'] = String(err.options.retryAfterSeconds);
+  send(res, err.code, err.body(), headers);
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new ApiError(413, 'Request Entity Too Large', 'uploadTooLarge');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function parseJson(body: Buffer): Record<string, unknown> {
+  if (body.length === 0) return {};
+  try {
+    const v: unknown = JSON.parse(body.toString('utf8'));
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch {
+    throw invalidArgument('Invalid JSON payload received.');
+  }
+}
+
+function stringList(v: unknown, field: string): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) {
+    throw invalidArgument(`Invalid value at '${field}'`);
+  }
+  return v as string[];
+}
+
+function intParam(params: URLSearchParams, name: string, def: number, max: number): number {
+  const v = params.get(name);
+  if (v === null || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw invalidArgument(`Invalid value for ${name}: ${v}`);
+  return n === 0 ? def : Math.min(n, max);
+}
+
+function boolParam(params: URLSearchParams, name: string): boolean {
+  const v = params.get(name);
+  if (v === null || v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  throw invalidArgument(`Invalid value for ${name}: ${v}`);
+}
+
+function formatParam(params: URLSearchParams, allowRaw: boolean): MessageFormat {
+  const v = (params.get('format') ?? 'full').toLowerCase();
+  if (v === 'minimal' || v === 'metadata' || v === 'full' || (allowRaw && v === 'raw')) return v;
+  throw invalidArgument(`Invalid value for format: ${v}`);
+}
+
+const HISTORY_TYPES: readonly HistoryType[] = ['messageAdded', 'messageDeleted', 'labelAdded', 'labelRemoved'];
+
+/** The raw message and metadata of an insert or import, from any of the three forms googleapis sends. */
+async function messageUpload(
+  req: IncomingMessage,
+  url: URL,
+): Promise<{ raw: Buffer; meta: Record<string, unknown> }> {
+  const body = await readBody(req);
+  if (url.pathname.startsWith('/upload/')) {
+    const uploadType = url.searchParams.get('uploadType') ?? 'media';
+    if (uploadType === 'media') return { raw: body, meta: {} };
+    if (uploadType === 'multipart') {
+      const ct = req.headers['content-type'] ?? '';
+      const boundary = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(ct);
+      const b = boundary?.[1] ?? boundary?.[2];
+      if (!b) throw badRequest('Missing multipart boundary');
+      const { parts } = splitMultipart(body, 0, body.length, b);
+      const [metaPart, mediaPart] = parts;
+      if (!metaPart || !mediaPart) throw badRequest('Multipart upload needs a metadata part and a media part');
+      const metaBody = parseHeaderBlock(body, metaPart.start, metaPart.end).bodyStart;
+      const mediaBody = parseHeaderBlock(body, mediaPart.start, mediaPart.end).bodyStart;
+      return {
+        meta: parseJson(body.subarray(metaBody, metaPart.end)),
+        raw: Buffer.from(body.subarray(mediaBody, mediaPart.end)),
+      };
+    }
+    throw badRequest(`Unsupported uploadType: ${uploadType}`);
+  }
+  const meta = parseJson(body);
+  if (typeof meta['raw'] !== 'string' || meta['raw'] === '') {
+    throw invalidArgument("'raw' RFC822 payload message string or uploading message via /upload/* URL required");
+  }
+  return { raw: fromBase64Url(meta['raw']), meta };
+}
+
+function directoryUser(address: string): Record<string, unknown> {
+  const local = address.split('@')[0] ?? '';
+  const words = local.split(/[._-]+/).filter((w) => w !== '');
+  const cap = (w: string): string => w.charAt(0).toUpperCase() + w.slice(1);
+  const givenName = cap(words[0] ?? local);
+  const familyName = words.length > 1 ? words.slice(1).map(cap).join(' ') : 'User';
+  const id = `1${String(hash32(address)).padStart(10, '0')}${String(hash32(`${address}#`)).padStart(10, '0')}`;
+  return {
+    kind: 'admin#directory#user',
+    id,
+    etag: `"${hash32(`etag:${address}`).toString(16)}"`,
+    primaryEmail: address,
+    name: { givenName, familyName, fullName: `${givenName} ${familyName}` },
+    isAdmin: false,
+    isDelegatedAdmin: false,
+    lastLoginTime: '1970-01-01T00:00:00.000Z',
+    creationTime: '2020-01-01T00:00:00.000Z',
+    agreedToTerms: true,
+    suspended: false,
+    archived: false,
+    changePasswordAtNextLogin: false,
+    ipWhitelisted: false,
+    emails: [{ address, primary: true }],
+    customerId: 'C0emulat0',
+    orgUnitPath: '/',
+    isMailboxSetup: true,
+    isEnrolledIn2Sv: false,
+    isEnforcedIn2Sv: false,
+    includeInGlobalAddressList: true,
+  };
+}
+
+function listDirectoryUsers(state: EmulatorState, params: URLSearchParams): unknown {
+  const domain = params.get('domain')?.toLowerCase();
+  const customer = params.get('customer');
+  if (!domain && !customer) throw badRequest('Bad Request');
+  let users = [...state.mailboxes.keys()].sort();
+  if (domain) {
+    users = users.filter((a) => a.endsWith(`@${domain}`));
+    // The Directory API refuses domains outside the customer's account.
+    if (users.length === 0) throw new ApiError(403, 'Not Authorized to access this resource/api', 'forbidden');
+  }
+  const max = intParam(params, 'maxResults', 100, 500);
+  let start = 0;
+  const token = params.get('pageToken');
+  if (token) {
+    start = Number(Buffer.from(token, 'base64url').toString('latin1').replace(/^u/, ''));
+    if (!Number.isInteger(start) || start < 0) throw invalidArgument('Invalid pageToken');
+  }
+  const page = users.slice(start, start + max);
+  const out: Record<string, unknown> = { kind: 'admin#directory#users', etag: `"${hash32(users.join(','))}"` };
+  if (page.length > 0) {
+    out['users'] = page.map(directoryUser);
+  }
+  if (start + max < users.length) {
+    out['nextPageToken'] = Buffer.from(`u${start + max}`, 'latin1').toString('base64url');
+  }
+  return out;
+}
+
+async function gmailCall(
+  name: string,
+  args: string[],
+  mb: Mailbox,
+  req: IncomingMessage,
+  url: URL,
+): Promise<{ status: number; body: unknown }> {
+  const p = url.searchParams;
+  switch (name) {
+    case 'getProfile':
+      return { status: 200, body: mb.profile() };
+    case 'labels.list':
+      return { status: 200, body: { labels: mb.labelsJson() } };
+    case 'labels.get':
+      return { status: 200, body: mb.labelJson(args[1] ?? '') };
+    case 'messages.list': {
+      const opts = {
+        labelIds: p.getAll('labelIds'),
+        q: p.get('q') ?? undefined,
+        includeSpamTrash: boolParam(p, 'includeSpamTrash'),
+        pageToken: p.get('pageToken') || undefined,
+        maxResults: intParam(p, 'maxResults', 100, 500),
+      };
+      return { status: 200, body: mb.list(opts) };
+    }
+    case 'threads.list': {
+      const opts = {
+        labelIds: p.getAll('labelIds'),
+        q: p.get('q') ?? undefined,
+        includeSpamTrash: boolParam(p, 'includeSpamTrash'),
+        pageToken: p.get('pageToken') || undefined,
+        maxResults: intParam(p, 'maxResults', 100, 500),
+      };
+      return { status: 200, body: await mb.listThreads(opts) };
+    }
+    case 'messages.get': {
+      const rec = mb.get(args[1] ?? '');
+      return { status: 200, body: await mb.messageJson(rec, formatParam(p, true), p.getAll('metadataHeaders')) };
+    }
+    case 'threads.get': {
+      return { status: 200, body: await mb.threadJson(args[1] ?? '', formatParam(p, false), p.getAll('metadataHeaders')) };
+    }
+    case 'messages.attachments.get': {
+      const rec = mb.get(args[1] ?? '');
+      const ref = parseAttachmentId(args[2] ?? '');
+      if (!ref || ref.messageId !== rec.id) throw notFound();
+      return { status: 200, body: await mb.attachment(rec, ref.partId) };
+    }
+    case 'messages.insert':
+    case 'messages.import': {
+      const { raw, meta } = await messageUpload(req, url);
+      const source = p.get('internalDateSource') ?? (name === 'messages.import' ? 'dateHeader' : 'receivedTime');
+      if (source !== 'dateHeader' && source !== 'receivedTime') {
+        throw invalidArgument(`Invalid value for internalDateSource: ${source}`);
+      }
+      const rec = mb.addMessage(raw, {
+        labelIds: stringList(meta['labelIds'], 'labelIds'),
+        threadId: typeof meta['threadId'] === 'string' ? meta['threadId'] : undefined,
+        internalDateSource: source,
+      });
+      return { status: 200, body: shortMessage(rec) };
+    }
+    case 'messages.delete':
+      mb.deleteMessage(args[1] ?? '');
+      return { status: 204, body: null };
+    case 'messages.modify': {
+      const body = parseJson(await readBody(req));
+      const rec = mb.modify(
+        args[1] ?? '',
+        stringList(body['addLabelIds'], 'addLabelIds'),
+        stringList(body['removeLabelIds'], 'removeLabelIds'),
+      );
+      return { status: 200, body: shortMessage(rec) };
+    }
+    case 'messages.trash':
+      await readBody(req);
+      return { status: 200, body: shortMessage(mb.trash(args[1] ?? '')) };
+    case 'messages.untrash':
+      await readBody(req);
+      return { status: 200, body: shortMessage(mb.untrash(args[1] ?? '')) };
+    case 'messages.batchModify': {
+      const body = parseJson(await readBody(req));
+      const ids = stringList(body['ids'], 'ids');
+      if (ids.length > 1000) throw invalidArgument('Too many ids: at most 1000');
+      mb.batchModify(ids, stringList(body['addLabelIds'], 'addLabelIds'), stringList(body['removeLabelIds'], 'removeLabelIds'));
+      return { status: 204, body: null };
+    }
+    case 'messages.batchDelete': {
+      const body = parseJson(await readBody(req));
+      const ids = stringList(body['ids'], 'ids');
+      if (ids.length > 1000) throw invalidArgument('Too many ids: at most 1000');
+      mb.batchDelete(ids);
+      return { status: 204, body: null };
+    }
+    case 'history.list': {
+      const start = p.get('startHistoryId');
+      if (start === null || !/^\d+$/.test(start)) throw invalidArgument('Invalid startHistoryId');
+      const types = p.getAll('historyTypes');
+      for (const t of types) {
+        if (!(HISTORY_TYPES as readonly string[]).includes(t)) throw invalidArgument(`Invalid value for historyTypes: ${t}`);
+      }
+      return {
+        status: 200,
+        body: mb.historyList({
+          startHistoryId: Number(start),
+          historyTypes: types as HistoryType[],
+          labelId: p.get('labelId') || undefined,
+          maxResults: intParam(p, 'maxResults', 100, 500),
+          pageToken: p.get('pageToken') || undefined,
+        }),
+      };
+    }
+    default:
+      throw notFound();
+  }
+}
+
+function shortMessage(rec: { id: string; threadId: string; labelIds: string[] }): Record<string, unknown> {
+  return { id: rec.id, threadId: rec.threadId, ...(rec.labelIds.length > 0 ? { labelIds: [...rec.labelIds] } : {}) };
+}
+
+export function createHandler(state: EmulatorState): (req: IncomingMessage, res: ServerResponse) => void {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/' && req.method === 'GET') {
+      send(res, 200, { service: 'gmail-emulator', mailboxes: [...state.mailboxes.keys()].sort() });
+      return;
+    }
+    const matched = matchRoute(req.method ?? 'GET', url.pathname);
+    if (!matched) {
+      send(res, 404, new ApiError(404, `Not Found: ${req.method} ${url.pathname}`, 'notFound').body());
+      return;
+    }
+    const { route, args } = matched;
+    state.calls[route.name] = (state.calls[route.name] ?? 0) + 1;
+    if (state.latencyMs > 0) {
+      const waited = await state.delay(state.latencyMs);
+      if (!waited || state.closed) {
+        res.destroy();
+        return;
+      }
+    }
+    try {
+      const auth = req.headers['authorization'];
+      if (typeof auth !== 'string' || !/^Bearer\s+\S+/i.test(auth)) throw unauthenticated();
+      if (!route.gmail) {
+        const body = listDirectoryUsers(state, url.searchParams);
+        send(res, 200, applyFields(body, parseFields(url.searchParams.get('fields') ?? '')));
+        return;
+      }
+      const user = (args[0] ?? '').toLowerCase();
+      const mb = state.mailboxes.get(user);
+      if (!mb) throw noMailbox();
+      const injected = state.faults.maybeFault();
+      if (injected) {
+        state.faultCount++;
+        throw injected;
+      }
+      const taken = state.quota.take(user, METHOD_COSTS[route.name] ?? 1);
+      if (!taken.ok) {
+        state.rateLimited++;
+        throw rateLimited(state.quotaStatus, taken.retryAfterSeconds);
+      }
+      const { status, body } = await gmailCall(route.name, args, mb, req, url);
+      send(res, status, status === 204 ? null : applyFields(body, parseFields(url.searchParams.get('fields') ?? '')));
+    } catch (err) {
+      if (err instanceof ApiError) sendError(res, err);
+      else {
+        sendError(res, new ApiError(500, 'Backend Error', 'backendError'));
+        process.emitWarning(`gmail emulator: ${route.name} failed: ${(err as Error)?.stack ?? String(err)}`);
+      }
+    }
+  };
+  return (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      process.emitWarning(`gmail emulator: ${(err as Error)?.stack ?? String(err)}`);
+      if (!res.headersSent) res.destroy();
+    });
+  };
+}

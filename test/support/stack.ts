@@ -1,0 +1,169 @@
+/**
+ * An in-process stack for integration tests: the Firestore emulator (shared by
+ * the run, data kept apart by project id), our Cloud Tasks and Gmail emulators
+ * on free loopback ports, and both functions served through the Functions
+ * Framework, the worker as the queue's real target.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import type { Firestore } from '@google-cloud/firestore';
+import type { ConnectorConfig, Env } from '../../functions/src/config.js';
+import type { Deps } from '../../functions/src/deps.js';
+import { silentLogger } from '../../functions/src/log.js';
+import { createTasksClient } from '../../functions/src/queue/client.js';
+import { registerFunctions } from '../../functions/src/register.js';
+import type { ActionRecord, UnitRecord } from '../../functions/src/store/model.js';
+import { startCloudTasksEmulator, type CloudTasksEmulator } from '../emulators/cloud-tasks/index.js';
+import { freePort, startFirestoreEmulator, type FirestoreEmulator } from '../emulators/firestore.js';
+import { startGmailEmulator, type GmailEmulator, type GmailEmulatorOptions } from '../emulators/gmail/index.js';
+
+export interface StackOptions {
+  /** The connector configuration (DESIGN §5). */
+  connector: ConnectorConfig | Record<string, unknown>;
+  /** Folder of `<address>.mbox` files. */
+  mailDir: string;
+  gmail?: Omit<GmailEmulatorOptions, 'dataDir' | 'port'>;
+  /** More variables for the functions (e.g. WORKER_TIME_BUDGET_S, WORKER_LEASE_S). */
+  env?: Env;
+  /** Retry settings of the `fetch` queue. */
+  retry?: { minBackoff?: string; maxBackoff?: string; maxAttempts?: number };
+}
+
+export interface AciAnswer {
+  status: number;
+  text: string;
+  /** The parsed body when the response is JSON. */
+  json: unknown;
+}
+
+export interface TestStack {
+  project: string;
+  actionUrl: string;
+  workerUrl: string;
+  deps: Deps;
+  db: Firestore;
+  tasks: CloudTasksEmulator;
+  gmail: GmailEmulator;
+  firestore: FirestoreEmulator;
+  queuePath: string;
+  /** Sends an ACI GET with these parameters (simplejson unless ResponseFormat is given). */
+  aci(params: Record<string, string>, init?: RequestInit): Promise<AciAnswer>;
+  /** Submits a Synchronize and returns its token. */
+  synchronize(task: string, extra?: Record<string, string>): Promise<string>;
+  /** Polls until the action has one of the statuses; returns its record. */
+  waitFor(token: string, statuses: string[], timeoutMs?: number): Promise<ActionRecord>;
+  units(token: string): Promise<UnitRecord[]>;
+  /** Sink documents of a task and user: id → data. */
+  sink(task: string, user: string): Promise<Map<string, FirebaseFirestore.DocumentData>>;
+  close(): Promise<void>;
+}
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((res, rej) => {
+    server.once('error', rej);
+    server.listen(port, '127.0.0.1', () => {
+      const a = server.address();
+      res(typeof a === 'object' && a ? a.port : port);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((res) => {
+    server.closeAllConnections?.();
+    server.close(() => res());
+  });
+}
+
+export async function startTestStack(opts: StackOptions): Promise<TestStack> {
+  const firestore = await startFirestoreEmulator();
+  const project = `test-${randomBytes(6).toString('hex')}`;
+  const tasks = await startCloudTasksEmulator({ port: 0 });
+  const gmail = await startGmailEmulator({ port: 0, quotaUnitsPerMinute: 0, ...opts.gmail, dataDir: opts.mailDir });
+  const workerPort = await freePort();
+  const workerUrl = `http://127.0.0.1:${workerPort}/`;
+  const env: Env = {
+    GCLOUD_PROJECT: project,
+    CONNECTOR_CONFIG: JSON.stringify(opts.connector),
+    TASKS_LOCATION: 'us-central1',
+    TASKS_QUEUE: 'fetch',
+    WORKER_URL: workerUrl,
+    TASKS_INVOKER_SERVICE_ACCOUNT: `tasks-invoker@${project}.iam.gserviceaccount.com`,
+    FIRESTORE_EMULATOR_HOST: firestore.host,
+    CLOUD_TASKS_EMULATOR_HOST: tasks.host,
+    GMAIL_API_ROOT_URL: gmail.url,
+    OIDC_JWKS_URL: tasks.jwksUrl,
+    ...opts.env,
+  };
+  const deps = registerFunctions(env, { log: silentLogger });
+  const worker = getTestServer('worker');
+  await listen(worker, workerPort);
+  const action = getTestServer('action');
+  const actionPort = await listen(action, 0);
+  const actionUrl = `http://127.0.0.1:${actionPort}/`;
+  const client = createTasksClient({ emulatorHost: tasks.host });
+  const queuePath = deps.queue.queuePath;
+  await client.createQueue({
+    parent: client.locationPath(project, 'us-central1'),
+    queue: {
+      name: queuePath,
+      retryConfig: {
+        maxAttempts: opts.retry?.maxAttempts ?? -1,
+        minBackoff: { seconds: 0, nanos: 100_000_000 },
+        maxBackoff: { seconds: 1 },
+        maxDoublings: 4,
+      },
+    },
+  });
+  await client.close();
+
+  const aci = async (params: Record<string, string>, init?: RequestInit): Promise<AciAnswer> => {
+    const q = new URLSearchParams({ ResponseFormat: 'simplejson', ...params });
+    const r = await fetch(`${actionUrl}?${q}`, init);
+    const text = await r.text();
+    let json: unknown;
+    if ((r.headers.get('content-type') ?? '').includes('json')) json = JSON.parse(text);
+    return { status: r.status, text, json };
+  };
+  const stack: TestStack = {
+    project,
+    actionUrl,
+    workerUrl,
+    deps,
+    db: deps.db,
+    tasks,
+    gmail,
+    firestore,
+    queuePath,
+    aci,
+    async synchronize(task, extra = {}) {
+      const r = await aci({ action: 'Fetch', FetchAction: 'Synchronize', TaskSections: task, ...extra });
+      if (r.status !== 200) throw new Error(`Synchronize answered ${r.status}: ${r.text}`);
+      return (r.json as { autnresponse: { responsedata: { token: string } } }).autnresponse.responsedata.token;
+    },
+    async waitFor(token, statuses, timeoutMs = 60_000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const a = await deps.store.get(token);
+        if (a && statuses.includes(a.status)) return a;
+        if (Date.now() > until) throw new Error(`action ${token} is ${a?.status ?? 'missing'}, not ${statuses.join('/')} after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    units: (token) => deps.store.units(token),
+    async sink(task, user) {
+      const snaps = await deps.db.collection('documents').where('task', '==', task.toUpperCase()).where('user', '==', user.toLowerCase()).get();
+      return new Map(snaps.docs.map((d) => [d.id, d.data()]));
+    },
+    async close() {
+      await closeServer(action);
+      await closeServer(worker);
+      await tasks.close();
+      await gmail.close();
+      await deps.db.terminate();
+      await firestore.close();
+    },
+  };
+  return stack;
+}
