@@ -3,22 +3,22 @@
 
 locals {
   apis = toset([
-    "admin.googleapis.com",               # Directory API: users of a task's "domain"
-    "artifactregistry.googleapis.com",    # function images
-    "cloudbuild.googleapis.com",          # builds the functions from source
-    "cloudfunctions.googleapis.com",      # the two functions (Cloud Functions v2 API)
+    "admin.googleapis.com",                # Directory API: users of a task's "domain"
+    "artifactregistry.googleapis.com",     # function images
+    "cloudbuild.googleapis.com",           # builds the functions from source
+    "cloudfunctions.googleapis.com",       # the two functions (Cloud Functions v2 API)
     "cloudresourcemanager.googleapis.com", # project IAM
-    "cloudscheduler.googleapis.com",      # scheduled Synchronize
-    "cloudtasks.googleapis.com",          # the fetch queue
-    "firebaserules.googleapis.com",       # Firestore security rules
-    "firestore.googleapis.com",           # state and sink
-    "gmail.googleapis.com",               # the mailboxes
-    "iam.googleapis.com",                 # service accounts, custom role
-    "iamcredentials.googleapis.com",      # signJwt for domain-wide delegation (no key files)
-    "logging.googleapis.com",             # structured logs
-    "run.googleapis.com",                 # Cloud Run services behind the functions
-    "secretmanager.googleapis.com",       # the opt-in shared secret
-    "storage.googleapis.com",             # the source bucket
+    "cloudscheduler.googleapis.com",       # scheduled Synchronize
+    "cloudtasks.googleapis.com",           # the fetch queue
+    "firebaserules.googleapis.com",        # Firestore security rules
+    "firestore.googleapis.com",            # state and sink
+    "gmail.googleapis.com",                # the mailboxes
+    "iam.googleapis.com",                  # service accounts, custom role
+    "iamcredentials.googleapis.com",       # signJwt for domain-wide delegation (no key files)
+    "logging.googleapis.com",              # structured logs
+    "run.googleapis.com",                  # Cloud Run services behind the functions
+    "secretmanager.googleapis.com",        # the opt-in shared secret
+    "storage.googleapis.com",              # the source bucket
   ])
 }
 

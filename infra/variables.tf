@@ -32,7 +32,7 @@ variable "connector_config" {
   }
 
   validation {
-    condition     = length(keys(try(jsondecode(var.connector_config), var.connector_config).tasks)) > 0
+    condition     = try(length(keys(try(jsondecode(var.connector_config), var.connector_config).tasks)) > 0, true)
     error_message = "connector_config.tasks must configure at least one task."
   }
 }

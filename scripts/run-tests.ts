@@ -29,7 +29,16 @@ const firestore = which === 'unit' ? undefined : await startFirestoreEmulator();
 const env = { ...process.env, ...(firestore ? { FIRESTORE_EMULATOR_HOST: firestore.host } : {}) };
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
+  [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=2',
+    // A stuck test fails after 5 minutes instead of holding the run.
+    '--test-timeout=300000',
+    '--test-reporter=spec',
+    ...files,
+  ],
   { stdio: 'inherit', env },
 );
 const stop = () => child.kill('SIGTERM');

@@ -27,7 +27,9 @@ export function createDeps(config: Config, overrides: Partial<Pick<Deps, 'log' |
   const db = new Firestore({
     projectId: config.project,
     ignoreUndefinedProperties: true,
-    ...(config.firestoreEmulatorHost ? { host: config.firestoreEmulatorHost, ssl: false } : {}),
+    // Against the emulator, name the universe so that no credential lookup (and no
+    // metadata-server probe) happens.
+    ...(config.firestoreEmulatorHost ? { host: config.firestoreEmulatorHost, ssl: false, universeDomain: 'googleapis.com' } : {}),
   });
   const now = overrides.now ?? Date.now;
   return {

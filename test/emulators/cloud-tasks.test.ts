@@ -159,7 +159,7 @@ async function eventually(check: () => Promise<void>, timeoutMs = 3000): Promise
 // ---------------------------------------------------------------------------------------------
 // Names and de-duplication.
 
-test('named tasks: ALREADY_EXISTS while live, after deletion and after execution; get, list, delete', async (t) => {
+void test('named tasks: ALREADY_EXISTS while live, after deletion and after execution; get, list, delete', async (t) => {
   const { client, target, queue } = await setup(t);
   const later = `${queue}/tasks/later`;
   await client.createTask({
@@ -203,7 +203,7 @@ test('named tasks: ALREADY_EXISTS while live, after deletion and after execution
   );
 });
 
-test('a deleted task name is reusable once the de-duplication window has passed', async (t) => {
+void test('a deleted task name is reusable once the de-duplication window has passed', async (t) => {
   const { client, target, queue } = await setup(t, { dedupWindowMs: 300 });
   const name = `${queue}/tasks/reused`;
   const task = { name, scheduleTime: ms(Date.now() + 60_000), httpRequest: { url: target.url } };
@@ -215,7 +215,7 @@ test('a deleted task name is reusable once the de-duplication window has passed'
   assert.equal(again.name, name);
 });
 
-test('unnamed tasks get generated ids; lists come in pages', async (t) => {
+void test('unnamed tasks get generated ids; lists come in pages', async (t) => {
   const { client, target, queue } = await setup(t);
   const names: string[] = [];
   for (let i = 0; i < 3; i++) {
@@ -242,7 +242,7 @@ test('unnamed tasks get generated ids; lists come in pages', async (t) => {
 // ---------------------------------------------------------------------------------------------
 // Dispatch.
 
-test('dispatch carries method, body, headers and an OIDC token that verifies against the JWKS', async (t) => {
+void test('dispatch carries method, body, headers and an OIDC token that verifies against the JWKS', async (t) => {
   const { emulator, client, target, queue } = await setup(t);
   const email = 'tasks-invoker@test-project.iam.gserviceaccount.com';
   const audience = 'https://worker.example.com/';
@@ -264,7 +264,10 @@ test('dispatch carries method, body, headers and an OIDC token that verifies aga
   assert.equal(created.httpRequest?.httpMethod, 'PUT');
   await client.createTask({
     parent: queue,
-    task: { name: `${queue}/tasks/default-audience`, httpRequest: { url: target.url, oidcToken: { serviceAccountEmail: email } } },
+    task: {
+      name: `${queue}/tasks/default-audience`,
+      httpRequest: { url: target.url, oidcToken: { serviceAccountEmail: email } },
+    },
   });
   const [first, second] = await target.waitFor(2);
   const byName = new Map([first, second].map((r) => [r?.headers['x-cloudtasks-taskname'], r]));
@@ -306,7 +309,7 @@ test('dispatch carries method, body, headers and an OIDC token that verifies aga
   await assert.rejects(jwtVerify((put.headers.authorization ?? '').slice(7), jwks, { audience: target.url }));
 });
 
-test('failed attempts are retried with the queue backoff until a 2xx; counts in headers', async (t) => {
+void test('failed attempts are retried with the queue backoff until a 2xx; counts in headers', async (t) => {
   const replies = [500, 500, 409, 200];
   const { client, target, queue } = await setup(t, {
     queue: { retryConfig: { minBackoff: ms(100), maxBackoff: ms(300), maxAttempts: 10 } },
@@ -319,7 +322,10 @@ test('failed attempts are retried with the queue backoff until a 2xx; counts in 
   // min_backoff 0.1 s doubling (0.1, 0.2, 0.4) capped by max_backoff 0.3 s.
   [100, 200, 300].forEach((expected, i) => {
     const gap = gaps[i] ?? 0;
-    assert.ok(gap >= expected - 15 && gap <= expected + 250, `retry ${i + 1} came after ${gap} ms, expected ~${expected} ms`);
+    assert.ok(
+      gap >= expected - 15 && gap <= expected + 250,
+      `retry ${i + 1} came after ${gap} ms, expected ~${expected} ms`,
+    );
   });
   assert.deepEqual(
     got.map((r) => r.headers['x-cloudtasks-taskretrycount']),
@@ -339,7 +345,7 @@ test('failed attempts are retried with the queue backoff until a 2xx; counts in 
   assert.equal(target.received.length, 4);
 });
 
-test('retry delays follow Google documented example: 10s, 20s, 40s, 80s, 160s, 240s, 300s', () => {
+void test('retry delays follow Google documented example: 10s, 20s, 40s, 80s, 160s, 240s, 300s', () => {
   const config = { minBackoffMs: 10_000, maxBackoffMs: 300_000, maxDoublings: 3 };
   assert.deepEqual(
     [1, 2, 3, 4, 5, 6, 7, 8].map((retry) => retryDelayMs(retry, config) / 1000),
@@ -347,7 +353,7 @@ test('retry delays follow Google documented example: 10s, 20s, 40s, 80s, 160s, 2
   );
 });
 
-test('maxAttempts stops retrying and drops the task; its name stays taken', async (t) => {
+void test('maxAttempts stops retrying and drops the task; its name stays taken', async (t) => {
   const { client, target, queue } = await setup(t, {
     queue: { retryConfig: { maxAttempts: 3, minBackoff: ms(50), maxBackoff: ms(50) } },
     reply: () => 503,
@@ -364,7 +370,7 @@ test('maxAttempts stops retrying and drops the task; its name stays taken', asyn
   );
 });
 
-test('an attempt past its dispatchDeadline fails; the task records it; RunTask dispatches at once', async (t) => {
+void test('an attempt past its dispatchDeadline fails; the task records it; RunTask dispatches at once', async (t) => {
   const { client, target, queue } = await setup(t, {
     // A long backoff keeps the failed task waiting, so RunTask is what dispatches it again.
     queue: { retryConfig: { minBackoff: ms(60_000), maxBackoff: ms(60_000) } },
@@ -393,7 +399,7 @@ test('an attempt past its dispatchDeadline fails; the task records it; RunTask d
   await eventually(() => assert.rejects(client.getTask({ name }), withCode(NOT_FOUND)));
 });
 
-test('a task deleted while its attempt is in flight is never retried', async (t) => {
+void test('a task deleted while its attempt is in flight is never retried', async (t) => {
   const { client, target, queue } = await setup(t, {
     queue: { retryConfig: { minBackoff: ms(50), maxBackoff: ms(50) } },
     reply: () => sleep(300).then(() => 500),
@@ -410,7 +416,7 @@ test('a task deleted while its attempt is in flight is never retried', async (t)
 // ---------------------------------------------------------------------------------------------
 // Queue state and limits.
 
-test('a paused queue dispatches nothing until resumed', async (t) => {
+void test('a paused queue dispatches nothing until resumed', async (t) => {
   const { client, target, queue } = await setup(t);
   const [paused] = await client.pauseQueue({ name: queue });
   assert.equal(paused.state, 'PAUSED');
@@ -423,7 +429,7 @@ test('a paused queue dispatches nothing until resumed', async (t) => {
   await target.waitFor(2);
 });
 
-test('scheduleTime in the future is honoured', async (t) => {
+void test('scheduleTime in the future is honoured', async (t) => {
   const { client, target, queue } = await setup(t);
   const created = Date.now();
   const due = created + 700;
@@ -433,13 +439,12 @@ test('scheduleTime in the future is honoured', async (t) => {
   assert.ok(Math.abs(Number(got?.headers['x-cloudtasks-tasketa']) - due / 1000) < 0.002);
 });
 
-test('a task deleted before its schedule time is never dispatched; purge and queue deletion', async (t) => {
+void test('a task deleted before its schedule time is never dispatched; purge and queue deletion', async (t) => {
   const { client, target, queue } = await setup(t);
   const soon = `${queue}/tasks/soon`;
-  await client.createTask({ parent: queue, task: { name: soon, scheduleTime: ms(Date.now() + 200), httpRequest: { url: target.url } } });
-  for (let i = 0; i < 3; i++) {
-    await client.createTask({ parent: queue, task: { scheduleTime: ms(Date.now() + 300), httpRequest: { url: target.url } } });
-  }
+  const at = (delay: number) => ({ scheduleTime: ms(Date.now() + delay), httpRequest: { url: target.url } });
+  await client.createTask({ parent: queue, task: { name: soon, ...at(200) } });
+  for (let i = 0; i < 3; i++) await client.createTask({ parent: queue, task: at(300) });
   await client.deleteTask({ name: soon });
   const [purged] = await client.purgeQueue({ name: queue });
   assert.ok(purged.purgeTime?.seconds);
@@ -453,9 +458,10 @@ test('a task deleted before its schedule time is never dispatched; purge and que
   await assert.rejects(client.pauseQueue({ name: queue }), withCode(NOT_FOUND));
 });
 
-test('maxConcurrentDispatches=1 serialises dispatch; the default does not', async (t) => {
+void test('maxConcurrentDispatches=1 serialises dispatch; the default does not', async (t) => {
   const overlap = async (env: Env, active: { now: number; max: number }): Promise<number> => {
-    for (let i = 0; i < 3; i++) await env.client.createTask({ parent: env.queue, task: { httpRequest: { url: env.target.url } } });
+    const task = { httpRequest: { url: env.target.url } };
+    for (let i = 0; i < 3; i++) await env.client.createTask({ parent: env.queue, task });
     await env.target.waitFor(3);
     await eventually(async () => assert.equal(active.now, 0));
     return active.max;
@@ -478,7 +484,7 @@ test('maxConcurrentDispatches=1 serialises dispatch; the default does not', asyn
   assert.ok((await overlap(parallel, parallelActive)) > 1);
 });
 
-test('maxDispatchesPerSecond paces dispatch through a token bucket', async (t) => {
+void test('maxDispatchesPerSecond paces dispatch through a token bucket', async (t) => {
   const { client, target, queue } = await setup(t, { queue: { rateLimits: { maxDispatchesPerSecond: 10 } } });
   const [shown] = await client.getQueue({ name: queue });
   assert.equal(shown.rateLimits?.maxDispatchesPerSecond, 10);
@@ -490,7 +496,7 @@ test('maxDispatchesPerSecond paces dispatch through a token bucket', async (t) =
   assert.ok(span >= 330, `six dispatches at 10/s with a burst of 2 took ${span} ms`);
 });
 
-test('updateQueue changes only the fields in its update mask', async (t) => {
+void test('updateQueue changes only the fields in its update mask', async (t) => {
   const { client, queue } = await setup(t, {
     queue: {
       rateLimits: { maxDispatchesPerSecond: 10, maxConcurrentDispatches: 7 },
@@ -531,7 +537,10 @@ test('updateQueue changes only the fields in its update mask', async (t) => {
     withCode(INVALID_ARGUMENT),
   );
   await assert.rejects(
-    client.updateQueue({ queue: { name: queue, rateLimits: { maxDispatchesPerSecond: 501 } }, updateMask: { paths: ['rate_limits'] } }),
+    client.updateQueue({
+      queue: { name: queue, rateLimits: { maxDispatchesPerSecond: 501 } },
+      updateMask: { paths: ['rate_limits'] },
+    }),
     withCode(INVALID_ARGUMENT),
   );
   await assert.rejects(client.createQueue({ parent: LOCATION, queue: { name: queue } }), withCode(ALREADY_EXISTS));
@@ -540,9 +549,10 @@ test('updateQueue changes only the fields in its update mask', async (t) => {
 // ---------------------------------------------------------------------------------------------
 // The REST surface as other callers (gcloud) use it.
 
-test('REST routes accept enum names and snake_case as gcloud sends them, and answer Google errors', async (t) => {
+void test('REST routes accept enum names and snake_case as gcloud sends them, and answer Google errors', async (t) => {
   const { emulator, target, queue } = await setup(t);
-  const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+  type Answer = { status: number; json: Record<string, unknown> };
+  const call = async (method: string, path: string, body?: unknown): Promise<Answer> => {
     const init: RequestInit = { method, headers: { 'Content-Type': 'application/json' } };
     if (body !== undefined) init.body = JSON.stringify(body);
     const res = await fetch(`${emulator.url}${path}`, init);
@@ -551,7 +561,12 @@ test('REST routes accept enum names and snake_case as gcloud sends them, and ans
 
   const created = await call('POST', `v2/${queue}/tasks?alt=json`, {
     task: {
-      http_request: { url: target.url, http_method: 'PUT', headers: { 'X-From': 'gcloud' }, body: Buffer.from('raw body').toString('base64') },
+      http_request: {
+        url: target.url,
+        http_method: 'PUT',
+        headers: { 'X-From': 'gcloud' },
+        body: Buffer.from('raw body').toString('base64'),
+      },
       dispatch_deadline: '30s',
     },
     response_view: 'FULL',

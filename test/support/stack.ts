@@ -47,6 +47,8 @@ export interface TestStack {
   gmail: GmailEmulator;
   firestore: FirestoreEmulator;
   queuePath: string;
+  /** Every answer the worker gave: the delivering task's name and the HTTP status. */
+  deliveries: { task: string; status: number }[];
   /** Sends an ACI GET with these parameters (simplejson unless ResponseFormat is given). */
   aci(params: Record<string, string>, init?: RequestInit): Promise<AciAnswer>;
   /** Submits a Synchronize and returns its token. */
@@ -67,6 +69,20 @@ function listen(server: Server, port: number): Promise<number> {
       res(typeof a === 'object' && a ? a.port : port);
     });
   });
+}
+
+/** Waits for `p` at most `ms`; a part that does not close in time is reported, not waited for. */
+async function bounded(what: string, p: Promise<unknown>, ms = 10_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((res) => {
+    timer = setTimeout(() => {
+      process.stderr.write(`test stack: ${what} did not close within ${ms} ms\n`);
+      res();
+    }, ms);
+    timer.unref();
+  });
+  await Promise.race([p.then(() => undefined, () => undefined), timeout]);
+  clearTimeout(timer);
 }
 
 function closeServer(server: Server): Promise<void> {
@@ -98,6 +114,15 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
   };
   const deps = registerFunctions(env, { log: silentLogger });
   const worker = getTestServer('worker');
+  const deliveries: { task: string; status: number }[] = [];
+  let inFlight = 0;
+  worker.on('request', (req, res) => {
+    inFlight++;
+    res.on('close', () => {
+      inFlight--;
+      deliveries.push({ task: String(req.headers['x-cloudtasks-taskname'] ?? ''), status: res.statusCode });
+    });
+  });
   await listen(worker, workerPort);
   const action = getTestServer('action');
   const actionPort = await listen(action, 0);
@@ -136,6 +161,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     gmail,
     firestore,
     queuePath,
+    deliveries,
     aci,
     async synchronize(task, extra = {}) {
       const r = await aci({ action: 'Fetch', FetchAction: 'Synchronize', TaskSections: task, ...extra });
@@ -157,12 +183,15 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
       return new Map(snaps.docs.map((d) => [d.id, d.data()]));
     },
     async close() {
-      await closeServer(action);
-      await closeServer(worker);
-      await tasks.close();
-      await gmail.close();
-      await deps.db.terminate();
-      await firestore.close();
+      // Stop dispatching, then let running deliveries end before their clients go.
+      // Each step is bounded, so that one stuck part cannot keep the test process alive.
+      await bounded('the Cloud Tasks emulator', tasks.close());
+      for (let i = 0; i < 100 && inFlight > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      await bounded('the action server', closeServer(action));
+      await bounded('the worker server', closeServer(worker));
+      await bounded('the Gmail emulator', gmail.close());
+      await bounded('the Firestore client', deps.db.terminate());
+      await bounded('the Firestore emulator', firestore.close());
     },
   };
   return stack;

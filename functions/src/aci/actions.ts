@@ -27,6 +27,11 @@ function newToken(): string {
   return randomBytes(16).toString('base64url');
 }
 
+/** An enumerated parameter that must be given. */
+function requiredEnum<T extends string>(p: AciParams, name: string, allowed: readonly T[]): T {
+  return parseEnum(p, name, allowed);
+}
+
 /** A Token parameter: present and well-formed, before any path is built from it. */
 function tokenParam(p: AciParams): string {
   const t = requireParam(p, 'Token');
@@ -39,7 +44,7 @@ async function fetchAction(p: AciParams, deps: Deps): Promise<AciTree> {
   if (OTHER_FETCH_ACTIONS.some((a) => a.toLowerCase() === raw.toLowerCase())) {
     throw badParameter('FetchAction', raw, `one of the supported fetch actions: ${FETCH_ACTIONS.join(', ')}`);
   }
-  const fetch = parseEnum(p, 'FetchAction', FETCH_ACTIONS);
+  const fetch = requiredEnum(p, 'FetchAction', FETCH_ACTIONS);
   const configured = Object.keys(deps.config.connector.tasks);
   const sections = requireParam(p, 'TaskSections')
     .split(',')
@@ -94,8 +99,8 @@ function endedConflict(token: string, status: Status, verb: string): AciError {
 }
 
 async function queueInfo(p: AciParams, deps: Deps): Promise<AciTree> {
-  parseEnum(p, 'QueueName', QUEUE_NAMES);
-  const verb = parseEnum(p, 'QueueAction', QUEUE_ACTIONS);
+  requiredEnum(p, 'QueueName', QUEUE_NAMES);
+  const verb = requiredEnum(p, 'QueueAction', QUEUE_ACTIONS);
   switch (verb) {
     case 'GetStatus': {
       if (p.has('Token')) {
@@ -103,7 +108,7 @@ async function queueInfo(p: AciParams, deps: Deps): Promise<AciTree> {
         return { actions: { action: [actionView(a, await deps.store.units(a.token), deps.now())] } };
       }
       const limit = parseIntParam(p, 'MaxResults', { min: 1, max: 1000, default: 100 });
-      const state = p.has('State') ? parseEnum(p, 'State', STATUSES) : undefined;
+      const state = p.get('State') ? parseEnum(p, 'State', STATUSES) : undefined;
       const list = await deps.store.list({ status: state, limit });
       const views = await Promise.all(list.map(async (a) => actionView(a, await deps.store.units(a.token), deps.now())));
       return { actions: { action: views } };

@@ -4,7 +4,7 @@
  * encodings) and HTML bodies are turned into text with html-to-text.
  */
 import { Timestamp } from '@google-cloud/firestore';
-import type { gmail_v1 } from 'googleapis';
+import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import { convert } from 'html-to-text';
 import { simpleParser, type AddressObject, type EmailAddress } from 'mailparser';
 

@@ -6,7 +6,7 @@
  * batches, and stops between batches when asked.
  */
 import { FieldPath, type DocumentReference, type Firestore } from '@google-cloud/firestore';
-import type { gmail_v1 } from 'googleapis';
+import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import pLimit from 'p-limit';
 import type { TaskConfig } from '../config.js';
 import type { GmailCaller } from '../gmail/caller.js';

@@ -78,6 +78,12 @@ export function createWork(deps: Deps) {
       throw e;
     }
     const stored = await store.fanOut(token, units);
+    const now = await store.get(token);
+    if (now?.status === 'Cancelled') {
+      // Cancelled while the units were written: they never start.
+      await Promise.all(stored.map((u) => store.endUnit(token, unitId(u.task, u.user), null, 'Cancelled', {})));
+      return { status: 200, message: 'cancelled' };
+    }
     await Promise.all(
       stored
         .filter((u) => u.status === 'Queued' && u.generation === 0)

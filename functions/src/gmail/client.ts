@@ -6,8 +6,15 @@
  * delegation JWT for `GMAIL_DELEGATED_SERVICE_ACCOUNT` through the IAM
  * Credentials `signJwt` API (no key file), and exchanges it for the user's
  * access token, cached until shortly before it expires.
+ *
+ * The clients' own automatic retries are turned off: the caller retries, paced
+ * and counted (gmail/caller.ts), honouring Retry-After, which they would not.
  */
-import { google, type admin_directory_v1, type gmail_v1 } from 'googleapis';
+// The per-API entry points of googleapis, so that only these APIs are loaded
+// (a cold start does not pay for the whole package).
+import { admin, type admin_directory_v1 } from 'googleapis/build/src/apis/admin/index.js';
+import { auth, gmail, type gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
+import { iamcredentials } from 'googleapis/build/src/apis/iamcredentials/index.js';
 import type { Config } from '../config.js';
 
 const GMAIL_SCOPES = ['https://www.googleapis.com/auth/gmail.readonly'];
@@ -21,10 +28,10 @@ export interface GoogleAccess {
   directory(admin: string): admin_directory_v1.Admin;
 }
 
-type OAuth2 = InstanceType<typeof google.auth.OAuth2>;
+type OAuth2 = InstanceType<typeof auth.OAuth2>;
 
 function staticAuth(token: string, expiry: number): OAuth2 {
-  const c = new google.auth.OAuth2();
+  const c = new auth.OAuth2();
   c.setCredentials({ access_token: token, expiry_date: expiry });
   return c;
 }
@@ -32,9 +39,9 @@ function staticAuth(token: string, expiry: number): OAuth2 {
 /** Signs delegation JWTs through IAM Credentials and trades them for access tokens. */
 class Delegation {
   private readonly cache = new Map<string, { token: string; expiry: number }>();
-  private readonly iam = google.iamcredentials({
+  private readonly iam = iamcredentials({
     version: 'v1',
-    auth: new google.auth.GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] }),
+    auth: new auth.GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] }),
   });
 
   constructor(private readonly serviceAccount: string) {}
@@ -70,7 +77,7 @@ class Delegation {
   }
 
   auth(user: string, scopes: string[]): OAuth2 {
-    const c = new google.auth.OAuth2();
+    const c = new auth.OAuth2();
     c.refreshHandler = async () => {
       const t = await this.token(user, scopes);
       return { access_token: t.token, expiry_date: t.expiry };
@@ -82,10 +89,10 @@ class Delegation {
 export function createGoogleAccess(config: Config): GoogleAccess {
   const rootUrl = config.gmailRootUrl;
   if (rootUrl !== undefined) {
-    const auth = staticAuth(EMULATOR_TOKEN, Date.now() + 365 * 24 * 3600_000);
+    const fixed = staticAuth(EMULATOR_TOKEN, Date.now() + 365 * 24 * 3600_000);
     return {
-      gmail: () => google.gmail({ version: 'v1', rootUrl, auth }),
-      directory: () => google.admin({ version: 'directory_v1', rootUrl, auth }),
+      gmail: () => gmail({ version: 'v1', rootUrl, auth: fixed, retry: false }),
+      directory: () => admin({ version: 'directory_v1', rootUrl, auth: fixed, retry: false }),
     };
   }
   const sa = config.delegatedServiceAccount;
@@ -95,7 +102,7 @@ export function createGoogleAccess(config: Config): GoogleAccess {
     return delegation;
   };
   return {
-    gmail: (user) => google.gmail({ version: 'v1', auth: need().auth(user, GMAIL_SCOPES) }),
-    directory: (admin) => google.admin({ version: 'directory_v1', auth: need().auth(admin, DIRECTORY_SCOPES) }),
+    gmail: (user) => gmail({ version: 'v1', auth: need().auth(user, GMAIL_SCOPES), retry: false }),
+    directory: (adminUser) => admin({ version: 'directory_v1', auth: need().auth(adminUser, DIRECTORY_SCOPES), retry: false }),
   };
 }

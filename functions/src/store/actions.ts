@@ -177,14 +177,15 @@ export class ActionStore {
    * `Queued` until one of its units starts. Returns null when it ended or was cancelled.
    */
   async claimAction(token: string): Promise<ActionRecord | null> {
-    return this.db.runTransaction(async (tx) => {
-      const snap = await tx.get(this.actionRef(token));
-      if (!snap.exists) return null;
-      const a = snap.data() as ActionRecord;
-      if (ENDED_STATUSES.has(a.status)) return null;
-      tx.update(snap.ref, { attempts: FieldValue.increment(1) });
-      return { ...a, attempts: a.attempts + 1 };
-    });
+    // No transaction: the fan-out changes no status (the units' claims do, in
+    // transactions), so it need not contend with a Cancel arriving at once.
+    const ref = this.actionRef(token);
+    const snap = await ref.get();
+    if (!snap.exists) return null;
+    const a = snap.data() as ActionRecord;
+    if (ENDED_STATUSES.has(a.status)) return null;
+    await ref.update({ attempts: FieldValue.increment(1) });
+    return { ...a, attempts: a.attempts + 1 };
   }
 
   /** Ends an action that failed before it had units (for example its domain could not be listed). */

@@ -1,7 +1,7 @@
 /**
  * One HTTP attempt of a task against its target.
  *
- * Owns the outgoing connections (keep-alive agents), the dispatch deadline (an attempt still
+ * Owns the outgoing connections (kept alive and reused), the dispatch deadline (an attempt still
  * unanswered when it passes is aborted) and the outcome of an attempt: the target's status, a
  * deadline, a connection error, or cancelled because the emulator is closing. It never
  * follows redirects: as on Google, only a 2xx answer is a success.
@@ -24,8 +24,8 @@ export type AttemptOutcome =
   | { kind: 'cancelled' };
 
 export class Dispatcher {
-  private readonly httpAgent = new http.Agent({ keepAlive: true, scheduling: 'fifo' });
-  private readonly httpsAgent = new https.Agent({ keepAlive: true, scheduling: 'fifo' });
+  private readonly plainPool = new http.Agent({ keepAlive: true, scheduling: 'fifo' });
+  private readonly tlsPool = new https.Agent({ keepAlive: true, scheduling: 'fifo' });
   /** In-flight attempts, each with the function that cancels it. */
   private readonly active = new Set<() => void>();
   private closed = false;
@@ -36,7 +36,8 @@ export class Dispatcher {
       const url = new URL(request.url);
       const secure = url.protocol === 'https:';
       const headers: Record<string, string | number> = { ...request.headers };
-      headers['Content-Length'] = request.body?.length ?? 0;
+      if (request.body) headers['Content-Length'] = request.body.length;
+      else if (['POST', 'PUT', 'PATCH'].includes(request.method)) headers['Content-Length'] = 0;
 
       let settled = false;
       const finish = (outcome: AttemptOutcome): void => {
@@ -54,7 +55,7 @@ export class Dispatcher {
       const req = (secure ? https : http).request(url, {
         method: request.method,
         headers,
-        agent: secure ? this.httpsAgent : this.httpAgent,
+        agent: secure ? this.tlsPool : this.plainPool,
       });
       const timer = setTimeout(() => {
         finish({ kind: 'deadline' });
@@ -81,7 +82,7 @@ export class Dispatcher {
   close(): void {
     this.closed = true;
     for (const cancel of [...this.active]) cancel();
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.plainPool.destroy();
+    this.tlsPool.destroy();
   }
 }

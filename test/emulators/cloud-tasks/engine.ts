@@ -43,7 +43,10 @@ const EMULATOR_ACCESS_TOKEN = 'ya29.cloud-tasks-emulator';
  * max_doublings times, then growing by min_backoff × 2^max_doublings per retry, never more
  * than max_backoff. With 10 s, 300 s and 3 doublings: 10, 20, 40, 80, 160, 240, 300, 300 s.
  */
-export function retryDelayMs(retry: number, config: Pick<RetryConfig, 'minBackoffMs' | 'maxBackoffMs' | 'maxDoublings'>): number {
+export function retryDelayMs(
+  retry: number,
+  config: Pick<RetryConfig, 'minBackoffMs' | 'maxBackoffMs' | 'maxDoublings'>,
+): number {
   const k = Math.max(0, retry - 1);
   const { minBackoffMs: min, maxBackoffMs: max, maxDoublings: doublings } = config;
   const delay = k <= doublings ? min * 2 ** k : min * 2 ** doublings * (1 + k - doublings);
@@ -369,8 +372,9 @@ export class TasksEngine {
     const run = async (): Promise<void> => {
       const auth = await this.authorization(task.httpRequest);
       if (auth) headers.Authorization = auth;
-      const request = { url: task.httpRequest.url, method: task.httpRequest.httpMethod, headers, deadlineMs: task.dispatchDeadlineMs };
-      const outcome = await this.dispatcher.send(task.httpRequest.body ? { ...request, body: task.httpRequest.body } : request);
+      const { url, httpMethod: method, body } = task.httpRequest;
+      const request = { url, method, headers, deadlineMs: task.dispatchDeadlineMs };
+      const outcome = await this.dispatcher.send(body ? { ...request, body } : request);
       this.finishAttempt(task, attempt, outcome);
     };
     const done: Promise<void> = run()
@@ -427,7 +431,10 @@ export class TasksEngine {
         attempt.responseStatus = { code: RPC_CODES.DEADLINE_EXCEEDED, message: 'The dispatch deadline was exceeded.' };
         break;
       case 'error':
-        attempt.responseStatus = { code: RPC_CODES.UNAVAILABLE, message: `The target could not be reached: ${outcome.message}` };
+        attempt.responseStatus = {
+          code: RPC_CODES.UNAVAILABLE,
+          message: `The target could not be reached: ${outcome.message}`,
+        };
         break;
     }
     if (task.phase === 'dispatching') {

@@ -304,26 +304,28 @@ export function applyQueueInput(
 }
 
 function validateQueueConfig(rate: RateLimits, retry: RetryConfig, given: QueueInput['retryConfig'] = {}): void {
-  if (!(rate.maxDispatchesPerSecond > 0 && rate.maxDispatchesPerSecond <= MAX_DISPATCHES_PER_SECOND)) {
-    throw invalidArgument(
-      `rate_limits.max_dispatches_per_second must be greater than 0 and at most ${MAX_DISPATCHES_PER_SECOND}; got ${rate.maxDispatchesPerSecond}`,
-    );
-  }
-  if (!(rate.maxConcurrentDispatches >= 1 && rate.maxConcurrentDispatches <= MAX_CONCURRENT_DISPATCHES)) {
-    throw invalidArgument(
-      `rate_limits.max_concurrent_dispatches must be between 1 and ${MAX_CONCURRENT_DISPATCHES}; got ${rate.maxConcurrentDispatches}`,
-    );
-  }
-  if (retry.maxAttempts < -1) throw invalidArgument(`retry_config.max_attempts must be -1 (unlimited) or positive; got ${retry.maxAttempts}`);
-  if (retry.maxDoublings < 0) throw invalidArgument(`retry_config.max_doublings must not be negative; got ${retry.maxDoublings}`);
-  if (retry.maxRetryDurationMs < 0) throw invalidArgument('retry_config.max_retry_duration must not be negative');
-  if ((given.minBackoffMs ?? 0) < 0) throw invalidArgument('retry_config.min_backoff must not be negative');
-  if ((given.maxBackoffMs ?? 0) < 0) throw invalidArgument('retry_config.max_backoff must not be negative');
-  if (retry.minBackoffMs > retry.maxBackoffMs) {
-    throw invalidArgument(
-      `retry_config.min_backoff (${formatDuration(retry.minBackoffMs)}) must not exceed max_backoff (${formatDuration(retry.maxBackoffMs)})`,
-    );
-  }
+  const check = (ok: boolean, message: string): void => {
+    if (!ok) throw invalidArgument(message);
+  };
+  const { maxDispatchesPerSecond: perSecond, maxConcurrentDispatches: concurrent } = rate;
+  check(
+    perSecond > 0 && perSecond <= MAX_DISPATCHES_PER_SECOND,
+    `rate_limits.max_dispatches_per_second must be above 0 and at most ${MAX_DISPATCHES_PER_SECOND}; got ${perSecond}`,
+  );
+  check(
+    concurrent >= 1 && concurrent <= MAX_CONCURRENT_DISPATCHES,
+    `rate_limits.max_concurrent_dispatches must be from 1 to ${MAX_CONCURRENT_DISPATCHES}; got ${concurrent}`,
+  );
+  check(retry.maxAttempts >= -1, `retry_config.max_attempts must be -1 (unlimited) or positive; got ${retry.maxAttempts}`);
+  check(retry.maxDoublings >= 0, `retry_config.max_doublings must not be negative; got ${retry.maxDoublings}`);
+  check(retry.maxRetryDurationMs >= 0, 'retry_config.max_retry_duration must not be negative');
+  check((given.minBackoffMs ?? 0) >= 0, 'retry_config.min_backoff must not be negative');
+  check((given.maxBackoffMs ?? 0) >= 0, 'retry_config.max_backoff must not be negative');
+  check(
+    retry.minBackoffMs <= retry.maxBackoffMs,
+    `retry_config.min_backoff (${formatDuration(retry.minBackoffMs)}) must not exceed ` +
+      `max_backoff (${formatDuration(retry.maxBackoffMs)})`,
+  );
 }
 
 /** What the engine knows of a queue, for rendering. */
@@ -438,7 +440,8 @@ export function parseTaskInput(json: unknown, queueName: string, now: Micros): T
     if (dispatchDeadlineMs === 0) dispatchDeadlineMs = DEFAULT_DISPATCH_DEADLINE_MS;
     if (!(dispatchDeadlineMs > 0 && dispatchDeadlineMs <= MAX_DISPATCH_DEADLINE_MS)) {
       throw invalidArgument(
-        `task.dispatch_deadline must be at most 30 minutes (Google: between 15 seconds and 30 minutes); got ${formatDuration(dispatchDeadlineMs)}`,
+        'task.dispatch_deadline must be at most 30 minutes (Google: from 15 seconds to 30 minutes); ' +
+          `got ${formatDuration(dispatchDeadlineMs)}`,
       );
     }
   }
@@ -460,9 +463,12 @@ function parseHttpRequest(json: unknown): HttpTarget {
     parsed = undefined;
   }
   if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || url.length > MAX_URL_LENGTH) {
-    throw invalidArgument(`${at}.url must be an absolute http:// or https:// URL of at most ${MAX_URL_LENGTH} characters; got "${url}"`);
+    throw invalidArgument(
+      `${at}.url must be an absolute http:// or https:// URL of at most ${MAX_URL_LENGTH} characters; got "${url}"`,
+    );
   }
-  const method = h.httpMethod === undefined ? 'HTTP_METHOD_UNSPECIFIED' : parseEnum(h.httpMethod, HTTP_METHODS, `${at}.http_method`);
+  const method =
+    h.httpMethod === undefined ? 'HTTP_METHOD_UNSPECIFIED' : parseEnum(h.httpMethod, HTTP_METHODS, `${at}.http_method`);
   const httpMethod: HttpMethod = method === 'HTTP_METHOD_UNSPECIFIED' ? 'POST' : method;
 
   const headers: Record<string, string> = {};
@@ -497,21 +503,25 @@ function parseHttpRequest(json: unknown): HttpTarget {
   }
   if (h.oidcToken !== undefined) {
     const o = readMessage(h.oidcToken, `${at}.oidc_token`, ['serviceAccountEmail', 'audience']);
-    const email = o.serviceAccountEmail === undefined ? '' : parseString(o.serviceAccountEmail, `${at}.oidc_token.service_account_email`);
-    if (!email) throw invalidArgument(`${at}.oidc_token.service_account_email is required`);
-    target.oidcToken = { serviceAccountEmail: email };
+    target.oidcToken = { serviceAccountEmail: requiredEmail(o.serviceAccountEmail, `${at}.oidc_token`) };
     if (o.audience !== undefined && o.audience !== '') {
       target.oidcToken.audience = parseString(o.audience, `${at}.oidc_token.audience`);
     }
   }
   if (h.oauthToken !== undefined) {
     const o = readMessage(h.oauthToken, `${at}.oauth_token`, ['serviceAccountEmail', 'scope']);
-    const email = o.serviceAccountEmail === undefined ? '' : parseString(o.serviceAccountEmail, `${at}.oauth_token.service_account_email`);
-    if (!email) throw invalidArgument(`${at}.oauth_token.service_account_email is required`);
-    target.oauthToken = { serviceAccountEmail: email };
-    if (o.scope !== undefined && o.scope !== '') target.oauthToken.scope = parseString(o.scope, `${at}.oauth_token.scope`);
+    target.oauthToken = { serviceAccountEmail: requiredEmail(o.serviceAccountEmail, `${at}.oauth_token`) };
+    if (o.scope !== undefined && o.scope !== '') {
+      target.oauthToken.scope = parseString(o.scope, `${at}.oauth_token.scope`);
+    }
   }
   return target;
+}
+
+function requiredEmail(value: unknown, where: string): string {
+  const email = value === undefined ? '' : parseString(value, `${where}.service_account_email`);
+  if (!email) throw invalidArgument(`${where}.service_account_email is required`);
+  return email;
 }
 
 export interface AttemptRecord {

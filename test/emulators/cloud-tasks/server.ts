@@ -62,7 +62,8 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      const error = err instanceof ApiError ? err : new ApiError('INTERNAL', err instanceof Error ? err.message : String(err));
+      const error =
+        err instanceof ApiError ? err : new ApiError('INTERNAL', err instanceof Error ? err.message : String(err));
       send(res, error.httpStatus, error.toJSON());
     });
   });
@@ -130,8 +131,11 @@ type Route =
   | { kind: 'tasks'; parent: string }
   | { kind: 'task'; name: string; verb?: 'run' | string };
 
-const ROUTE =
-  /^\/v2\/(projects\/[^/:]+\/locations\/[^/:]+)\/queues(?:\/([^/:]+)(?::([A-Za-z]+)|(\/tasks)(?:\/([^/:]+)(?::([A-Za-z]+))?)?)?)?$/;
+// Groups: 1 location, 2 queue id, 3 queue verb, 4 "/tasks", 5 task id, 6 task verb.
+const ROUTE = new RegExp(
+  '^/v2/(projects/[^/:]+/locations/[^/:]+)/queues' +
+    '(?:/([^/:]+)(?::([A-Za-z]+)|(/tasks)(?:/([^/:]+)(?::([A-Za-z]+))?)?)?)?$',
+);
 
 function matchRoute(pathname: string): Route | undefined {
   const m = ROUTE.exec(pathname.replace(/%3A/gi, ':'));
@@ -203,7 +207,9 @@ function page<T>(items: T[], key: (item: T) => string, query: URLSearchParams, m
 function parseQueueFilter(filter: string | undefined): 'RUNNING' | 'PAUSED' | undefined {
   if (filter === undefined || filter.trim() === '') return undefined;
   const m = /^\s*state\s*[:=]\s*"?([A-Z_]+)"?\s*$/.exec(filter);
-  if (!m) throw invalidArgument(`Unsupported filter "${filter}": the emulator understands "state: RUNNING" or "state: PAUSED"`);
+  if (!m) {
+    throw invalidArgument(`Unsupported filter "${filter}": the emulator understands "state: RUNNING" or "state: PAUSED"`);
+  }
   const state = parseEnum(m[1], QUEUE_STATES, 'filter');
   if (state !== 'RUNNING' && state !== 'PAUSED') throw invalidArgument(`Unsupported filter "${filter}"`);
   return state;
@@ -283,7 +289,9 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_REQUEST_BYTES) throw invalidArgument(`Request payload size exceeds the limit: ${MAX_REQUEST_BYTES} bytes.`);
+    if (size > MAX_REQUEST_BYTES) {
+      throw invalidArgument(`Request payload size exceeds the limit: ${MAX_REQUEST_BYTES} bytes.`);
+    }
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();

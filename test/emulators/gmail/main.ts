@@ -6,6 +6,7 @@
 //   GMAIL_EMULATOR_QUOTA       per-user units per minute (default 15000; 0 = unlimited)
 //   GMAIL_EMULATOR_LATENCY_MS  added latency per call (default 0)
 //   GMAIL_EMULATOR_FAULTS      fraction of calls answered 429/403/500/503 (default 0)
+//   GMAIL_EMULATOR_QUOTA_STATUS  429 (rateLimitExceeded, default) or 403 (userRateLimitExceeded)
 // Prints "gmail emulator: http://127.0.0.1:PORT/" once it listens; stops on SIGINT/SIGTERM.
 
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,8 @@ function numberFromEnv(name: string, def: number, min: number, max: number): num
 }
 
 async function main(): Promise<void> {
+  const quotaStatus = numberFromEnv('GMAIL_EMULATOR_QUOTA_STATUS', 429, 403, 429);
+  if (quotaStatus !== 429 && quotaStatus !== 403) throw new Error('GMAIL_EMULATOR_QUOTA_STATUS must be 429 or 403');
   const defaultData = resolve(fileURLToPath(new URL('../../fixtures/demo', import.meta.url)));
   const emulator = await startGmailEmulator({
     port: numberFromEnv('GMAIL_EMULATOR_PORT', 8124, 0, 65535),
@@ -30,6 +33,7 @@ async function main(): Promise<void> {
     quotaUnitsPerMinute: numberFromEnv('GMAIL_EMULATOR_QUOTA', 15000, 0, Number.MAX_SAFE_INTEGER),
     latencyMs: numberFromEnv('GMAIL_EMULATOR_LATENCY_MS', 0, 0, 600_000),
     faultRate: numberFromEnv('GMAIL_EMULATOR_FAULTS', 0, 0, 1),
+    quotaStatus,
   });
   process.stdout.write(`gmail emulator: ${emulator.url}\n`);
   let stopping = false;

@@ -1,9 +1,12 @@
 // Streaming reader for mbox files (mboxo and mboxrd, as Google Takeout writes them).
 //
-// A message starts after a "From " separator line and runs up to the next one. The blank
-// line that the writer puts between two messages is not part of the message, and lines
-// that the writer escaped (">From ", ">>From ", ... at the start of a line) are unescaped by
-// removing one ">" (mboxrd; for mboxo files this is the same for the usual single ">").
+// A message starts after a "From " separator line and runs up to the next one. A separator
+// is a "From <sender> <ctime date>" line (Takeout writes "From <id>@xxx Wed Nov 22 09:13:09
+// +0000 2023"), or, right after a blank line, any "From <sender>" line with a time or with
+// nothing after the sender. The blank line that the writer puts between two messages is not
+// part of the message, and lines that the writer escaped (">From ", ">>From ", ... at the
+// start of a line) are unescaped by removing one ">" (mboxrd; for mboxo files this is the
+// same for the usual single ">").
 //
 // The reader never holds more than the message being read: it yields each message with
 // its byte range in the file so that callers can keep a small index and read the bytes
@@ -35,7 +38,8 @@ const FROM_ = Buffer.from('From ');
 // "From <sender> Wed Nov 22 09:13:09 +0000 2023" (Takeout) or "... Wed Nov 22 09:13:09 2023" (ctime).
 const STRICT_FROM_LINE =
   /^From \S+\s+(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d{1,2}\s+\d{1,2}:\d{2}(?::\d{2})?\s/;
-const LOOSE_FROM_LINE = /^From \S+.*\d{1,2}:\d{2}/;
+// After a blank line, also a separator with some other date form, or with none ("From MAILER-DAEMON").
+const LOOSE_FROM_LINE = /^From \S+(?:.*\d{1,2}:\d{2}|\s*$)/;
 
 function isBlankLine(line: Buffer): boolean {
   return line.length === 1 ? line[0] === LF : line.length === 2 && line[0] === CR && line[1] === LF;

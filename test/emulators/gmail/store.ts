@@ -65,6 +65,7 @@ export type HistoryType = 'messageAdded' | 'messageDeleted' | 'labelAdded' | 'la
 
 export const HISTORY_BASE = 100_000;
 const MAX_U64 = (1n << 64n) - 1n;
+const MIN_ID_TIME = 1_100_000_000_000; // ms; (t << 20) has 16 hex digits from here on
 
 /** Gmail ids are lower-case hex numbers without leading zeros (16 digits for mail since 2005). */
 function hexId(n: bigint): string {
@@ -252,8 +253,10 @@ export class Mailbox {
     const internalDate = from.date ?? parseDateHeader(headerValue(root.headers, 'date')) ?? this.lastDate;
     this.lastDate = internalDate;
     const fromLineId = decimalToHexId(from.sender.replace(/@xxx$/i, ''));
+    // Like Gmail's: the receipt time in ms above 20 more bits; never fewer than 16 hex digits.
     const derived = hexId(
-      ((BigInt(Math.max(0, internalDate)) << 20n) | BigInt(hash32(`${this.address}#${entry.index}`) & 0xfffff)) & MAX_U64,
+      ((BigInt(Math.max(MIN_ID_TIME, internalDate)) << 20n) | BigInt(hash32(`${this.address}#${entry.index}`) & 0xfffff)) &
+        MAX_U64,
     );
     const id = this.uniqueId(fromLineId ?? derived);
     const thrid = decimalToHexId((headerValue(root.headers, 'x-gm-thrid') ?? '').trim());

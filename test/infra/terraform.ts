@@ -1,0 +1,995 @@
+/**
+ * Static checks of the Terraform module in infra/ (and of firestore.indexes.json and
+ * firestore.rules), run without a terraform binary: every .tf file is parsed to JSON with
+ * @cdktf/hcl2json (HCL's own parser, compiled to WebAssembly), and each invariant is a function
+ * of that JSON that returns the problems it finds, so a test can run it on a deliberately broken
+ * copy and see it fail.
+ *
+ * How hcl2json renders HCL: blocks are arrays of objects (`resource.TYPE.NAME[0]`), literal
+ * values stay JSON, and any other expression is a string `${...}`; `dynamic "x"` blocks appear as
+ * `dynamic.x[i].{for_each, content}`.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+/** One node of an HCL expression's syntax tree, as hcl2json returns it. */
+export interface AstNode {
+  type: string;
+  meta: Record<string, unknown>;
+  children: AstNode[];
+}
+
+interface Hcl2Json {
+  parse(filename: string, contents: string): Promise<Record<string, unknown>>;
+  getReferencesInExpression(filename: string, expression: string): Promise<{ value: string }[]>;
+  getExpressionAst(filename: string, expression: string): Promise<AstNode | null>;
+}
+
+// Loaded through require: the package's type declarations pull in the DOM library, which the
+// project's TypeScript configuration deliberately leaves out.
+const hcl = createRequire(import.meta.url)('@cdktf/hcl2json') as Hcl2Json;
+
+/** A Terraform module as hcl2json renders it, all files merged. */
+export interface TfModule {
+  resource: Record<string, Record<string, JsonObject[]>>;
+  data: Record<string, Record<string, JsonObject[]>>;
+  variable: Record<string, JsonObject[]>;
+  output: Record<string, JsonObject[]>;
+  module: Record<string, JsonObject[]>;
+  check: Record<string, JsonObject[]>;
+  provider: Record<string, JsonObject[]>;
+  locals: JsonObject;
+  terraform: JsonObject[];
+}
+
+/** A resource or data block. */
+export interface Block {
+  kind: 'resource' | 'data';
+  type: string;
+  name: string;
+  address: string;
+  body: JsonObject;
+}
+
+/** The names of the production, optional and emulator environment variables (functions/src/config.ts). */
+export interface EnvLists {
+  production: readonly string[];
+  optional: readonly string[];
+  emulator: readonly string[];
+}
+
+/** A connector configuration used as example data. */
+export interface ExampleConfig {
+  source: string;
+  config: unknown;
+}
+
+/** A composite query shape (functions/src/store/queries.ts). */
+export interface QueryShapeLike {
+  readonly collectionGroup: string;
+  readonly queryScope: string;
+  readonly fields: readonly { readonly fieldPath: string; readonly order: string }[];
+}
+
+// --- parsing --------------------------------------------------------------------------------------
+
+export function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Parses one HCL file (.tf or .tfvars) to JSON. */
+export async function parseHcl(filename: string, text: string): Promise<JsonObject> {
+  return (await hcl.parse(filename, text)) as JsonObject;
+}
+
+function emptyModule(): TfModule {
+  return { resource: {}, data: {}, variable: {}, output: {}, module: {}, check: {}, provider: {}, locals: {}, terraform: [] };
+}
+
+/** Parses and merges the given .tf files (name → text) into one module. */
+export async function parseModuleTexts(files: Record<string, string>): Promise<TfModule> {
+  const merged = emptyModule();
+  for (const [filename, text] of Object.entries(files)) {
+    const json = await parseHcl(filename, text);
+    for (const [key, value] of Object.entries(json)) {
+      if (key === 'resource' || key === 'data') {
+        for (const [type, byName] of Object.entries(value as Record<string, Record<string, JsonObject[]>>)) {
+          const into = (merged[key][type] ??= {});
+          for (const [name, blocks] of Object.entries(byName)) into[name] = [...(into[name] ?? []), ...blocks];
+        }
+      } else if (key === 'locals') {
+        for (const block of value as JsonObject[]) Object.assign(merged.locals, block);
+      } else if (key === 'terraform') {
+        merged.terraform.push(...(value as JsonObject[]));
+      } else if (key in merged) {
+        const into = merged[key as 'variable' | 'output' | 'module' | 'check' | 'provider'];
+        for (const [name, blocks] of Object.entries(value as Record<string, JsonObject[]>)) {
+          into[name] = [...(into[name] ?? []), ...blocks];
+        }
+      } else {
+        throw new Error(`${filename}: unexpected top-level block "${key}"`);
+      }
+    }
+  }
+  return merged;
+}
+
+/** Reads every .tf file of a directory. */
+export function readModuleTexts(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const name of readdirSync(dir).filter((f) => f.endsWith('.tf')).sort()) {
+    files[name] = readFileSync(join(dir, name), 'utf8');
+  }
+  return files;
+}
+
+/** The example connector configurations: infra/terraform.tfvars.example and config/*.json. */
+export async function loadExampleConfigs(root: string): Promise<ExampleConfig[]> {
+  const examples: ExampleConfig[] = [];
+  const tfvarsPath = join(root, 'infra', 'terraform.tfvars.example');
+  const tfvars = await parseHcl('terraform.tfvars.example', readFileSync(tfvarsPath, 'utf8'));
+  const raw = tfvars['connector_config'];
+  if (raw !== undefined) {
+    examples.push({ source: 'infra/terraform.tfvars.example', config: typeof raw === 'string' ? JSON.parse(raw) : raw });
+  }
+  let configFiles: string[] = [];
+  try {
+    configFiles = readdirSync(join(root, 'config')).filter((f) => f.endsWith('.json')).sort();
+  } catch {
+    configFiles = [];
+  }
+  for (const file of configFiles) {
+    const config: unknown = JSON.parse(readFileSync(join(root, 'config', file), 'utf8'));
+    if (isObject(config) && isObject(config['tasks'])) examples.push({ source: `config/${file}`, config });
+  }
+  return examples;
+}
+
+// --- navigation -----------------------------------------------------------------------------------
+
+/** The first (normally only) object of a block list. */
+export function first(value: Json | undefined): JsonObject | undefined {
+  if (Array.isArray(value)) return isObject(value[0]) ? value[0] : undefined;
+  return isObject(value) ? value : undefined;
+}
+
+/** Every resource block (of one type, if given). */
+export function resources(m: TfModule, type?: string): Block[] {
+  return blocksOf(m, 'resource', type);
+}
+
+function blocksOf(m: TfModule, kind: 'resource' | 'data', type?: string): Block[] {
+  const out: Block[] = [];
+  for (const [t, byName] of Object.entries(m[kind])) {
+    if (type !== undefined && t !== type) continue;
+    for (const [name, bodies] of Object.entries(byName)) {
+      const body = bodies[0];
+      if (body) out.push({ kind, type: t, name, body, address: `${kind === 'data' ? 'data.' : ''}${t}.${name}` });
+    }
+  }
+  return out;
+}
+
+/** Follows `${local.X}` (the whole value) to the local's own value. */
+export function resolve(m: TfModule, value: Json | undefined, depth = 0): Json | undefined {
+  if (depth > 20 || typeof value !== 'string') return value;
+  const match = /^\$\{local\.([\w-]+)\}$/.exec(value);
+  if (!match?.[1] || !(match[1] in m.locals)) return value;
+  return resolve(m, m.locals[match[1]], depth + 1);
+}
+
+/**
+ * Substitutes, inside a string, each interpolation that is just a traversal to a known literal:
+ * `${local.X}` with the local's value and `${TYPE.NAME.ATTR}` with a resource's literal attribute,
+ * repeatedly. Anything else stays as written, so two expansions compare equal exactly when they
+ * denote the same thing.
+ */
+export function expand(m: TfModule, value: Json | undefined): string {
+  if (value === undefined || value === null) return '';
+  let text = typeof value === 'string' ? value : JSON.stringify(value);
+  for (let i = 0; i < 20; i++) {
+    const next = text.replace(/\$\{([A-Za-z_][\w-]*(?:\.[\w-]+)+)\}/g, (whole, path: string) => {
+      const parts = path.split('.');
+      if (parts[0] === 'local' && parts.length === 2) {
+        const local = m.locals[parts[1] ?? ''];
+        return typeof local === 'string' || typeof local === 'number' ? String(local) : whole;
+      }
+      if (parts.length === 3) {
+        const body = m.resource[parts[0] ?? '']?.[parts[1] ?? '']?.[0];
+        const attr = body?.[parts[2] ?? ''];
+        return typeof attr === 'string' || typeof attr === 'number' ? String(attr) : whole;
+      }
+      return whole;
+    });
+    if (next === text) return text;
+    text = next;
+  }
+  return text;
+}
+
+/** The text of a value together with every local it mentions, transitively (for "does it come from" questions). */
+export function closure(m: TfModule, value: Json | undefined): string {
+  const seen = new Set<string>();
+  const parts: string[] = [];
+  const visit = (v: Json | undefined): void => {
+    const text = v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+    parts.push(text);
+    for (const match of text.matchAll(/local\.([\w-]+)/g)) {
+      const name = match[1] ?? '';
+      if (!seen.has(name) && name in m.locals) {
+        seen.add(name);
+        visit(m.locals[name]);
+      }
+    }
+  };
+  visit(value);
+  return parts.join('\n');
+}
+
+function strip(expression: string): string {
+  const match = /^\$\{([\s\S]*)\}$/.exec(expression.trim());
+  return match?.[1] !== undefined ? match[1] : expression;
+}
+
+// --- expressions and references -------------------------------------------------------------------
+
+/** An expression somewhere in the module, with the names a `dynamic` block defines around it. */
+export interface Expression {
+  text: string;
+  where: string;
+  scope: readonly string[];
+}
+
+function walk(value: Json | undefined, where: string, scope: readonly string[], out: Expression[]): void {
+  if (typeof value === 'string') {
+    if (value.includes('${') || value.includes('%{')) out.push({ text: value, where, scope });
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => walk(item, `${where}[${i}]`, scope, out));
+  } else if (isObject(value)) {
+    for (const [key, child] of Object.entries(value)) {
+      if (key === 'dynamic' && isObject(child)) {
+        for (const [label, items] of Object.entries(child)) {
+          for (const item of Array.isArray(items) ? items : []) {
+            if (!isObject(item)) continue;
+            const iterator = typeof item['iterator'] === 'string' ? item['iterator'] : label;
+            for (const [k, v] of Object.entries(item)) {
+              const inner = k === 'content' ? [...scope, iterator] : scope;
+              walk(v, `${where}.dynamic.${label}.${k}`, inner, out);
+            }
+          }
+        }
+      } else {
+        walk(child, `${where}.${key}`, scope, out);
+      }
+    }
+  }
+}
+
+/** Every expression of the module. Variable types (`string`, `any`) are not expressions. */
+export function expressions(m: TfModule): Expression[] {
+  const out: Expression[] = [];
+  for (const block of [...blocksOf(m, 'resource'), ...blocksOf(m, 'data')]) walk(block.body, block.address, [], out);
+  for (const [name, bodies] of Object.entries(m.variable)) {
+    for (const body of bodies) {
+      const rest: JsonObject = { ...body };
+      delete rest['type'];
+      walk(rest, `variable.${name}`, [], out);
+    }
+  }
+  for (const [name, value] of Object.entries(m.locals)) walk(value, `local.${name}`, [], out);
+  for (const kind of ['output', 'module', 'check', 'provider'] as const) {
+    for (const [name, bodies] of Object.entries(m[kind])) walk(bodies, `${kind}.${name}`, [], out);
+  }
+  return out;
+}
+
+const referenceCache = new Map<string, Promise<string[]>>();
+
+/** The references (`var.x`, `local.y`, `google_z.n.attr`, ...) an expression makes. */
+export function referencesIn(text: string): Promise<string[]> {
+  let refs = referenceCache.get(text);
+  if (!refs) {
+    refs = hcl.getReferencesInExpression('main.tf', text).then((list) => list.map((r) => r.value));
+    referenceCache.set(text, refs);
+  }
+  return refs;
+}
+
+interface Reference {
+  ref: string;
+  where: string;
+  scope: readonly string[];
+}
+
+async function allReferences(m: TfModule): Promise<Reference[]> {
+  const out: Reference[] = [];
+  for (const e of expressions(m)) {
+    for (const ref of await referencesIn(e.text)) out.push({ ref, where: e.where, scope: e.scope });
+  }
+  return out;
+}
+
+const BUILTIN_ROOTS = new Set(['each', 'count', 'path', 'self', 'terraform']);
+
+// --- invariant: variables -------------------------------------------------------------------------
+
+/** Every `var.X` used is declared, and every declared variable is used. */
+export async function checkVariables(m: TfModule): Promise<string[]> {
+  const problems: string[] = [];
+  const used = new Set<string>();
+  for (const { ref, where } of await allReferences(m)) {
+    const [root, name] = ref.split('.');
+    if (root !== 'var' || name === undefined) continue;
+    used.add(name);
+    if (!(name in m.variable)) problems.push(`var.${name} is used in ${where} but not declared`);
+  }
+  for (const name of Object.keys(m.variable)) {
+    if (!used.has(name)) problems.push(`variable "${name}" is declared but never used`);
+  }
+  return [...new Set(problems)];
+}
+
+// --- invariant: references ------------------------------------------------------------------------
+
+/** Every resource, data source, local and module reference names something the module defines. */
+export async function checkReferences(m: TfModule): Promise<string[]> {
+  const problems: string[] = [];
+  for (const { ref, where, scope } of await allReferences(m)) {
+    const [root = '', a, b] = ref.split('.');
+    if (root === 'var' || BUILTIN_ROOTS.has(root) || scope.includes(root)) continue;
+    let ok: boolean;
+    let target: JsonObject | undefined;
+    let next: string | undefined;
+    if (root === 'local') ok = a !== undefined && a in m.locals;
+    else if (root === 'module') ok = a !== undefined && a in m.module;
+    else if (root === 'data') {
+      target = a !== undefined && b !== undefined ? m.data[a]?.[b]?.[0] : undefined;
+      next = ref.split('.')[3];
+      ok = target !== undefined;
+    } else {
+      target = a !== undefined ? m.resource[root]?.[a]?.[0] : undefined;
+      next = b;
+      ok = target !== undefined;
+    }
+    if (!ok) {
+      problems.push(`${ref} (in ${where}) does not resolve`);
+    } else if (target && next !== undefined) {
+      // A resource with count or for_each is a list or map of instances: an attribute needs an
+      // index first, and a single resource has no index.
+      const multiple = target['count'] !== undefined || target['for_each'] !== undefined;
+      const indexed = /^(\d+|".*")$/.test(next);
+      if (multiple && !indexed) problems.push(`${ref} (in ${where}) needs an instance index: the resource has count or for_each`);
+      if (!multiple && indexed) problems.push(`${ref} (in ${where}) indexes a resource that has neither count nor for_each`);
+    }
+  }
+  return [...new Set(problems)];
+}
+
+// --- functions, accounts and invoker grants -------------------------------------------------------
+
+/** The functions by entry point ("action", "worker"). */
+export function functionsByEntryPoint(m: TfModule): Map<string, Block> {
+  const out = new Map<string, Block>();
+  for (const fn of resources(m, 'google_cloudfunctions2_function')) {
+    const entry = expand(m, first(fn.body['build_config'])?.['entry_point']);
+    if (entry) out.set(entry, fn);
+  }
+  return out;
+}
+
+function envOf(m: TfModule, fn: Block): JsonObject | undefined {
+  const env = resolve(m, first(fn.body['service_config'])?.['environment_variables']);
+  return isObject(env) ? env : undefined;
+}
+
+/** `${google_service_account.X.email|member|name|id}` (or serviceAccount:${...email}) → X. */
+export function serviceAccountOf(text: string): string | undefined {
+  const match = /^(?:serviceAccount:)?\$\{google_service_account\.([\w-]+)\.(?:email|member|name|id)\}$/.exec(text.trim());
+  return match?.[1];
+}
+
+const INVOKER_TARGET: Record<string, string> = {
+  google_cloud_run_service_iam_member: 'service',
+  google_cloud_run_v2_service_iam_member: 'name',
+  google_cloudfunctions2_function_iam_member: 'cloud_function',
+};
+
+/** A grant of the invoker role on one of the functions. */
+export interface InvokerGrant {
+  block: Block;
+  /** The function resource's name in the module ("action", "worker"), when the target is one. */
+  target: string | undefined;
+  member: string;
+  /** The google_service_account the member is, if it is one. */
+  account: string | undefined;
+}
+
+export function invokerGrants(m: TfModule): InvokerGrant[] {
+  const out: InvokerGrant[] = [];
+  const fns = resources(m, 'google_cloudfunctions2_function');
+  for (const [type, attr] of Object.entries(INVOKER_TARGET)) {
+    for (const block of resources(m, type)) {
+      const role = expand(m, block.body['role']);
+      if (role !== 'roles/run.invoker' && role !== 'roles/cloudfunctions.invoker') continue;
+      const targetText = expand(m, block.body[attr]);
+      const byRef = /^\$\{google_cloudfunctions2_function\.([\w-]+)\.(?:name|id)\}$/.exec(targetText)?.[1];
+      const byName = fns.find((fn) => expand(m, fn.body['name']) === targetText)?.name;
+      const member = expand(m, block.body['member']);
+      out.push({ block, target: byRef ?? byName, member, account: serviceAccountOf(member) });
+    }
+  }
+  return out;
+}
+
+function fnRef(fn: Block): string {
+  return `google_cloudfunctions2_function.${fn.name}`;
+}
+
+// --- invariant: the queue, the worker and the invoker account -------------------------------------
+
+/**
+ * The tasks' target and identity are the worker and the invoker account: both functions' WORKER_URL
+ * denotes the worker; the queue is the TASKS_QUEUE in TASKS_LOCATION; a queue-level http target,
+ * if any, routes to that URL with an OIDC token of TASKS_INVOKER_SERVICE_ACCOUNT for that
+ * audience; that account has run.invoker on the worker and not on action; and the runtime account
+ * may act as it (createTask with its OIDC token).
+ */
+export async function checkTaskWiring(m: TfModule): Promise<string[]> {
+  const problems: string[] = [];
+  const fns = functionsByEntryPoint(m);
+  const action = fns.get('action');
+  const worker = fns.get('worker');
+  if (!action || !worker) return ['the module must define functions with entry points "action" and "worker"'];
+  const workerName = expand(m, worker.body['name']);
+
+  const urls = new Set<string>();
+  const invokers = new Set<string>();
+  const queues = new Set<string>();
+  const locations = new Set<string>();
+  for (const fn of [action, worker]) {
+    const env = envOf(m, fn);
+    if (!env) {
+      problems.push(`${fn.address}: environment_variables is not a map the checks can read`);
+      continue;
+    }
+    const url = expand(m, env['WORKER_URL']);
+    urls.add(url);
+    if (!url.startsWith('https://')) problems.push(`${fn.address}: WORKER_URL must be an https URL, got ${url}`);
+    const selfRef = url.includes(`${fnRef(worker)}.`);
+    if (!url.includes(workerName) && !(selfRef && fn !== worker)) {
+      problems.push(`${fn.address}: WORKER_URL ${url} does not denote the worker (${workerName})`);
+    }
+    if (selfRef && fn === worker) problems.push(`${fn.address}: WORKER_URL refers to the worker resource itself (a cycle)`);
+    invokers.add(expand(m, env['TASKS_INVOKER_SERVICE_ACCOUNT']));
+    queues.add(expand(m, env['TASKS_QUEUE']));
+    locations.add(expand(m, env['TASKS_LOCATION']));
+  }
+  if (urls.size > 1) problems.push(`action and worker disagree on WORKER_URL: ${[...urls].join(' vs ')}`);
+  if (invokers.size > 1) problems.push(`action and worker disagree on TASKS_INVOKER_SERVICE_ACCOUNT: ${[...invokers].join(' vs ')}`);
+  const workerUrl = [...urls][0] ?? '';
+  const invokerText = [...invokers][0] ?? '';
+
+  const queueBlocks = resources(m, 'google_cloud_tasks_queue');
+  if (queueBlocks.length !== 1) problems.push(`expected one google_cloud_tasks_queue, found ${queueBlocks.length}`);
+  const queue = queueBlocks[0];
+  if (queue) {
+    const name = expand(m, queue.body['name']);
+    if (name !== 'fetch') problems.push(`${queue.address}: the queue must be named "fetch", got ${name}`);
+    for (const q of queues) if (q !== name) problems.push(`TASKS_QUEUE (${q}) is not the queue's name (${name})`);
+    const location = expand(m, queue.body['location']);
+    for (const l of locations) if (l !== location) problems.push(`TASKS_LOCATION (${l}) is not the queue's location (${location})`);
+
+    const target = first(queue.body['http_target']);
+    if (target) {
+      const override = first(target['uri_override']);
+      if (override) {
+        const host = expand(m, override['host']);
+        const scheme = expand(m, override['scheme']) || 'HTTPS';
+        const path = expand(m, first(override['path_override'])?.['path']);
+        const routed = `${scheme.toLowerCase()}://${host}${path}`;
+        if (workerUrl !== routed && !workerUrl.startsWith(`${routed}/`)) {
+          problems.push(`${queue.address}: http_target routes tasks to ${routed}, not to WORKER_URL ${workerUrl}`);
+        }
+      }
+      if (target['oauth_token'] !== undefined) problems.push(`${queue.address}: tasks to the worker need an OIDC token, not an OAuth token`);
+      const oidc = first(target['oidc_token']);
+      if (oidc) {
+        const email = expand(m, oidc['service_account_email']);
+        if (email !== invokerText) problems.push(`${queue.address}: the queue's OIDC account ${email} is not TASKS_INVOKER_SERVICE_ACCOUNT ${invokerText}`);
+        const audience = expand(m, oidc['audience']);
+        if (audience !== workerUrl) problems.push(`${queue.address}: the queue's OIDC audience ${audience} is not WORKER_URL ${workerUrl}`);
+      }
+    }
+  }
+
+  const invoker = serviceAccountOf(invokerText);
+  if (!invoker) {
+    problems.push(`TASKS_INVOKER_SERVICE_ACCOUNT (${invokerText}) is not a google_service_account of the module`);
+    return problems;
+  }
+  const grants = invokerGrants(m);
+  if (!grants.some((g) => g.target === worker.name && g.account === invoker)) {
+    problems.push(`google_service_account.${invoker} (TASKS_INVOKER_SERVICE_ACCOUNT) has no run.invoker grant on the worker`);
+  }
+  for (const g of grants.filter((g) => g.target === action.name && g.account === invoker)) {
+    problems.push(`${g.block.address}: the tasks invoker account may invoke the worker only, not action`);
+  }
+
+  const runtime = serviceAccountOf(expand(m, first(worker.body['service_config'])?.['service_account_email']));
+  if (!runtime) {
+    problems.push(`${worker.address}: service_account_email is not a google_service_account of the module`);
+  } else {
+    const actsAs = resources(m, 'google_service_account_iam_member').some(
+      (b) =>
+        serviceAccountOf(expand(m, b.body['service_account_id'])) === invoker &&
+        expand(m, b.body['role']) === 'roles/iam.serviceAccountUser' &&
+        serviceAccountOf(expand(m, b.body['member'])) === runtime,
+    );
+    if (!actsAs) {
+      problems.push(`the runtime account (google_service_account.${runtime}) needs roles/iam.serviceAccountUser on google_service_account.${invoker} to create tasks with its OIDC token`);
+    }
+  }
+  return problems;
+}
+
+// --- invariant: nothing public but the opt-in -----------------------------------------------------
+
+async function varsIn(text: Json | undefined): Promise<string[]> {
+  if (typeof text !== 'string' || !text.includes('${')) return [];
+  return (await referencesIn(text)).filter((r) => r.startsWith('var.')).map((r) => r.split('.')[1] ?? '');
+}
+
+/** The opt-in variable: the one that gates action's secret environment variable. */
+export async function optInVariable(m: TfModule): Promise<string | undefined> {
+  const action = functionsByEntryPoint(m).get('action');
+  const dyn = first(action?.body['service_config'])?.['dynamic'];
+  const items = isObject(dyn) ? dyn['secret_environment_variables'] : undefined;
+  for (const item of Array.isArray(items) ? items : []) {
+    if (!isObject(item)) continue;
+    const [name] = await varsIn(item['for_each']);
+    if (name !== undefined) return name;
+  }
+  return undefined;
+}
+
+function isOffByDefault(m: TfModule, name: string): boolean {
+  const variable = m.variable[name]?.[0];
+  return variable !== undefined && variable['default'] === false && expand(m, variable['type']) === '${bool}';
+}
+
+const PUBLIC = /\b(allUsers|allAuthenticatedUsers)\b/;
+
+/**
+ * No IAM grant in the module names allUsers or allAuthenticatedUsers, except run.invoker for
+ * allUsers on action, counted only when the opt-in variable (the one that also gives action its
+ * ACTION_SHARED_SECRET) is true; and every member that comes from a variable is a variable whose
+ * validation rejects both.
+ */
+export async function checkPublicAccess(m: TfModule): Promise<string[]> {
+  const problems: string[] = [];
+  const action = functionsByEntryPoint(m).get('action');
+  const optIn = await optInVariable(m);
+  const iamBlocks = [...blocksOf(m, 'resource'), ...blocksOf(m, 'data')].filter(
+    (b) => /_iam_(member|binding|policy)$/.test(b.type) || b.type === 'google_iam_policy',
+  );
+  const grants = invokerGrants(m);
+  for (const block of iamBlocks) {
+    const text = JSON.stringify(block.body);
+    if (PUBLIC.test(text)) {
+      const grant = grants.find((g) => g.block.address === block.address);
+      const gated = optIn !== undefined && (await varsIn(block.body['count'])).includes(optIn);
+      const allowed =
+        grant !== undefined &&
+        action !== undefined &&
+        grant.target === action.name &&
+        grant.member === 'allUsers' &&
+        block.body['for_each'] === undefined &&
+        gated &&
+        optIn !== undefined &&
+        isOffByDefault(m, optIn);
+      if (!allowed) {
+        problems.push(
+          `${block.address} grants ${PUBLIC.exec(text)?.[1]}: only run.invoker for allUsers on action, counted on the opt-in variable${optIn ? ` var.${optIn}` : ''} (off by default), is allowed`,
+        );
+      }
+    }
+    const memberVars = [
+      ...(await varsIn(block.body['member'])),
+      ...(await varsIn(block.body['members'])),
+      ...(typeof block.body['member'] === 'string' && block.body['member'].includes('each.') ? await varsIn(block.body['for_each']) : []),
+    ];
+    for (const name of new Set(memberVars)) {
+      const validations = (m.variable[name]?.[0]?.['validation'] ?? []) as Json[];
+      const guarded = validations.some((v) => {
+        const condition = JSON.stringify(isObject(v) ? v['condition'] : '');
+        return condition.includes('allUsers') && condition.includes('allAuthenticatedUsers');
+      });
+      if (!guarded) problems.push(`${block.address} takes members from var.${name}, whose validation does not reject allUsers and allAuthenticatedUsers`);
+    }
+  }
+  return problems;
+}
+
+// --- invariant: the functions' environment --------------------------------------------------------
+
+/**
+ * The plain environment variables of each function are exactly PRODUCTION_ENV_VARS; the only
+ * secret environment variable is ACTION_SHARED_SECRET, on action, inside a dynamic block gated by
+ * an off-by-default bool variable; no optional variable is set otherwise, and no emulator variable
+ * is set anywhere (runtime or build environment).
+ */
+export async function checkFunctionEnvironment(m: TfModule, lists: EnvLists): Promise<string[]> {
+  const problems: string[] = [];
+  const fns = resources(m, 'google_cloudfunctions2_function');
+  if (fns.length === 0) return ['no google_cloudfunctions2_function in the module'];
+  for (const fn of fns) {
+    const service = first(fn.body['service_config']);
+    const env = envOf(m, fn);
+    const entry = expand(m, first(fn.body['build_config'])?.['entry_point']);
+    if (!env) {
+      problems.push(`${fn.address}: environment_variables is not a map the checks can read`);
+      continue;
+    }
+    const keys = Object.keys(env);
+    for (const name of lists.production) if (!keys.includes(name)) problems.push(`${fn.address}: ${name} is not set`);
+    for (const name of keys) {
+      if (lists.emulator.includes(name)) problems.push(`${fn.address}: emulator variable ${name} is set`);
+      else if (lists.optional.includes(name)) problems.push(`${fn.address}: ${name} is set as a plain variable (optional variables are left to their defaults, or come from Secret Manager)`);
+      else if (!lists.production.includes(name)) problems.push(`${fn.address}: ${name} is not a variable the functions read`);
+    }
+    const buildEnv = resolve(m, first(fn.body['build_config'])?.['environment_variables']);
+    for (const name of isObject(buildEnv) ? Object.keys(buildEnv) : []) {
+      if (lists.emulator.includes(name)) problems.push(`${fn.address}: emulator variable ${name} is set in the build environment`);
+    }
+    if (service?.['secret_environment_variables'] !== undefined) {
+      problems.push(`${fn.address}: secret_environment_variables must be a dynamic block gated by the opt-in variable`);
+    }
+    const dyn = service?.['dynamic'];
+    const items = isObject(dyn) ? dyn['secret_environment_variables'] : undefined;
+    for (const item of Array.isArray(items) ? items : []) {
+      if (!isObject(item)) continue;
+      const key = expand(m, first(item['content'])?.['key']);
+      if (key !== 'ACTION_SHARED_SECRET') problems.push(`${fn.address}: secret variable ${key} is not ACTION_SHARED_SECRET`);
+      if (lists.emulator.includes(key)) problems.push(`${fn.address}: emulator variable ${key} is set from a secret`);
+      if (entry !== 'action') problems.push(`${fn.address}: only action takes ACTION_SHARED_SECRET`);
+      const gates = await varsIn(item['for_each']);
+      if (!gates.some((g) => isOffByDefault(m, g))) {
+        problems.push(`${fn.address}: the secret variable ${key} is not gated by an off-by-default bool variable`);
+      }
+    }
+  }
+  return problems;
+}
+
+// --- invariant: function settings -----------------------------------------------------------------
+
+function evalNumber(m: TfModule, value: Json | undefined, depth = 0): number | undefined {
+  if (depth > 10) return undefined;
+  if (typeof value === 'number') return value;
+  if (typeof value !== 'string') return undefined;
+  if (/^\d+$/.test(value)) return Number(value);
+  const local = /^\$\{(?:tostring\()?local\.([\w-]+)\)?\}$/.exec(value)?.[1];
+  if (local !== undefined) return evalNumber(m, m.locals[local], depth + 1);
+  const literal = /^\$\{tostring\((\d+)\)\}$/.exec(value)?.[1];
+  return literal !== undefined ? Number(literal) : undefined;
+}
+
+/**
+ * Both functions run nodejs22 from the same source object; the worker's timeout is 1800 s (the
+ * tasks' dispatch deadline) and WORKER_TIME_BUDGET_S is below it.
+ */
+export async function checkFunctionSettings(m: TfModule): Promise<string[]> {
+  const problems: string[] = [];
+  const fns = functionsByEntryPoint(m);
+  const sources = new Set<string>();
+  for (const [entry, fn] of fns) {
+    const build = first(fn.body['build_config']);
+    const runtime = expand(m, build?.['runtime']);
+    if (runtime !== 'nodejs22') problems.push(`${fn.address} (${entry}): runtime ${runtime}, expected nodejs22`);
+    sources.add(JSON.stringify(first(first(build?.['source'])?.['storage_source']) ?? null));
+  }
+  if (sources.size > 1) problems.push('action and worker are built from different source objects');
+  const worker = fns.get('worker');
+  if (!worker) return [...problems, 'no worker function'];
+  const timeout = evalNumber(m, first(worker.body['service_config'])?.['timeout_seconds']);
+  if (timeout !== 1800) problems.push(`${worker.address}: timeout_seconds is ${timeout}, expected 1800 (the tasks' dispatch deadline)`);
+  const env = envOf(m, worker);
+  const budget = evalNumber(m, env?.['WORKER_TIME_BUDGET_S']);
+  if (budget === undefined || timeout === undefined || budget >= timeout) {
+    problems.push(`${worker.address}: WORKER_TIME_BUDGET_S (${budget}) must be below the timeout (${timeout})`);
+  }
+  return problems;
+}
+
+// --- invariant: scheduled tasks -------------------------------------------------------------------
+
+/** An evaluation error Terraform's try() and can() catch (a missing attribute, say). */
+class EvalError extends Error {}
+/** An expression this evaluator does not handle: reported, never guessed. */
+class Unsupported extends Error {}
+
+function literal(node: AstNode): unknown {
+  const type = node.meta['type'];
+  const value = String(node.meta['value']);
+  if (type === 'bool') return value === 'true';
+  if (type === 'number') return Number(value);
+  if (type === 'string') return value;
+  if (value === 'null') return null;
+  throw new Unsupported(`literal ${value}`);
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Evaluates the small part of HCL a for-expression filter uses, on one task's data. */
+export function evaluate(node: AstNode, names: ReadonlyMap<string, unknown>): unknown {
+  const [c0, c1, c2] = node.children;
+  switch (node.type) {
+    case 'literalValue':
+      return literal(node);
+    case 'template':
+      if (node.children.length === 1 && c0?.type === 'literalValue') return literal(c0);
+      throw new Unsupported(String(node.meta['value']));
+    case 'scopeTraversal': {
+      const parts = (node.meta['traversal'] ?? []) as { type: string; segment: string }[];
+      const [root, ...rest] = parts;
+      if (!root || !names.has(root.segment)) throw new Unsupported(`unknown name ${String(node.meta['value'])}`);
+      let current: unknown = names.get(root.segment);
+      for (const part of rest) {
+        const key = part.type === 'indexTraversal' ? String(JSON.parse(part.segment)) : part.segment;
+        if (!isObject(current) || !(key in current)) throw new EvalError(`no attribute ${key}`);
+        current = current[key];
+      }
+      return current;
+    }
+    case 'binaryOp': {
+      if (!c0 || !c1) throw new Unsupported('binary operator without operands');
+      const op = node.meta['operator'];
+      if (op === 'logicalAnd') return evaluate(c0, names) === true && evaluate(c1, names) === true;
+      if (op === 'logicalOr') return evaluate(c0, names) === true || evaluate(c1, names) === true;
+      if (op === 'equal') return deepEqual(evaluate(c0, names), evaluate(c1, names));
+      if (op === 'notEqual') return !deepEqual(evaluate(c0, names), evaluate(c1, names));
+      throw new Unsupported(`operator ${String(op)}`);
+    }
+    case 'unaryOp':
+      if (node.meta['operator'] === 'logicalNot' && c0) return evaluate(c0, names) !== true;
+      throw new Unsupported(`operator ${String(node.meta['operator'])}`);
+    case 'conditional':
+      if (!c0 || !c1 || !c2) throw new Unsupported('conditional');
+      return evaluate(c0, names) === true ? evaluate(c1, names) : evaluate(c2, names);
+    case 'function': {
+      const name = node.meta['name'];
+      if (name === 'try') {
+        for (const child of node.children) {
+          try {
+            return evaluate(child, names);
+          } catch (e) {
+            if (!(e instanceof EvalError)) throw e;
+          }
+        }
+        throw new EvalError('no argument of try() succeeded');
+      }
+      if (name === 'can') {
+        if (!c0) throw new Unsupported('can()');
+        try {
+          evaluate(c0, names);
+          return true;
+        } catch (e) {
+          if (e instanceof EvalError) return false;
+          throw e;
+        }
+      }
+      if (name === 'lookup' && c0 && c1) {
+        const object = evaluate(c0, names);
+        const key = String(evaluate(c1, names));
+        if (isObject(object) && key in object) return object[key];
+        if (c2) return evaluate(c2, names);
+        throw new EvalError(`no key ${key}`);
+      }
+      throw new Unsupported(`function ${String(name)}()`);
+    }
+    default:
+      throw new Unsupported(`${node.type} ${String(node.meta['value'])}`);
+  }
+}
+
+async function ast(expression: string): Promise<AstNode | null> {
+  try {
+    return await hcl.getExpressionAst('main.tf', expression);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One Cloud Scheduler job resource iterates over the configured tasks, filtered on their
+ * "schedule": the filter, evaluated on every example configuration, selects exactly the tasks that
+ * have a schedule. Each job runs the task's cron in its time zone, calls action with
+ * GET ?action=Fetch&FetchAction=Synchronize&TaskSections=<task>&Schedule=true, with an OIDC token
+ * of an account that may invoke action and not the worker.
+ */
+export async function checkScheduledTasks(m: TfModule, examples: readonly ExampleConfig[]): Promise<string[]> {
+  const problems: string[] = [];
+  const jobs = resources(m, 'google_cloud_scheduler_job').filter((b) => b.body['for_each'] !== undefined);
+  if (jobs.length !== 1) return [`expected one google_cloud_scheduler_job with for_each over the tasks, found ${jobs.length}`];
+  const job = jobs[0] as Block;
+
+  const forEach = resolve(m, job.body['for_each']);
+  const tree = typeof forEach === 'string' ? await ast(strip(forEach)) : null;
+  if (!tree || tree.type !== 'for') return [`${job.address}: for_each is not a for-expression over the tasks`];
+  const meta = tree.meta as Record<string, string | boolean>;
+  const keyVar = String(meta['keyVar']);
+  const valVar = String(meta['valVar']);
+  if (meta['keyExpression'] !== keyVar || meta['valueExpression'] !== valVar || meta['groupedValue'] === true) {
+    problems.push(`${job.address}: for_each must map each task name to its task (${keyVar} => ${valVar})`);
+  }
+  const collection = String(meta['collectionExpression']);
+  let expanded = collection;
+  for (let i = 0; i < 10; i++) {
+    const local = /^local\.([\w-]+)$/.exec(expanded)?.[1];
+    const value = local !== undefined ? m.locals[local] : undefined;
+    if (typeof value !== 'string') break;
+    expanded = strip(value);
+  }
+  if (!expanded.endsWith('.tasks') || !closure(m, `\${${collection}}`).includes('var.connector_config')) {
+    problems.push(`${job.address}: for_each iterates over ${collection}, not over the tasks of var.connector_config`);
+  }
+
+  const conditionText = String(meta['conditionalExpression'] ?? '');
+  const condition = conditionText ? await ast(conditionText) : null;
+  if (conditionText && !condition) problems.push(`${job.address}: cannot parse the filter ${conditionText}`);
+  let scheduledSeen = 0;
+  for (const example of examples) {
+    const tasks = isObject(example.config) ? example.config['tasks'] : undefined;
+    if (!isObject(tasks)) {
+      problems.push(`${example.source}: no tasks`);
+      continue;
+    }
+    for (const [name, task] of Object.entries(tasks)) {
+      const expected = isObject(task) && isObject(task['schedule']);
+      if (expected) scheduledSeen++;
+      let selected = true;
+      if (condition) {
+        try {
+          selected = evaluate(condition, new Map<string, unknown>([[keyVar, name], [valVar, task]])) === true;
+        } catch (e) {
+          problems.push(`${job.address}: cannot evaluate the filter ${conditionText} on ${example.source} task ${name}: ${(e as Error).message}`);
+          continue;
+        }
+      }
+      if (expected && !selected) problems.push(`${example.source}: task ${name} has a schedule but gets no scheduler job`);
+      if (!expected && selected) problems.push(`${example.source}: task ${name} has no schedule but gets a scheduler job`);
+      if (expected && isObject(task) && isObject(task['schedule']) && typeof task['schedule']['cron'] !== 'string') {
+        problems.push(`${example.source}: task ${name}'s schedule has no cron`);
+      }
+    }
+  }
+  if (scheduledSeen === 0) problems.push('no example configuration schedules a task, so the filter is not exercised');
+
+  const schedule = expand(m, job.body['schedule']);
+  if (schedule !== '${each.value.schedule.cron}') problems.push(`${job.address}: schedule must be each.value.schedule.cron, got ${schedule}`);
+  if (!expand(m, job.body['time_zone']).includes('each.value.schedule.timeZone')) {
+    problems.push(`${job.address}: time_zone must come from each.value.schedule.timeZone`);
+  }
+
+  const action = functionsByEntryPoint(m).get('action');
+  const worker = functionsByEntryPoint(m).get('worker');
+  const target = first(job.body['http_target']);
+  if (!target || !action) return [...problems, `${job.address}: no http_target to action`];
+  if (expand(m, target['http_method']) !== 'GET') problems.push(`${job.address}: http_method must be GET`);
+  const uri = expand(m, target['uri']);
+  if (!uri.startsWith(`\${${fnRef(action)}.`)) problems.push(`${job.address}: the job does not call action (${uri})`);
+  const query = uri.replace(/^[^?]*\?/, '');
+  for (const part of ['action=Fetch', 'FetchAction=Synchronize', 'Schedule=true']) {
+    if (!query.split('&').includes(part)) problems.push(`${job.address}: the URL lacks ${part}`);
+  }
+  if (!/(^|&)TaskSections=\$\{[^}]*each\.key[^}]*\}(&|$)/.test(query)) problems.push(`${job.address}: the URL must set TaskSections to the task (each.key)`);
+
+  const oidc = first(target['oidc_token']);
+  const account = serviceAccountOf(expand(m, oidc?.['service_account_email']));
+  if (!oidc || !account) return [...problems, `${job.address}: the job must call action with an OIDC token of a google_service_account`];
+  if (!expand(m, oidc['audience']).startsWith(`\${${fnRef(action)}.`)) problems.push(`${job.address}: the OIDC audience must be action's URL`);
+  const grants = invokerGrants(m);
+  if (!grants.some((g) => g.target === action.name && g.account === account)) {
+    problems.push(`${job.address}: google_service_account.${account} has no run.invoker grant on action`);
+  }
+  if (worker && grants.some((g) => g.target === worker.name && g.account === account)) {
+    problems.push(`${job.address}: google_service_account.${account} may invoke the worker too; the scheduler account may invoke action only`);
+  }
+  return problems;
+}
+
+// --- invariant: Firestore -------------------------------------------------------------------------
+
+/**
+ * firestore.indexes.json is well formed and holds, for every composite query the code declares,
+ * an index on the same collection group and scope with the same fields in the same order (the
+ * trailing __name__ Firestore adds is ignored).
+ */
+export function checkFirestoreIndexes(file: unknown, queries: Readonly<Record<string, QueryShapeLike>>): string[] {
+  const problems: string[] = [];
+  if (!isObject(file) || !Array.isArray(file['indexes'])) return ['firestore.indexes.json has no "indexes" list'];
+  const indexes = file['indexes'].filter(isObject);
+  const fieldsOf = (index: JsonObject): string[] => {
+    const list = Array.isArray(index['fields']) ? index['fields'].filter(isObject) : [];
+    const named = list.map((f) => `${String(f['fieldPath'])} ${String(f['order'] ?? f['arrayConfig'])}`);
+    while (named.length > 0 && named[named.length - 1]?.startsWith('__name__ ')) named.pop();
+    return named;
+  };
+  indexes.forEach((index, i) => {
+    if (typeof index['collectionGroup'] !== 'string') problems.push(`index ${i}: no collectionGroup`);
+    if (index['queryScope'] !== 'COLLECTION' && index['queryScope'] !== 'COLLECTION_GROUP') problems.push(`index ${i}: queryScope must be COLLECTION or COLLECTION_GROUP`);
+    const fields = Array.isArray(index['fields']) ? index['fields'] : [];
+    if (fields.length < 2) problems.push(`index ${i}: a composite index has at least two fields`);
+    for (const f of fields) {
+      if (!isObject(f) || typeof f['fieldPath'] !== 'string' || (f['order'] === undefined) === (f['arrayConfig'] === undefined)) {
+        problems.push(`index ${i}: each field needs a fieldPath and either order or arrayConfig`);
+      }
+    }
+  });
+  for (const [name, query] of Object.entries(queries)) {
+    const wanted = query.fields.map((f) => `${f.fieldPath} ${f.order}`);
+    const same = indexes.filter((x) => x['collectionGroup'] === query.collectionGroup && x['queryScope'] === query.queryScope);
+    if (same.some((x) => deepEqual(fieldsOf(x), wanted))) continue;
+    const reordered = same.some((x) => deepEqual([...fieldsOf(x)].sort(), [...wanted].sort()));
+    problems.push(
+      `query ${name} (${query.collectionGroup}, ${query.queryScope}: ${wanted.join(', ')}) has no index in firestore.indexes.json${reordered ? ' (an index has its fields in another order; order matters)' : ''}`,
+    );
+  }
+  return problems;
+}
+
+/**
+ * Terraform deploys what the repository declares: the composite indexes iterate over
+ * firestore.indexes.json, the field overrides too, the rules come from firestore.rules, and the
+ * release for the (default) database points at that ruleset; the database is Native mode.
+ */
+export function checkFirestoreDeployment(m: TfModule): Promise<string[]> {
+  const problems: string[] = [];
+  const databases = resources(m, 'google_firestore_database');
+  if (!databases.some((d) => expand(m, d.body['type']) === 'FIRESTORE_NATIVE' && expand(m, d.body['name']) === '(default)')) {
+    problems.push('no google_firestore_database "(default)" in FIRESTORE_NATIVE mode');
+  }
+  const indexes = resources(m, 'google_firestore_index');
+  if (indexes.length === 0) problems.push('no google_firestore_index resource');
+  for (const index of indexes) {
+    if (!closure(m, index.body['for_each']).includes('firestore.indexes.json')) {
+      problems.push(`${index.address}: for_each does not come from firestore.indexes.json`);
+    }
+  }
+  for (const field of resources(m, 'google_firestore_field')) {
+    if (!closure(m, field.body['for_each']).includes('firestore.indexes.json')) {
+      problems.push(`${field.address}: for_each does not come from firestore.indexes.json`);
+    }
+  }
+  const rulesets = resources(m, 'google_firebaserules_ruleset');
+  const fromFile = rulesets.filter((r) => closure(m, r.body['source']).includes('firestore.rules'));
+  if (fromFile.length === 0) problems.push('no google_firebaserules_ruleset built from firestore.rules');
+  const released = resources(m, 'google_firebaserules_release').some(
+    (r) =>
+      expand(m, r.body['name']) === 'cloud.firestore' &&
+      fromFile.some((f) => expand(m, r.body['ruleset_name']).includes(`google_firebaserules_ruleset.${f.name}.name`)),
+  );
+  if (!released) problems.push('no google_firebaserules_release "cloud.firestore" of the firestore.rules ruleset');
+  return Promise.resolve(problems);
+}
+
+/** firestore.rules closes every document: each allow has the condition `if false`. */
+export function checkFirestoreRules(text: string): string[] {
+  const problems: string[] = [];
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+  if (!/service\s+cloud\.firestore/.test(code)) problems.push('firestore.rules has no "service cloud.firestore"');
+  if (!/match\s+\/\{document=\*\*\}/.test(code)) problems.push('firestore.rules does not match every document ({document=**})');
+  const allows = [...code.matchAll(/\ballow\s+([^:;]+?)\s*(?::\s*if\s+([^;]*))?;/g)];
+  if (allows.length === 0) problems.push('firestore.rules has no allow statement (nothing to check)');
+  for (const allow of allows) {
+    const condition = allow[2]?.trim();
+    if (condition !== 'false') problems.push(`firestore.rules: "allow ${allow[1]?.trim()}" ${condition === undefined ? 'has no condition (it allows everything)' : `allows when ${condition}`}`);
+  }
+  return problems;
+}
