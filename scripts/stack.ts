@@ -99,11 +99,10 @@ try {
   });
   await client.close();
 
-  const ff = resolve('node_modules/@google-cloud/functions-framework/build/src/main.js');
-  const source = resolve('functions/lib/index.js');
+  const serveScript = resolve('scripts/serve-function.mjs');
   const serve = (target: string, port: number, restart: boolean): ChildProcess => {
-    const child = spawn(process.execPath, [ff, `--target=${target}`, `--source=${source}`, `--port=${port}`], {
-      env: { ...fnEnv, HOST: '127.0.0.1' },
+    const child = spawn(process.execPath, [serveScript, target, String(port)], {
+      env: fnEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.add(child);

@@ -1,0 +1,20 @@
+// Serves one function of the built functions (functions/lib) through the
+// Functions Framework's own server, bound to 127.0.0.1 only: the framework's
+// command line listens on every interface, which a local stack must not do.
+// Usage: node scripts/serve-function.mjs <target> <port>
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+
+const [target, port] = process.argv.slice(2);
+if (!target || !port) {
+  console.error('usage: node scripts/serve-function.mjs <action|worker> <port>');
+  process.exit(2);
+}
+await import('../functions/lib/index.js');
+const server = getTestServer(target);
+server.setTimeout(0);
+server.listen(Number(port), '127.0.0.1', () => {
+  console.error(`serving ${target} on http://127.0.0.1:${port}/`);
+});
+const stop = () => server.close(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
