@@ -1,15 +1,18 @@
 // Serves one function of the built functions (functions/lib) through the
 // Functions Framework's own server, bound to 127.0.0.1 only: the framework's
 // command line listens on every interface, which a local stack must not do.
-// Usage: node scripts/serve-function.mjs <target> <port>
+// Usage: node scripts/serve-function.mjs <target> <port> [entry module]
+// (the tests pass functions/src/index.ts, run with tsx, to serve the sources).
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 
-const [target, port] = process.argv.slice(2);
+const [target, port, entry] = process.argv.slice(2);
 if (!target || !port) {
-  console.error('usage: node scripts/serve-function.mjs <action|worker> <port>');
+  console.error('usage: node scripts/serve-function.mjs <action|worker> <port> [entry module]');
   process.exit(2);
 }
-await import('../functions/lib/index.js');
+await import(entry ? pathToFileURL(resolve(entry)).href : '../functions/lib/index.js');
 const server = getTestServer(target);
 server.setTimeout(0);
 server.listen(Number(port), '127.0.0.1', () => {

@@ -4,7 +4,10 @@
  * on free loopback ports, and both functions served through the Functions
  * Framework, the worker as the queue's real target.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Server } from 'node:http';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { Firestore } from '@google-cloud/firestore';
@@ -18,6 +21,10 @@ import { startCloudTasksEmulator, type CloudTasksEmulator } from '../emulators/c
 import { freePort, startFirestoreEmulator, type FirestoreEmulator } from '../emulators/firestore.js';
 import { startGmailEmulator, type GmailEmulator, type GmailEmulatorOptions } from '../emulators/gmail/index.js';
 
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const SERVE = resolve(ROOT, 'scripts/serve-function.mjs');
+const ENTRY = resolve(ROOT, 'functions/src/index.ts');
+
 export interface StackOptions {
   /** The connector configuration (DESIGN §5). */
   connector: ConnectorConfig | Record<string, unknown>;
@@ -26,6 +33,8 @@ export interface StackOptions {
   gmail?: Omit<GmailEmulatorOptions, 'dataDir' | 'port'>;
   /** More variables for the functions (e.g. WORKER_TIME_BUDGET_S, WORKER_LEASE_S). */
   env?: Env;
+  /** Runs the worker as a child process (as the platform does), so a test can kill it. */
+  workerProcess?: boolean;
   /** Retry settings of the `fetch` queue. */
   retry?: { minBackoff?: string; maxBackoff?: string; maxAttempts?: number };
 }
@@ -47,6 +56,8 @@ export interface TestStack {
   gmail: GmailEmulator;
   firestore: FirestoreEmulator;
   queuePath: string;
+  /** With `workerProcess`: the child's pid, a SIGKILL of it, and a new one on the same port. */
+  worker: { pid(): number | undefined; kill(): Promise<void>; start(): Promise<void> };
   /** Every answer the worker gave: the delivering task's name and the HTTP status. */
   deliveries: { task: string; status: number }[];
   /** Sends an ACI GET with these parameters (simplejson unless ResponseFormat is given). */
@@ -113,6 +124,23 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     ...opts.env,
   };
   const deps = registerFunctions(env, { log: silentLogger });
+  let child: ChildProcess | undefined;
+  const startChild = async () => {
+    child = spawn(process.execPath, ['--import', 'tsx', SERVE, 'worker', String(workerPort), ENTRY], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    child.stderr?.resume();
+    for (let i = 0; i < 300; i++) {
+      try {
+        await fetch(workerUrl, { signal: AbortSignal.timeout(500) });
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    throw new Error('the worker process did not start');
+  };
   const worker = getTestServer('worker');
   const deliveries: { task: string; status: number }[] = [];
   let inFlight = 0;
@@ -123,7 +151,8 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
       deliveries.push({ task: String(req.headers['x-cloudtasks-taskname'] ?? ''), status: res.statusCode });
     });
   });
-  await listen(worker, workerPort);
+  if (opts.workerProcess) await startChild();
+  else await listen(worker, workerPort);
   const action = getTestServer('action');
   const actionPort = await listen(action, 0);
   const actionUrl = `http://127.0.0.1:${actionPort}/`;
@@ -162,6 +191,18 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     firestore,
     queuePath,
     deliveries,
+    worker: {
+      pid: () => child?.pid,
+      async kill() {
+        const c = child;
+        if (!c || c.exitCode !== null) return;
+        await new Promise<void>((res) => {
+          c.once('exit', () => res());
+          c.kill('SIGKILL');
+        });
+      },
+      start: startChild,
+    },
     aci,
     async synchronize(task, extra = {}) {
       const r = await aci({ action: 'Fetch', FetchAction: 'Synchronize', TaskSections: task, ...extra });
@@ -188,7 +229,8 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
       await bounded('the Cloud Tasks emulator', tasks.close());
       for (let i = 0; i < 100 && inFlight > 0; i++) await new Promise((r) => setTimeout(r, 50));
       await bounded('the action server', closeServer(action));
-      await bounded('the worker server', closeServer(worker));
+      if (child && child.exitCode === null) await bounded('the worker process', new Promise((res) => { child?.once('exit', res); child?.kill('SIGTERM'); }));
+      if (worker.listening) await bounded('the worker server', closeServer(worker));
       await bounded('the Gmail emulator', gmail.close());
       await bounded('the Firestore client', deps.db.terminate());
       await bounded('the Firestore emulator', firestore.close());

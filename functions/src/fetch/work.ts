@@ -21,8 +21,10 @@ export interface WorkResult {
   message: string;
 }
 
-/** How long an action waits before trying again when another works on its mailbox. */
-const OVERLAP_DELAY_S = 30;
+/** How long an action waits before trying again when another works on its mailbox: half a lease, at most 30 s. */
+function overlapDelayS(leaseS: number): number {
+  return Math.min(30, Math.max(1, Math.ceil(leaseS / 2)));
+}
 /** How often a running unit looks at the stop flag. */
 const STOP_POLL_MS = 400;
 /** The least time between two progress writes of a unit (Firestore: ~1 write/s a document). */
@@ -129,9 +131,10 @@ export function createWork(deps: Deps) {
     if (claim.kind === 'overlap') {
       const next = generation + 1;
       const taskId = unitTaskId(token, claim.unit.index, next);
-      await queue.enqueue(taskId, { token, unit: id, generation: next }, { delaySeconds: OVERLAP_DELAY_S });
+      const delay = overlapDelayS(config.leaseS);
+      await queue.enqueue(taskId, { token, unit: id, generation: next }, { delaySeconds: delay });
       await store.requeue(token, id, next, taskId);
-      return { status: 200, message: `action ${claim.other} is working on this mailbox; retrying in ${OVERLAP_DELAY_S} s` };
+      return { status: 200, message: `action ${claim.other} is working on this mailbox; retrying in ${delay} s` };
     }
     const { unit, action } = claim;
     const ulog = log.with({ token, task: unit.task, user: unit.user });

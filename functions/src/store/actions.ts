@@ -44,6 +44,7 @@ export class LeaseLost extends Error {
 }
 
 const MAX_NAMED_ERRORS = 100;
+const FAILED_PRECONDITION = 9;
 
 export class ActionStore {
   constructor(
@@ -74,8 +75,6 @@ export class ActionStore {
       stopRequested: false,
       attempts: 0,
       unitsTotal: null,
-      unitsEnded: 0,
-      unitsFailed: 0,
       error: null,
     };
     await this.actionRef(a.token).create(record);
@@ -230,16 +229,13 @@ export class ActionStore {
       });
     });
     await writer.close();
-    const empty = units.length === 0;
     await this.db.runTransaction(async (tx) => {
       const snap = await tx.get(this.actionRef(token));
       if (snap.get('unitsTotal') !== null) return;
-      if (empty) {
-        tx.update(snap.ref, { unitsTotal: 0, status: 'Finished', endedAt: this.ts() });
-      } else {
-        tx.update(snap.ref, { unitsTotal: units.length });
-      }
+      tx.update(snap.ref, { unitsTotal: units.length });
     });
+    // Units that ended before the total was known (or none at all) end the action here.
+    await this.finishAction(token);
     return this.units(token);
   }
 
@@ -348,9 +344,9 @@ export class ActionStore {
   }
 
   /**
-   * Ends a unit (when `holder` is given, only if it still holds the lease) and,
-   * when it was the last, ends the action: `Error` if any unit failed, else
-   * `Stopped` if a Stop was asked, else `Finished`.
+   * Ends a unit (when `holder` is given, only if it still holds the lease),
+   * releases its mailbox and, for a finished Synchronize, advances the
+   * mailbox's history id; then ends the action if this was its last unit.
    */
   async endUnit(
     token: string,
@@ -360,17 +356,19 @@ export class ActionStore {
     p: Partial<UnitProgress> & { error?: string },
     historyId?: string,
   ): Promise<void> {
-    await this.db.runTransaction(async (tx) => {
-      const [aSnap, uSnap] = await tx.getAll(this.actionRef(token), this.unitRef(token, id));
-      if (!aSnap?.exists || !uSnap?.exists) return;
+    // Only the unit and its mailbox state are locked here: units of one action
+    // end at once (a Stop), and a transaction on the action from each of them
+    // would contend and back off for seconds.
+    const ended = await this.db.runTransaction(async (tx) => {
+      const uSnap = await tx.get(this.unitRef(token, id));
+      if (!uSnap.exists) return false;
       const unit = uSnap.data() as UnitRecord;
       const lockRef = this.mailboxStateRef(unit.task, unit.user);
       const lock = await tx.get(lockRef);
-      if (ENDED_STATUSES.has(unit.status)) return;
+      if (ENDED_STATUSES.has(unit.status)) return false;
       // Without a holder only a unit that never started may be ended (Cancel, Stop).
-      if (holder === null && unit.status !== 'Queued') return;
+      if (holder === null && unit.status !== 'Queued') return false;
       if (holder !== null && unit.lease?.holder !== holder) throw new LeaseLost(`the lease of ${id} passed to another delivery`);
-      const action = aSnap.data() as ActionRecord;
       const now = this.ts();
       const update: Record<string, unknown> = { ...p, status, endedAt: now, lease: null };
       if (p.messageErrors) update.messageErrors = p.messageErrors.slice(0, MAX_NAMED_ERRORS);
@@ -387,21 +385,43 @@ export class ActionStore {
         stateUpdate.activeUntil = FieldValue.delete();
       }
       if (Object.keys(stateUpdate).length) tx.set(lockRef, stateUpdate, { merge: true });
-      const failed = status === 'Error' ? 1 : 0;
-      const ended = action.unitsEnded + 1;
-      const aUpdate: Record<string, unknown> = {
-        unitsEnded: FieldValue.increment(1),
-        unitsFailed: FieldValue.increment(failed),
-      };
-      if (failed) {
-        const named = `${unit.task}/${unit.user}: ${p.error ?? 'failed'}`;
-        aUpdate.error = action.error ? `${action.error}; ${named}` : named;
-      }
-      if (action.unitsTotal !== null && ended >= action.unitsTotal && !ENDED_STATUSES.has(action.status)) {
-        aUpdate.status = action.unitsFailed + failed > 0 ? 'Error' : action.stopRequested ? 'Stopped' : 'Finished';
-        aUpdate.endedAt = now;
-      }
-      tx.update(aSnap.ref, aUpdate);
+      return true;
     });
+    if (ended) await this.finishAction(token);
+  }
+
+  /**
+   * Ends the action once it has fanned out and none of its units is still
+   * queued or running: `Error` if any failed (each named), else `Stopped` if a
+   * Stop was asked, else `Finished`. The write is conditional on the action not
+   * having changed since it was read (optimistic, so that the units that end
+   * together do not queue up on a lock); a lost race reads again.
+   */
+  async finishAction(token: string): Promise<void> {
+    const ref = this.actionRef(token);
+    const units = ref.collection(COLLECTIONS.units);
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const snap = await ref.get();
+      if (!snap.exists || !snap.updateTime) return;
+      const a = snap.data() as ActionRecord;
+      if (ENDED_STATUSES.has(a.status) || a.unitsTotal === null) return;
+      const open = await units.where('status', 'in', ['Queued', 'Processing']).count().get();
+      if (open.data().count > 0) return;
+      const failed = await units.where('status', '==', 'Error').limit(MAX_NAMED_ERRORS).get();
+      const error = failed.docs.map((d) => `${d.get('task') as string}/${d.get('user') as string}: ${(d.get('error') as string | null) ?? 'failed'}`).join('; ');
+      try {
+        await ref.update(
+          {
+            status: failed.empty ? (a.stopRequested ? 'Stopped' : 'Finished') : 'Error',
+            error: failed.empty ? null : error,
+            endedAt: this.ts(),
+          },
+          { lastUpdateTime: snap.updateTime },
+        );
+        return;
+      } catch (e) {
+        if ((e as { code?: number }).code !== FAILED_PRECONDITION) throw e;
+      }
+    }
   }
 }

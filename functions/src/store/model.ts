@@ -46,8 +46,6 @@ export interface ActionRecord {
   attempts: number;
   /** Mailbox units once the action has fanned out; null before. */
   unitsTotal: number | null;
-  unitsEnded: number;
-  unitsFailed: number;
   /** Why the action failed, naming each failed mailbox. */
   error: string | null;
 }
