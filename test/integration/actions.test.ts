@@ -298,6 +298,20 @@ describe('malformed requests', () => {
     });
   }
 
+  it('the worker refuses callers that are not the queue', async () => {
+    const before = await actionCount();
+    const body = JSON.stringify({ token: 'AAAAAAAAAAAAAAAAAAAAAA' });
+    for (const auth of [undefined, 'Bearer not-a-jwt', 'Basic dXNlcjpwYXNz']) {
+      const r = await fetch(stack.workerUrl, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...(auth ? { Authorization: auth } : {}) },
+        body,
+      });
+      assert.equal(r.status, 401, `${auth ?? 'no'} authorization`);
+    }
+    assert.equal(await actionCount(), before);
+  });
+
   it('a POST over 1 MiB is 413 and writes nothing', async () => {
     const before = await actionCount();
     const body = `action=Fetch&FetchAction=Synchronize&TaskSections=MAIN&pad=${'x'.repeat(1024 * 1024 + 10)}`;
