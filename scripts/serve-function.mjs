@@ -12,6 +12,9 @@ if (!target || !port) {
   console.error('usage: node scripts/serve-function.mjs <action|worker> <port> [entry module]');
   process.exit(2);
 }
+// As on Cloud Functions: Express answers a body it cannot parse (a JSON body
+// with a syntax error) with a plain 400 and never a stack trace.
+process.env.NODE_ENV ??= 'production';
 await import(entry ? pathToFileURL(resolve(entry)).href : '../functions/lib/index.js');
 const server = getTestServer(target);
 server.setTimeout(0);

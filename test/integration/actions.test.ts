@@ -298,6 +298,22 @@ describe('malformed requests', () => {
     });
   }
 
+  it('a body that is not a form is refused without a stack trace', async () => {
+    const before = await actionCount();
+    for (const [type, body] of [
+      ['application/json', '{bad'],
+      ['application/json', '{"action":"Fetch"}'],
+      ['text/plain', 'action=GetVersion'],
+      ['multipart/form-data', 'no boundary'],
+    ]) {
+      const r = await fetch(stack.actionUrl, { method: 'POST', headers: { 'Content-Type': type ?? '' }, body });
+      const text = await r.text();
+      assert.equal(r.status, 400, `${type}: ${text}`);
+      assert.doesNotMatch(text, /at \S+ \(|node_modules|SyntaxError/);
+    }
+    assert.equal(await actionCount(), before);
+  });
+
   it('the worker refuses callers that are not the queue', async () => {
     const before = await actionCount();
     const body = JSON.stringify({ token: 'AAAAAAAAAAAAAAAAAAAAAA' });
