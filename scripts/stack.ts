@@ -9,10 +9,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { createTasksClient } from '../functions/src/queue/client.js';
 import { startCloudTasksEmulator } from '../test/emulators/cloud-tasks/index.js';
 import { freePort, startFirestoreEmulator } from '../test/emulators/firestore.js';
 import { startGmailEmulator } from '../test/emulators/gmail/index.js';
+import { createFetchQueue, waitUntilAnswers } from '../test/support/local.js';
 
 const env = process.env;
 const note = (s: string) => process.stderr.write(`stack: ${s}\n`);
@@ -86,18 +86,12 @@ try {
     OIDC_JWKS_URL: tasks.jwksUrl,
   };
 
-  const client = createTasksClient({ emulatorHost: tasks.host });
-  const location = fnEnv.TASKS_LOCATION ?? 'us-central1';
-  await client.createQueue({
-    parent: client.locationPath(project, location),
-    queue: {
-      name: client.queuePath(project, location, 'fetch'),
-      retryConfig: { maxAttempts: -1, minBackoff: { seconds: 1 }, maxBackoff: { seconds: 60 }, maxDoublings: 5 },
-    },
-  }).catch((e: { code?: number }) => {
-    if (e.code !== 6) throw e;
+  await createFetchQueue(tasks.host, project, fnEnv.TASKS_LOCATION ?? 'us-central1', {
+    maxAttempts: -1,
+    minBackoffS: 1,
+    maxBackoffS: 60,
+    maxDoublings: 5,
   });
-  await client.close();
 
   const serveScript = resolve('scripts/serve-function.mjs');
   const serve = (target: string, port: number, restart: boolean): ChildProcess => {
@@ -122,18 +116,7 @@ try {
   serve('action', actionPort, false);
   serve('worker', workerPort, true);
 
-  const up = async (url: string) => {
-    for (let i = 0; i < 600; i++) {
-      try {
-        await fetch(url, { signal: AbortSignal.timeout(1000) });
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    throw new Error(`${url} did not answer within 60 s`);
-  };
-  await Promise.all([up(`http://127.0.0.1:${actionPort}/action=GetVersion`), up(workerUrl)]);
+  await Promise.all([waitUntilAnswers(`http://127.0.0.1:${actionPort}/action=GetVersion`), waitUntilAnswers(workerUrl)]);
   note(`Firestore emulator ${firestore.host}, Cloud Tasks emulator ${tasks.host}, Gmail emulator ${gmail.url}, worker ${workerUrl}`);
   process.stdout.write(`ready: http://127.0.0.1:${actionPort}/\n`);
 } catch (e) {

@@ -14,12 +14,12 @@ import type { Firestore } from '@google-cloud/firestore';
 import type { ConnectorConfig, Env } from '../../functions/src/config.js';
 import type { Deps } from '../../functions/src/deps.js';
 import { silentLogger } from '../../functions/src/log.js';
-import { createTasksClient } from '../../functions/src/queue/client.js';
 import { registerFunctions } from '../../functions/src/register.js';
 import type { ActionRecord, UnitRecord } from '../../functions/src/store/model.js';
 import { startCloudTasksEmulator, type CloudTasksEmulator } from '../emulators/cloud-tasks/index.js';
 import { freePort, startFirestoreEmulator, type FirestoreEmulator } from '../emulators/firestore.js';
 import { startGmailEmulator, type GmailEmulator, type GmailEmulatorOptions } from '../emulators/gmail/index.js';
+import { createFetchQueue, waitUntilAnswers } from './local.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SERVE = resolve(ROOT, 'scripts/serve-function.mjs');
@@ -36,7 +36,7 @@ export interface StackOptions {
   /** Runs the worker as a child process (as the platform does), so a test can kill it. */
   workerProcess?: boolean;
   /** Retry settings of the `fetch` queue. */
-  retry?: { minBackoff?: string; maxBackoff?: string; maxAttempts?: number };
+  retry?: { maxAttempts?: number };
 }
 
 export interface AciAnswer {
@@ -131,15 +131,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     child.stderr?.resume();
-    for (let i = 0; i < 300; i++) {
-      try {
-        await fetch(workerUrl, { signal: AbortSignal.timeout(500) });
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    throw new Error('the worker process did not start');
+    await waitUntilAnswers(workerUrl, 15_000, 50);
   };
   const worker = getTestServer('worker');
   const deliveries: { task: string; status: number }[] = [];
@@ -156,21 +148,13 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
   const action = getTestServer('action');
   const actionPort = await listen(action, 0);
   const actionUrl = `http://127.0.0.1:${actionPort}/`;
-  const client = createTasksClient({ emulatorHost: tasks.host });
   const queuePath = deps.queue.queuePath;
-  await client.createQueue({
-    parent: client.locationPath(project, 'us-central1'),
-    queue: {
-      name: queuePath,
-      retryConfig: {
-        maxAttempts: opts.retry?.maxAttempts ?? -1,
-        minBackoff: { seconds: 0, nanos: 100_000_000 },
-        maxBackoff: { seconds: 1 },
-        maxDoublings: 4,
-      },
-    },
+  await createFetchQueue(tasks.host, project, 'us-central1', {
+    maxAttempts: opts.retry?.maxAttempts ?? -1,
+    minBackoffS: 0.1,
+    maxBackoffS: 1,
+    maxDoublings: 4,
   });
-  await client.close();
 
   const aci = async (params: Record<string, string>, init?: RequestInit): Promise<AciAnswer> => {
     const q = new URLSearchParams({ ResponseFormat: 'simplejson', ...params });
