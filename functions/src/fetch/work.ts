@@ -6,6 +6,7 @@
  *   continuation task before the time budget runs out.
  */
 import { randomBytes } from 'node:crypto';
+import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
 import { GmailCaller } from '../gmail/caller.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
@@ -86,10 +87,12 @@ export function createWork(deps: Deps) {
       await Promise.all(stored.map((u) => store.endUnit(token, unitId(u.task, u.user), null, 'Cancelled', {})));
       return { status: 200, message: 'cancelled' };
     }
+    // A domain can have thousands of mailboxes: create their tasks a few dozen at a time.
+    const limit = pLimit(32);
     await Promise.all(
       stored
         .filter((u) => u.status === 'Queued' && u.generation === 0)
-        .map((u) => queue.enqueue(u.taskId, { token, unit: unitId(u.task, u.user), generation: 0 })),
+        .map((u) => limit(() => queue.enqueue(u.taskId, { token, unit: unitId(u.task, u.user), generation: 0 }))),
     );
     log.with({ token }).info('fanned out', { units: stored.length });
     return { status: 200, message: `${stored.length} mailboxes queued` };
