@@ -65,6 +65,7 @@ try {
     quotaUnitsPerMinute: intVar('GMAIL_EMULATOR_QUOTA', 15000, 100_000_000),
     latencyMs: intVar('GMAIL_EMULATOR_LATENCY_MS', 0, 600_000),
     faultRate: numVar('GMAIL_EMULATOR_FAULTS', 0, 1),
+    quotaStatus: env.GMAIL_EMULATOR_QUOTA_STATUS === '403' ? 403 : 429,
   });
   closers.push(() => gmail.close());
 
