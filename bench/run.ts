@@ -8,7 +8,7 @@
  * error); a figure that misses its target is printed as MISSED.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { startFirestoreEmulator } from '../test/emulators/firestore.js';
@@ -26,7 +26,7 @@ const BENCHMARKS: Benchmark[] = [throughput, tokenLatency, stopLatency, fanout, 
 
 const USAGE = `usage: npm run bench [-- [${BENCHMARKS.map((b) => b.name).join('|')}]... [--full] [--profile] [--no-build]]
   (no name)   every benchmark
-  --full      also the 100,000-message mailbox in "memory" (adds several minutes)
+  --full      let the "memory" runs (up to 100,000 messages) go on past 240 s each
   --profile   record a CPU profile of the worker in "memory" and print where its time goes
   --no-build  use functions/lib as it is instead of building it first`;
 
@@ -61,6 +61,9 @@ async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const started = Date.now();
   const outDir = join(ROOT, '.bench');
+  // Each run keeps only its own logs and profiles.
+  rmSync(join(outDir, 'logs'), { recursive: true, force: true });
+  if (args.profile) rmSync(join(outDir, 'profiles'), { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
 
   if (args.build) {

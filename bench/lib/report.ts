@@ -33,7 +33,7 @@ export interface BenchContext {
   firestore: FirestoreEmulator;
   /** Where the functions' logs of each stack go. */
   logDir: string;
-  /** Run the largest sizes too (the 100k mailbox). */
+  /** No time cap on the long runs (the 100k mailbox of "memory"). */
   full: boolean;
   /** Record a CPU profile of the worker where a benchmark supports it. */
   profile: boolean;

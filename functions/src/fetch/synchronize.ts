@@ -11,6 +11,7 @@ import pLimit from 'p-limit';
 import type { TaskConfig } from '../config.js';
 import type { GmailCaller } from '../gmail/caller.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
+import { RunAborted } from '../gmail/pacing.js';
 import type { UnitProgress } from '../store/actions.js';
 import { COLLECTIONS, documentId, type Checkpoint, type Counts } from '../store/model.js';
 import { buildDocument, estimateBytes, type SinkDocument } from './document.js';
@@ -100,6 +101,8 @@ export async function synchronize(ctx: SyncContext): Promise<SyncOutcome> {
     return { kind: 'finished', historyId: cp.baselineHistoryId };
   } catch (e) {
     if (e instanceof PermanentGmailError) return { kind: 'failed', error: e.message };
+    // Told to end while waiting on Gmail: the checkpoint still marks the page's start.
+    if (e instanceof RunAborted) return { kind: 'stopped' };
     throw e;
   }
 }
@@ -256,6 +259,12 @@ async function applyOne(
     pending.set.set(id, await buildDocument(ctx.task, ctx.user, res.data));
     bump(ctx, 'added');
   } catch (e) {
+    if (e instanceof RunAborted) {
+      // Not examined after all: the page is read again by the next run.
+      ctx.progress.messages -= 1;
+      ctx.progress.counts.seen -= 1;
+      return;
+    }
     const err = classify(e, `message ${id} of ${ctx.user}`);
     if (err instanceof PermanentGmailError && err.status === 404) {
       // Gone from the mailbox since it was listed: gone from the sink too.

@@ -6,7 +6,7 @@
  * and must honour Gmail's Retry-After, and the wait must end at once on Stop.
  */
 import { classify, PermanentGmailError, TransientGmailError } from './errors.js';
-import { QuotaPacer, sleep } from './pacing.js';
+import { QuotaPacer, RunAborted, sleep } from './pacing.js';
 
 /** Gmail's quota cost of each call we make, in units. */
 export const GMAIL_COSTS = {
@@ -44,7 +44,8 @@ export class GmailCaller {
 
   /**
    * Runs `fn` as Gmail method `method`; `what` names the call in errors.
-   * Throws PermanentGmailError at once, TransientGmailError after the retries.
+   * Throws PermanentGmailError at once, TransientGmailError after the retries,
+   * RunAborted as soon as the run must end.
    */
   async call<T>(method: GmailMethod, what: string, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
@@ -54,9 +55,11 @@ export class GmailCaller {
         this.opts.pacer.succeeded();
         return out;
       } catch (e) {
+        if (e instanceof RunAborted) throw e;
         const err = classify(e, what);
         if (err instanceof PermanentGmailError) throw err;
-        if (attempt >= this.maxRetries || this.opts.signal?.aborted) throw err;
+        if (this.opts.signal?.aborted) throw new RunAborted();
+        if (attempt >= this.maxRetries) throw err;
         if (err.rateLimited) this.opts.pacer.throttled();
         this.retries++;
         await sleep(this.backoff(attempt, err), this.opts.signal);

@@ -42,10 +42,11 @@ export class QuotaPacer {
     this.last = t;
   }
 
-  /** Waits until `cost` units may be spent, then spends them. */
+  /** Waits until `cost` units may be spent, then spends them; throws RunAborted once `signal` aborts. */
   async take(cost: number, signal?: AbortSignal): Promise<void> {
-    if (this.maxRate <= 0) return;
     for (;;) {
+      if (signal?.aborted) throw new RunAborted();
+      if (this.maxRate <= 0) return;
       this.refill();
       if (this.tokens >= cost) {
         this.tokens -= cost;
@@ -66,6 +67,14 @@ export class QuotaPacer {
   /** A call succeeded: climb back towards the configured rate. */
   succeeded(): void {
     if (this.rate < this.maxRate) this.rate = Math.min(this.maxRate, this.rate * 1.02 + 0.01);
+  }
+}
+
+/** The run was told to end (Stop, or its lease was lost) while it waited. */
+export class RunAborted extends Error {
+  override readonly name = 'RunAborted';
+  constructor() {
+    super('the run was asked to end');
   }
 }
 

@@ -1,0 +1,149 @@
+/**
+ * The worker without quota (Gmail emulator unlimited, connector at its
+ * maximum of 1,000,000 units/min): its CPU time and peak memory (VmHWM of the
+ * worker process, a fresh one for each size) for growing generated mailboxes.
+ * Target: memory flat as the mailbox grows, peak at 100k ≤ 1.5 × peak at 10k.
+ */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { generatedMail } from './lib/mail.js';
+import { memory } from './lib/proc.js';
+import { summarizeProfile } from './lib/profile.js';
+import { below, info, type BenchContext, type Benchmark, type Outcome } from './lib/report.js';
+import { startBenchStack } from './lib/stack.js';
+import { ENDED, expectFinished, measureSync, type SyncRun } from './lib/sync.js';
+import { fmt, note, round, sleep } from './lib/util.js';
+
+const USER = 'memory@example.com';
+const BASE = 10_000;
+const SIZES = [10_000, 50_000, 100_000];
+/**
+ * A run still going after this long is stopped and reported as partial, so that the
+ * whole suite stays within about ten minutes on 2 cores; `--full` lifts it to the
+ * worker's own time budget.
+ */
+const MAX_RUN_S = 240;
+const FULL_MAX_RUN_S = 1_500;
+const MAX_RATIO = 1.5;
+
+interface SizeResult {
+  size: number;
+  run: SyncRun;
+  complete: boolean;
+  idlePeakMiB: number | null;
+}
+
+async function runSize(ctx: BenchContext, size: number, profile: boolean, maxRunS: number): Promise<SizeResult> {
+  const mail = await generatedMail([{ address: USER, count: size, seed: 700 }]);
+  try {
+    const stack = await startBenchStack({
+      name: 'memory',
+      firestore: ctx.firestore,
+      logDir: ctx.logDir,
+      mailDir: mail.dir,
+      connector: { gmail: { quotaUnitsPerUserPerMinute: 1_000_000 }, tasks: { MEM: { users: [USER], includeSpamTrash: true } } },
+      gmail: { quotaUnitsPerMinute: 0 },
+      workerNodeArgs: profile ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [],
+    });
+    try {
+      const idlePeakMiB = memory(stack.workerPid)?.peakMiB ?? null;
+      note(`memory: ${size.toLocaleString('en-US')} messages, quota off${profile ? ', CPU profile on' : ''} (stopped if still running after ${maxRunS} s)`);
+      let stopped = false;
+      const run = await measureSync(stack, 'MEM', {
+        timeoutMs: (maxRunS + 120) * 1000,
+        onProgress: async (token) => {
+          const until = Date.now() + maxRunS * 1000;
+          while (Date.now() < until) {
+            const a = await stack.store.get(token);
+            if (a && ENDED.includes(a.status)) return;
+            await sleep(500);
+          }
+          stopped = true;
+          note(`memory: ${size.toLocaleString('en-US')} still running after ${maxRunS} s: stopping it`);
+          await stack.queue('Stop', token);
+        },
+      });
+      if (!stopped) expectFinished(run, size);
+      else if (run.action.status !== 'Stopped' && run.action.status !== 'Finished') throw new Error(`action ${run.token} ended ${run.action.status}`);
+      return { size, run, complete: run.action.status === 'Finished' && run.messages === size, idlePeakMiB };
+    } finally {
+      await stack.close();
+    }
+  } finally {
+    await mail.remove();
+  }
+}
+
+/** The newest CPU profile written into `dir`, if any. */
+function newestProfile(dir: string): string | undefined {
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .map((f) => join(dir, f))
+      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+  } catch {
+    return undefined;
+  }
+}
+
+export const memoryBench: Benchmark = {
+  name: 'memory',
+  title: 'worker CPU and peak memory, quota off',
+  async run(ctx): Promise<Outcome> {
+    const maxRunS = ctx.full ? FULL_MAX_RUN_S : MAX_RUN_S;
+    const results: SizeResult[] = [];
+    for (const size of SIZES) results.push(await runSize(ctx, size, ctx.profile && size === BASE, maxRunS));
+    const out: Outcome = { rows: [], notes: [], details: {} };
+    for (const r of results) {
+      const label = `${r.size.toLocaleString('en-US')} msgs${r.complete ? '' : ` (partial: ${r.run.messages.toLocaleString('en-US')})`}`;
+      out.rows.push(info(`${label}: rate`, r.run.messages / r.run.unitSeconds, 'msg/s', 0));
+      out.rows.push(info(`${label}: worker CPU per message`, (r.run.workerCpuMs ?? NaN) / r.run.messages, 'ms', 2));
+      out.rows.push(info(`${label}: worker peak memory (VmHWM)`, r.run.workerPeakMiB ?? NaN, 'MiB', 0));
+    }
+    const base = results.find((r) => r.size === BASE);
+    const top = [...results].reverse().find((r) => r.complete && r.size > BASE);
+    if (base && top && base.run.workerPeakMiB !== null && top.run.workerPeakMiB !== null) {
+      const ratio = top.run.workerPeakMiB / base.run.workerPeakMiB;
+      const row = below(`peak ${top.size / 1000}k ÷ peak ${BASE / 1000}k`, ratio, '×', MAX_RATIO, 2, true);
+      out.rows.push({ ...row, ratio: ratio / MAX_RATIO });
+    }
+    for (const r of results.filter((x) => !x.complete)) {
+      out.notes.push(
+        `the ${r.size.toLocaleString('en-US')}-message run did not finish within ${maxRunS} s and was stopped at ${r.run.messages.toLocaleString('en-US')} messages: ` +
+          `its figures are of that part only, and the ratio is of the largest size that finished${ctx.full ? '' : '; `--full` lets it run to the end'}.`,
+      );
+    }
+    for (const r of results) {
+      out.notes.push(
+        `${r.size.toLocaleString('en-US')}: ${r.run.messages.toLocaleString('en-US')} messages in ${fmt(r.run.unitSeconds, 1)} s, worker CPU ${fmt((r.run.workerCpuMs ?? NaN) / 1000, 1)} s ` +
+          `(${fmt((r.run.workerCpuMs ?? NaN) / 1000 / r.run.unitSeconds, 2)} cores), peak ${fmt(r.run.workerPeakMiB ?? NaN, 0)} MiB ` +
+          `(${fmt(r.idlePeakMiB ?? NaN, 0)} MiB when idle after start, largest sampled RSS ${fmt(r.run.workerRssMaxMiB ?? NaN, 0)} MiB).`,
+      );
+    }
+    out.details.sizes = results.map((r) => ({
+      size: r.size,
+      complete: r.complete,
+      messages: r.run.messages,
+      seconds: round(r.run.unitSeconds, 3),
+      msgPerS: round(r.run.messages / r.run.unitSeconds, 2),
+      workerCpuMs: r.run.workerCpuMs,
+      workerCpuMsPerMsg: r.run.workerCpuMs === null ? null : round(r.run.workerCpuMs / r.run.messages, 3),
+      workerPeakMiB: r.run.workerPeakMiB === null ? null : round(r.run.workerPeakMiB, 1),
+      workerIdlePeakMiB: r.idlePeakMiB === null ? null : round(r.idlePeakMiB, 1),
+      workerRssMaxMiB: r.run.workerRssMaxMiB === null ? null : round(r.run.workerRssMaxMiB, 1),
+      gmailCalls: r.run.calls,
+    }));
+    if (ctx.profile) {
+      const file = newestProfile(ctx.profileDir);
+      if (file) {
+        const summary = summarizeProfile(file, 15);
+        out.details.profile = { file, ...summary };
+        out.notes.push(`worker CPU profile of the ${BASE.toLocaleString('en-US')} run: ${file}; self time by package: ${summary.byPackage.map((p) => `${p.name} ${fmt(p.percent, 1)} %`).join(', ')}.`);
+        out.notes.push(`top functions by self time: ${summary.top.map((f) => `${f.name} (${f.where}) ${fmt(f.percent, 1)} %`).join('; ')}.`);
+      } else {
+        out.notes.push(`no CPU profile was written into ${ctx.profileDir}.`);
+      }
+    }
+    return out;
+  },
+};
