@@ -65,7 +65,7 @@ export const tokenLatency: Benchmark = {
         return {
           rows: [
             below('median of 300 Fetch → token', p50, 'ms', TARGET_MEDIAN_MS),
-            info('99th percentile', p99, 'ms', 1, `(median < ${TARGET_MEDIAN_MS} ms)`, p99 / TARGET_MEDIAN_MS),
+            info('99th percentile', p99, 'ms', 1),
           ],
           notes: [
             `${REQUESTS} sequential Synchronize requests after ${WARMUP} unmeasured ones, timed at the client from sending the request to the whole answer; ` +

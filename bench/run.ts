@@ -57,6 +57,13 @@ function parseArgs(argv: string[]): { chosen: Benchmark[]; full: boolean; profil
   return { chosen, full, profile, build };
 }
 
+let interrupted = false;
+
+/** After Ctrl-C the interrupt handler cleans up and exits; the benchmarks' own flow stops here. */
+async function haltIfInterrupted(): Promise<void> {
+  if (interrupted) await new Promise<never>(() => {});
+}
+
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const started = Date.now();
@@ -89,6 +96,7 @@ async function main(): Promise<number> {
   };
   const results: BenchResult[] = [];
   for (const b of args.chosen) {
+    await haltIfInterrupted();
     note(`— ${b.name}: ${b.title}`);
     const t0 = Date.now();
     const since = mark();
@@ -96,6 +104,7 @@ async function main(): Promise<number> {
       const outcome = await b.run(ctx);
       results.push({ name: b.name, title: b.title, seconds: (Date.now() - t0) / 1000, ...outcome });
     } catch (e) {
+      await haltIfInterrupted();
       const message = (e as Error).stack ?? String(e);
       note(`${b.name} failed: ${message}`);
       results.push({ name: b.name, title: b.title, seconds: (Date.now() - t0) / 1000, error: (e as Error).message });
@@ -103,6 +112,7 @@ async function main(): Promise<number> {
       await cleanupAll(since);
     }
   }
+  await haltIfInterrupted();
   await stopFirestore();
 
   const table = renderTable(results);
@@ -126,7 +136,6 @@ async function main(): Promise<number> {
   return results.some((r) => r.error !== undefined) ? 1 : 0;
 }
 
-let interrupted = false;
 const interrupt = (signal: string) => {
   if (interrupted) return;
   interrupted = true;
@@ -135,12 +144,20 @@ const interrupt = (signal: string) => {
 };
 process.on('SIGINT', () => interrupt('SIGINT'));
 process.on('SIGTERM', () => interrupt('SIGTERM'));
+process.on('unhandledRejection', (e) => {
+  // Clients closed under a request in flight reject on their own while an interrupt cleans up.
+  if (interrupted) return;
+  note(`error: ${(e as Error)?.stack ?? String(e)}`);
+  interrupted = true;
+  void cleanupAll().finally(() => process.exit(1));
+});
 
 try {
   const code = await main();
   await cleanupAll();
   process.exit(code);
 } catch (e) {
+  await haltIfInterrupted();
   note(`error: ${(e as Error).message}`);
   await cleanupAll();
   process.exit(1);

@@ -55,6 +55,8 @@ export async function measureSync(
     const submitted = Date.now();
     const { token } = await stack.synchronize(task);
     const side = opts.onProgress?.(token);
+    // Awaited below; this keeps a failure while waiting from being reported as unhandled.
+    side?.catch(() => {});
     const action = await stack.waitFor(token, ENDED, opts.timeoutMs);
     await side;
     const cpu1 = cpuMs(stack.workerPid);

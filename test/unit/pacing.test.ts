@@ -22,11 +22,15 @@ describe('QuotaPacer', () => {
     assert.equal(done, true);
   });
 
-  it('halves its rate on a rate-limit answer and climbs back on success', () => {
-    const pacer = new QuotaPacer(6000, () => 0);
+  it('halves its rate once per episode of rate-limit answers and climbs back on success', () => {
+    let now = 0;
+    const pacer = new QuotaPacer(6000, () => now);
     assert.equal(pacer.currentRate, 100);
-    pacer.throttled();
+    for (let i = 0; i < 10; i++) pacer.throttled();
     assert.equal(pacer.currentRate, 50);
+    now += 1000;
+    pacer.throttled();
+    assert.equal(pacer.currentRate, 25);
     for (let i = 0; i < 1000; i++) pacer.succeeded();
     assert.equal(pacer.currentRate, 100);
   });

@@ -14,6 +14,7 @@ export class QuotaPacer {
   private rate: number;
   private readonly maxRate: number;
   private readonly capacity: number;
+  private lastThrottle = -Infinity;
 
   /**
    * @param unitsPerMinute the configured per-user quota; 0 means unpaced
@@ -57,11 +58,18 @@ export class QuotaPacer {
     }
   }
 
-  /** Gmail said this user is over quota: halve the rate and spend what is left. */
+  /**
+   * Gmail said this user is over quota: halve the rate and spend what is left.
+   * The calls in flight together are refused together; that is one episode,
+   * so the rate is halved at most once a second.
+   */
   throttled(): void {
     if (this.maxRate <= 0) return;
-    this.rate = Math.max(this.maxRate / 16, this.rate / 2);
+    const t = this.now();
     this.tokens = Math.min(this.tokens, 0);
+    if (t - this.lastThrottle < 1000) return;
+    this.lastThrottle = t;
+    this.rate = Math.max(this.maxRate / 16, this.rate / 2);
   }
 
   /** A call succeeded: climb back towards the configured rate. */
