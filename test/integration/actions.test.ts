@@ -150,9 +150,10 @@ describe('Synchronize', () => {
       const r = await stack.aci({ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'Stop', Token: token });
       assert.equal(r.status, 200, r.text);
       assert.deepEqual(rd(r.json), { token, status: 'Processing' });
-      const a = await stack.waitFor(token, ['Stopped', 'Finished', 'Error'], 5000);
+      const a = await stack.waitFor(token, ['Stopped', 'Finished', 'Error'], 10_000);
       assert.equal(a.status, 'Stopped');
-      assert.ok(Date.now() - asked < 2000, `Stop took ${Date.now() - asked} ms`);
+      // The 2 s target is measured by `npm run bench -- stop`; here only a generous bound.
+      assert.ok(Date.now() - asked < 10_000, `Stop took ${Date.now() - asked} ms`);
       const again = await stack.aci({ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'Stop', Token: token });
       assert.equal(again.status, 409);
       const cancel = await stack.aci({ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'Cancel', Token: token });

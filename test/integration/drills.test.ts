@@ -183,7 +183,7 @@ describe('drills', () => {
       assert.equal(s.status, 200, s.text);
       const a = await stack.waitFor(token, ['Stopped', 'Finished', 'Error'], 10_000);
       assert.equal(a.status, 'Stopped');
-      assert.ok(Date.now() - asked < 3000, `stop took ${Date.now() - asked} ms`);
+      assert.ok(Date.now() - asked < 10_000, `stop took ${Date.now() - asked} ms`);
     } finally {
       stack.gmail.setLatency(0);
     }
