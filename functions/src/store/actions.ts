@@ -3,7 +3,14 @@
  * transaction that checks the current status, so Cancel and the worker's claim
  * cannot both win, and a unit's lease has exactly one live holder.
  */
-import { FieldValue, Timestamp, type DocumentReference, type Firestore } from '@google-cloud/firestore';
+import {
+  FieldValue,
+  Timestamp,
+  type DocumentReference,
+  type DocumentSnapshot,
+  type Firestore,
+  type Transaction,
+} from '@google-cloud/firestore';
 import {
   COLLECTIONS,
   ENDED_STATUSES,
@@ -304,11 +311,23 @@ export class ActionStore {
     return (snap.get('historyId') as string | undefined) ?? null;
   }
 
-  /** Checks the holder still has the lease and extends it; throws LeaseLost otherwise. */
-  async renewLease(token: string, id: string, holder: string, leaseMs: number): Promise<void> {
+  /** Runs `write` in a transaction on the unit if `holder` still has its lease; throws LeaseLost otherwise. */
+  private async whileHeld(
+    token: string,
+    id: string,
+    holder: string,
+    write: (tx: Transaction, snap: DocumentSnapshot) => void,
+  ): Promise<void> {
     await this.db.runTransaction(async (tx) => {
       const snap = await tx.get(this.unitRef(token, id));
       if (snap.get('lease.holder') !== holder) throw new LeaseLost(`the lease of ${id} passed to another delivery`);
+      write(tx, snap);
+    });
+  }
+
+  /** Checks the holder still has the lease and extends it; throws LeaseLost otherwise. */
+  async renewLease(token: string, id: string, holder: string, leaseMs: number): Promise<void> {
+    await this.whileHeld(token, id, holder, (tx, snap) => {
       const until = Timestamp.fromMillis(this.now() + leaseMs);
       const unit = snap.data() as UnitRecord;
       tx.update(snap.ref, { 'lease.expiresAt': until });
@@ -318,9 +337,7 @@ export class ActionStore {
 
   /** Writes a unit's progress and checkpoint, if the holder still has the lease. */
   async saveProgress(token: string, id: string, holder: string, p: UnitProgress): Promise<void> {
-    await this.db.runTransaction(async (tx) => {
-      const snap = await tx.get(this.unitRef(token, id));
-      if (snap.get('lease.holder') !== holder) throw new LeaseLost(`the lease of ${id} passed to another delivery`);
+    await this.whileHeld(token, id, holder, (tx, snap) => {
       tx.update(snap.ref, { ...p, messageErrors: p.messageErrors.slice(0, MAX_NAMED_ERRORS) });
     });
   }
@@ -336,10 +353,8 @@ export class ActionStore {
    * records the new task, so the continuation can claim it at once.
    */
   async handOver(token: string, id: string, holder: string, generation: number, taskId: string, p: UnitProgress): Promise<void> {
-    await this.db.runTransaction(async (tx) => {
-      const snap = await tx.get(this.unitRef(token, id));
-      if (snap.get('lease.holder') !== holder) throw new LeaseLost(`the lease of ${id} passed to another delivery`);
-      tx.update(snap.ref, { ...p, lease: null, generation, taskId });
+    await this.whileHeld(token, id, holder, (tx, snap) => {
+      tx.update(snap.ref, { ...p, messageErrors: p.messageErrors.slice(0, MAX_NAMED_ERRORS), lease: null, generation, taskId });
     });
   }
 

@@ -4,6 +4,7 @@
  * `cloud-tasks emulator: http://127.0.0.1:PORT/` when ready, and stops on SIGINT or SIGTERM.
  */
 import { startCloudTasksEmulator } from './server.js';
+import { closeOnSignals } from '../signals.js';
 
 const DEFAULT_PORT = 8123;
 
@@ -19,20 +20,7 @@ function portFrom(value: string | undefined): number {
 async function main(): Promise<void> {
   const emulator = await startCloudTasksEmulator({ port: portFrom(process.env.CLOUD_TASKS_EMULATOR_PORT) });
   process.stdout.write(`cloud-tasks emulator: ${emulator.url}\n`);
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    emulator.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        process.stderr.write(`cloud-tasks emulator: ${err instanceof Error ? err.message : String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  closeOnSignals('cloud-tasks emulator', () => emulator.close());
 }
 
 main().catch((err: unknown) => {

@@ -12,6 +12,7 @@
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { startGmailEmulator } from './index.js';
+import { closeOnSignals } from '../signals.js';
 
 function numberFromEnv(name: string, def: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -36,20 +37,7 @@ async function main(): Promise<void> {
     quotaStatus,
   });
   process.stdout.write(`gmail emulator: ${emulator.url}\n`);
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    emulator.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        process.stderr.write(`gmail emulator: ${String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  closeOnSignals('gmail emulator', () => emulator.close());
 }
 
 main().catch((err: unknown) => {

@@ -259,26 +259,10 @@ async function gmailCall(
       return { status: 200, body: { labels: mb.labelsJson() } };
     case 'labels.get':
       return { status: 200, body: mb.labelJson(args[1] ?? '') };
-    case 'messages.list': {
-      const opts = {
-        labelIds: p.getAll('labelIds'),
-        q: p.get('q') ?? undefined,
-        includeSpamTrash: boolParam(p, 'includeSpamTrash'),
-        pageToken: p.get('pageToken') || undefined,
-        maxResults: intParam(p, 'maxResults', 100, 500),
-      };
-      return { status: 200, body: mb.list(opts) };
-    }
-    case 'threads.list': {
-      const opts = {
-        labelIds: p.getAll('labelIds'),
-        q: p.get('q') ?? undefined,
-        includeSpamTrash: boolParam(p, 'includeSpamTrash'),
-        pageToken: p.get('pageToken') || undefined,
-        maxResults: intParam(p, 'maxResults', 100, 500),
-      };
-      return { status: 200, body: await mb.listThreads(opts) };
-    }
+    case 'messages.list':
+      return { status: 200, body: mb.list(listOptions(p)) };
+    case 'threads.list':
+      return { status: 200, body: await mb.listThreads(listOptions(p)) };
     case 'messages.get': {
       const rec = mb.get(args[1] ?? '');
       return { status: 200, body: await mb.messageJson(rec, formatParam(p, true), p.getAll('metadataHeaders')) };
@@ -422,5 +406,16 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
       process.emitWarning(`gmail emulator: ${(err as Error)?.stack ?? String(err)}`);
       if (!res.headersSent) res.destroy();
     });
+  };
+}
+
+/** The query parameters messages.list and threads.list share. */
+function listOptions(p: URLSearchParams) {
+  return {
+    labelIds: p.getAll('labelIds'),
+    q: p.get('q') ?? undefined,
+    includeSpamTrash: boolParam(p, 'includeSpamTrash'),
+    pageToken: p.get('pageToken') || undefined,
+    maxResults: intParam(p, 'maxResults', 100, 500),
   };
 }
