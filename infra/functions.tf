@@ -146,7 +146,8 @@ check "worker_url_matches_cloud_run" {
 
 # --- who may invoke what -------------------------------------------------------------------------
 
-# The worker: only the invoker account, i.e. only Cloud Tasks deliveries of the fetch queue.
+# The worker: only the invoker account, i.e. only Cloud Tasks deliveries of the fetch queue and the
+# reconcile job (scheduler.tf).
 resource "google_cloud_run_service_iam_member" "worker_tasks_invoker" {
   project  = var.project_id
   location = google_cloudfunctions2_function.worker.location

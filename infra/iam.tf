@@ -1,7 +1,8 @@
 # Service accounts and what each may do. Five accounts, each with one job:
 #
 #   runtime    — identity of both functions: Firestore, the fetch queue, signs delegation JWTs.
-#   tasks      — the account whose OIDC token Cloud Tasks attaches; may invoke the worker only.
+#   tasks      — the account whose OIDC token Cloud Tasks (and the reconcile job) attaches; may
+#                invoke the worker only.
 #   scheduler  — the account whose OIDC token Cloud Scheduler attaches; may invoke action only.
 #   delegate   — holds no roles at all; its OAuth client id is what the Workspace admin
 #                authorises for domain-wide delegation, and runtime signs JWTs as it.
@@ -22,7 +23,7 @@ resource "google_service_account" "tasks_invoker" {
   project      = var.project_id
   account_id   = "gmail-connector-tasks"
   display_name = "Gmail connector task invoker"
-  description  = "Cloud Tasks attaches this account's OIDC token to every fetch task; it may invoke the worker only."
+  description  = "Cloud Tasks attaches this account's OIDC token to every fetch task, Cloud Scheduler to every reconcile call; it may invoke the worker only."
   depends_on   = [google_project_service.apis]
 }
 
@@ -61,7 +62,8 @@ resource "google_project_iam_member" "runtime_datastore_user" {
 
 # --- runtime: the fetch queue (granted on the queue, not the project) ----------------------------
 
-# createTask: action queues every Fetch; the worker queues continuations and per-mailbox children.
+# createTask: action queues every Fetch; the worker queues continuations and per-mailbox children,
+# and its reconcile pass re-queues a unit whose lease expired with no task pending.
 resource "google_cloud_tasks_queue_iam_member" "runtime_enqueuer" {
   project  = var.project_id
   location = google_cloud_tasks_queue.fetch.location
@@ -79,7 +81,9 @@ resource "google_cloud_tasks_queue_iam_member" "runtime_task_deleter" {
   member   = google_service_account.runtime.member
 }
 
-# getQueue (GetStatus shows whether the queue is paused), getTask, listTasks.
+# getQueue (GetStatus shows whether the queue is paused), getTask and listTasks (the worker's
+# reconcile pass asks whether a unit whose lease expired still has a task pending). Granted on the
+# fetch queue only: nothing about Cloud Tasks is granted project-wide.
 resource "google_cloud_tasks_queue_iam_member" "runtime_viewer" {
   project  = var.project_id
   location = google_cloud_tasks_queue.fetch.location

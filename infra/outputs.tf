@@ -39,7 +39,7 @@ output "runtime_service_account_email" {
 }
 
 output "tasks_invoker_service_account_email" {
-  description = "Account whose OIDC token the queue attaches (TASKS_INVOKER_SERVICE_ACCOUNT); may invoke the worker only."
+  description = "Account whose OIDC token the queue and the reconcile job attach (TASKS_INVOKER_SERVICE_ACCOUNT); may invoke the worker only."
   value       = google_service_account.tasks_invoker.email
 }
 
@@ -51,4 +51,9 @@ output "scheduler_service_account_email" {
 output "scheduler_jobs" {
   description = "Cloud Scheduler job of each scheduled task."
   value       = { for task, job in google_cloud_scheduler_job.sync : task => job.name }
+}
+
+output "reconcile_job" {
+  description = "Cloud Scheduler job that calls the worker's reconcile pass (gcloud scheduler jobs run NAME --location=REGION runs it now)."
+  value       = google_cloud_scheduler_job.reconcile.name
 }

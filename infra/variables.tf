@@ -137,3 +137,14 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "reconcile_schedule" {
+  description = "Cron (Etc/UTC) of the gmail-connector-reconcile job, which re-queues or ends actions and mailboxes whose lease expired with no task pending. A dead action ends within about this interval plus one lease."
+  type        = string
+  default     = "*/5 * * * *"
+
+  validation {
+    condition     = length(regexall("\\S+", var.reconcile_schedule)) == 5
+    error_message = "reconcile_schedule must be a five-field cron expression, e.g. \"*/5 * * * *\"."
+  }
+}

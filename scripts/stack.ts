@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { startCloudTasksEmulator } from '../test/emulators/cloud-tasks/index.js';
 import { freePort, startFirestoreEmulator } from '../test/emulators/firestore.js';
 import { startGmailEmulator } from '../test/emulators/gmail/index.js';
-import { createFetchQueue, waitUntilAnswers } from '../test/support/local.js';
+import { callReconcile, createFetchQueue, waitUntilAnswers } from '../test/support/local.js';
 
 const env = process.env;
 const note = (s: string) => process.stderr.write(`stack: ${s}\n`);
@@ -65,6 +65,7 @@ try {
     quotaUnitsPerMinute: intVar('GMAIL_EMULATOR_QUOTA', 15000, 100_000_000),
     latencyMs: intVar('GMAIL_EMULATOR_LATENCY_MS', 0, 600_000),
     faultRate: numVar('GMAIL_EMULATOR_FAULTS', 0, 1),
+    hangRate: numVar('GMAIL_EMULATOR_HANG', 0, 1),
     quotaStatus: env.GMAIL_EMULATOR_QUOTA_STATUS === '403' ? 403 : 429,
   });
   closers.push(() => gmail.close());
@@ -118,6 +119,19 @@ try {
   serve('worker', workerPort, true);
 
   await Promise.all([waitUntilAnswers(`http://127.0.0.1:${actionPort}/action=GetVersion`), waitUntilAnswers(workerUrl)]);
+  // Production runs reconcile from a Cloud Scheduler job; here, a timer does.
+  const reconcileEveryS = intVar('RECONCILE_INTERVAL_S', 120, 86_400);
+  if (reconcileEveryS > 0) {
+    const timer = setInterval(() => {
+      callReconcile(tasks, workerUrl, fnEnv.TASKS_INVOKER_SERVICE_ACCOUNT ?? '').then(
+        (r) => {
+          if (r.status !== 200) note(`reconcile answered ${r.status}: ${JSON.stringify(r.body)}`);
+        },
+        (e: unknown) => note(`reconcile failed: ${(e as Error).message}`),
+      );
+    }, reconcileEveryS * 1000);
+    closers.push(async () => clearInterval(timer));
+  }
   note(`Firestore emulator ${firestore.host}, Cloud Tasks emulator ${tasks.host}, Gmail emulator ${gmail.url}, worker ${workerUrl}`);
   process.stdout.write(`ready: http://127.0.0.1:${actionPort}/\n`);
 } catch (e) {

@@ -22,7 +22,7 @@ export const PRODUCTION_ENV_VARS = [
 ] as const;
 
 /** Optional production variables, set only when the matching feature is on. */
-export const OPTIONAL_ENV_VARS = ['ACTION_SHARED_SECRET', 'WORKER_LEASE_S'] as const;
+export const OPTIONAL_ENV_VARS = ['ACTION_SHARED_SECRET', 'WORKER_LEASE_S', 'GMAIL_CALL_TIMEOUT_S', 'GMAIL_BACKOFF_MS'] as const;
 
 /** Variables that point the functions at emulators; never set in production. */
 export const EMULATOR_ENV_VARS = [
@@ -108,6 +108,10 @@ export interface Config {
   readonly workerTimeBudgetS: number;
   /** Seconds a worker's lease lasts without renewal. */
   readonly leaseS: number;
+  /** Seconds one Gmail or Directory call may take before it is abandoned and retried. */
+  readonly gmailCallTimeoutS: number;
+  /** The first backoff after a transient Gmail failure, in milliseconds; it doubles up to 60 times this (at most 30 s). */
+  readonly gmailBackoffMs: number;
   /** The service account whose client id is authorised for domain-wide delegation. */
   readonly delegatedServiceAccount: string | undefined;
   /** When set, `action` requires this secret in the `X-ACI-Secret` header. */
@@ -228,6 +232,8 @@ export function loadConfig(env: Env): Config {
     invokerServiceAccount: invoker,
     workerTimeBudgetS: budget,
     leaseS: positiveInt(env, 'WORKER_LEASE_S', 60, 600),
+    gmailCallTimeoutS: positiveInt(env, 'GMAIL_CALL_TIMEOUT_S', 60, 600),
+    gmailBackoffMs: positiveInt(env, 'GMAIL_BACKOFF_MS', 500, 10_000),
     delegatedServiceAccount: delegated || undefined,
     actionSharedSecret: secret || undefined,
     firestoreEmulatorHost: hostPort(env, 'FIRESTORE_EMULATOR_HOST'),

@@ -10,11 +10,13 @@ import { createLogger, type Logger } from './log.js';
 import { createTasksClient } from './queue/client.js';
 import { createTaskQueue, type TaskQueue } from './queue/tasks.js';
 import { ActionStore } from './store/actions.js';
+import { UnitStore } from './store/units.js';
 
 export interface Deps {
   config: Config;
   db: Firestore;
   store: ActionStore;
+  units: UnitStore;
   queue: TaskQueue;
   google: GoogleAccess;
   log: Logger;
@@ -32,10 +34,12 @@ export function createDeps(config: Config, overrides: Partial<Pick<Deps, 'log' |
     ...(config.firestoreEmulatorHost ? { host: config.firestoreEmulatorHost, ssl: false, universeDomain: 'googleapis.com' } : {}),
   });
   const now = overrides.now ?? Date.now;
+  const store = new ActionStore(db, now);
   return {
     config,
     db,
-    store: new ActionStore(db, now),
+    store,
+    units: new UnitStore(db, store, now),
     queue: createTaskQueue(createTasksClient({ emulatorHost: config.tasksEmulatorHost }), config),
     google: createGoogleAccess(config),
     log: overrides.log ?? createLogger(),

@@ -1,12 +1,15 @@
 /**
  * The `worker` HTTP function: the Cloud Tasks target. It checks the caller,
- * reads the task's payload and hands it to the work module.
+ * reads the task's payload and hands it to the work module. `POST /reconcile`
+ * (Cloud Scheduler, with the same identity) runs one reconcile pass.
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { CallerRefused, createCallerCheck } from './auth/oidc.js';
 import type { Deps } from './deps.js';
 import { createWork } from './fetch/work.js';
+import { createReconciler } from './queue/reconcile.js';
 import type { WorkPayload } from './queue/tasks.js';
+import type { DeliveryInfo } from './store/units.js';
 import { TOKEN_PATTERN } from './store/model.js';
 
 function parsePayload(body: unknown): WorkPayload | string {
@@ -22,6 +25,16 @@ function parsePayload(body: unknown): WorkPayload | string {
   return { token: b.token, unit: b.unit as string | undefined, generation: b.generation as number | undefined };
 }
 
+/** The delivery as Cloud Tasks describes it: how many times it was retried and the previous attempt's status. */
+function deliveryInfo(req: Request): DeliveryInfo {
+  const count = Number(req.get('x-cloudtasks-taskretrycount') ?? '0');
+  const prev = Number(req.get('x-cloudtasks-taskpreviousresponse') ?? '');
+  return {
+    retryCount: Number.isInteger(count) && count >= 0 ? count : 0,
+    previousResponse: Number.isInteger(prev) && prev > 0 ? prev : null,
+  };
+}
+
 export function createWorkerHandler(deps: Deps) {
   const checkCaller = createCallerCheck({
     jwksUrl: deps.config.oidcJwksUrl,
@@ -29,7 +42,12 @@ export function createWorkerHandler(deps: Deps) {
     serviceAccount: deps.config.invokerServiceAccount,
   });
   const work = createWork(deps);
+  const reconciler = createReconciler(deps);
   return async function worker(req: Request, res: Response): Promise<void> {
+    if (req.method !== 'POST') {
+      res.status(405).set('Allow', 'POST').json({ error: `${req.method} is not accepted: the worker takes POST from the queue` });
+      return;
+    }
     try {
       await checkCaller(req.get('authorization'));
     } catch (e) {
@@ -38,6 +56,19 @@ export function createWorkerHandler(deps: Deps) {
         return;
       }
       throw e;
+    }
+    if (req.path === '/reconcile') {
+      try {
+        res.status(200).json(await reconciler.pass());
+      } catch (e) {
+        deps.log.error('reconcile failed', { error: (e as Error).message });
+        res.status(503).json({ error: 'reconcile did not complete; the next pass continues' });
+      }
+      return;
+    }
+    if (req.path !== '/') {
+      res.status(404).json({ error: `no route ${req.path}: the worker serves / (tasks) and /reconcile` });
+      return;
     }
     let body: unknown = req.body;
     if (Buffer.isBuffer(body)) {
@@ -53,7 +84,7 @@ export function createWorkerHandler(deps: Deps) {
       return;
     }
     try {
-      const result = await work.handle(payload);
+      const result = await work.handle(payload, deliveryInfo(req));
       res.status(result.status).json({ message: result.message });
     } catch (e) {
       deps.log.with({ token: payload.token }).error('delivery failed; the queue will retry', { error: (e as Error).message });

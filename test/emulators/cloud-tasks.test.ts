@@ -597,3 +597,133 @@ void test('REST routes accept enum names and snake_case as gcloud sends them, an
   });
   assert.equal(badBody.status, 400);
 });
+
+// ---------------------------------------------------------------------------------------------
+// GetTask over REST through a task's life, retry headers, tokens minted for local callers.
+
+/** A promise and the function that resolves it. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open = (): void => {};
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+/** GetTask as gcloud sends it: REST GET v2/{name}. */
+async function restGetTask(emulator: CloudTasksEmulator, name: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${emulator.url}v2/${name}`);
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+const NOT_FOUND_BODY = { error: { code: 404, message: 'Requested entity was not found.', status: 'NOT_FOUND' } };
+
+void test('GetTask (REST) answers a task while its attempt is in flight, and 404 once the target answered 2xx', async (t) => {
+  const release = gate();
+  const { emulator, target, queue } = await setup(t, { reply: () => release.opened.then(() => 200) });
+  const name = `${queue}/tasks/in-dispatch`;
+  await restGetTask(emulator, name).then((r) => assert.equal(r.status, 404));
+  const created = await fetch(`${emulator.url}v2/${queue}/tasks`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ task: { name, httpRequest: { url: target.url } } }),
+  });
+  assert.equal(created.status, 200);
+  await target.waitFor(1);
+
+  // The target holds the request: the task is being dispatched, and still there.
+  const during = await restGetTask(emulator, name);
+  assert.equal(during.status, 200);
+  assert.equal(during.json.name, name);
+  assert.equal(during.json.dispatchCount, 1);
+  assert.equal(during.json.responseCount, undefined);
+  const attempt = during.json.lastAttempt as Record<string, unknown> | undefined;
+  assert.ok(attempt?.dispatchTime, 'the attempt in flight has a dispatch time');
+  assert.equal(attempt.responseTime, undefined);
+  assert.equal(attempt.responseStatus, undefined);
+
+  release.open();
+  await eventually(async () => {
+    const after = await restGetTask(emulator, name);
+    assert.equal(after.status, 404);
+    assert.deepEqual(after.json, NOT_FOUND_BODY);
+  });
+  assert.equal(target.received.length, 1);
+});
+
+void test('GetTask (REST) answers 404 for a task whose retries are exhausted (maxAttempts=2, target always 500)', async (t) => {
+  const release = gate();
+  const { emulator, client, target, queue } = await setup(t, {
+    queue: { retryConfig: { maxAttempts: 2, minBackoff: ms(50), maxBackoff: ms(50) } },
+    // The first attempt fails at once; the second waits for the test before failing too.
+    reply: (n) => (n === 1 ? 500 : release.opened.then(() => 500)),
+  });
+  const name = `${queue}/tasks/exhausted`;
+  await client.createTask({ parent: queue, task: { name, httpRequest: { url: target.url } } });
+  await target.waitFor(2);
+  const during = await restGetTask(emulator, name);
+  assert.equal(during.status, 200);
+  assert.equal(during.json.dispatchCount, 2);
+  assert.equal(during.json.responseCount, 1);
+
+  release.open();
+  await eventually(async () => {
+    const after = await restGetTask(emulator, name);
+    assert.equal(after.status, 404);
+    assert.deepEqual(after.json, NOT_FOUND_BODY);
+  });
+  // Gone means no further attempt can come: the decision not to retry is what removed it.
+  assert.equal(target.received.length, 2);
+  const [left] = await client.listTasks({ parent: queue });
+  assert.equal(left.length, 0);
+});
+
+void test('each retry carries its retry count and the HTTP status of the attempt before it, none after a deadline', async (t) => {
+  const replies: Reply[] = [500, 404, 'hang', 429, 200];
+  const { client, target, queue } = await setup(t, {
+    queue: { retryConfig: { maxAttempts: 10, minBackoff: ms(50), maxBackoff: ms(50) } },
+    reply: (n) => replies[n - 1] ?? 200,
+  });
+  const name = `${queue}/tasks/retried`;
+  await client.createTask({ parent: queue, task: { name, dispatchDeadline: ms(300), httpRequest: { url: target.url } } });
+  const got = await target.waitFor(5);
+  assert.deepEqual(
+    got.map((r) => r.headers['x-cloudtasks-taskretrycount']),
+    ['0', '1', '2', '3', '4'],
+  );
+  assert.deepEqual(
+    got.map((r) => r.headers['x-cloudtasks-taskpreviousresponse']),
+    [undefined, '500', '404', undefined, '429'],
+  );
+  await eventually(() => assert.rejects(client.getTask({ name }), withCode(NOT_FOUND)));
+  assert.equal(target.received.length, 5);
+});
+
+void test('mintOidcToken signs tokens exactly like those of dispatched tasks', async (t) => {
+  const { emulator, client, target, queue } = await setup(t);
+  const email = 'scheduler@test-project.iam.gserviceaccount.com';
+  const audience = 'https://aci.example.com/sync';
+  await client.createTask({
+    parent: queue,
+    task: { httpRequest: { url: target.url, oidcToken: { serviceAccountEmail: email, audience } } },
+  });
+  const [dispatched] = await target.waitFor(1);
+  const dispatchedToken = (dispatched?.headers.authorization ?? '').replace(/^Bearer /, '');
+  assert.ok(dispatchedToken);
+
+  const jwks = createRemoteJWKSet(new URL(emulator.jwksUrl));
+  const minted = await emulator.mintOidcToken(email, audience);
+  const a = await jwtVerify(minted, jwks, { issuer: emulator.issuer, audience });
+  const b = await jwtVerify(dispatchedToken, jwks, { issuer: emulator.issuer, audience });
+  assert.deepEqual(a.protectedHeader, b.protectedHeader);
+  assert.deepEqual(Object.keys(a.payload).sort(), Object.keys(b.payload).sort());
+  for (const claim of ['iss', 'aud', 'sub', 'azp', 'email', 'email_verified'] as const) {
+    assert.deepEqual(a.payload[claim], b.payload[claim], claim);
+  }
+
+  const other = await emulator.mintOidcToken(email, 'https://other.example.com/');
+  const { payload } = await jwtVerify(other, jwks, { issuer: 'https://accounts.google.com', audience: 'https://other.example.com/' });
+  assert.equal(payload.email, email);
+  assert.equal(payload.exp, (payload.iat ?? 0) + 3600);
+  await assert.rejects(jwtVerify(other, jwks, { audience }));
+  await assert.rejects(emulator.mintOidcToken('', audience));
+  await assert.rejects(emulator.mintOidcToken(email, ''));
+});

@@ -710,3 +710,89 @@ void describe('latency and lifecycle', () => {
     await emulator.close(); // idempotent
   });
 });
+
+void describe('hangs', () => {
+  /** One Gmail call over plain fetch: its status, or 'timeout' when the client gave up after `timeoutMs`. */
+  async function call(e: GmailEmulator, path: string, timeoutMs = 300): Promise<number | 'timeout'> {
+    try {
+      const res = await fetch(new URL(path, e.url), {
+        headers: { Authorization: 'Bearer test-token' },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await res.arrayBuffer();
+      return res.status;
+    } catch (err) {
+      if ((err as Error).name === 'TimeoutError') return 'timeout';
+      throw err;
+    }
+  }
+  const list = `gmail/v1/users/${encodeURIComponent(DEMO)}/messages`;
+  const profile = `gmail/v1/users/${encodeURIComponent(DEMO)}/profile`;
+
+  /** Waits until `check` holds, polling; fails after `timeoutMs`. */
+  async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!check()) {
+      if (performance.now() > deadline) assert.fail('condition not met in time');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  void test('at 1.0 Gmail calls are never answered until the client gives up; at 0 they answer again', async () => {
+    await withEmulator({ dataDir: DEMO_DIR, quotaUnitsPerMinute: 0, hangRate: 1 }, async (emulator) => {
+      const t0 = performance.now();
+      assert.equal(await call(emulator, list, 300), 'timeout');
+      assert.ok(performance.now() - t0 >= 290);
+      assert.equal(emulator.stats().hung, 1);
+      assert.equal(emulator.stats().calls['messages.list'], 1);
+      assert.equal(emulator.stats().faults, 0);
+      // The Directory and the health route are not Gmail calls: they answer.
+      assert.equal(await call(emulator, 'admin/directory/v1/users?domain=example.com'), 200);
+      assert.equal(await call(emulator, ''), 200);
+      assert.equal(emulator.stats().hung, 1);
+
+      emulator.setHangRate(0);
+      assert.equal(await call(emulator, list), 200);
+      assert.equal((await clients(emulator).gmail.users.getProfile({ userId: DEMO })).status, 200);
+      assert.equal(emulator.stats().hung, 1);
+    });
+  });
+
+  void test('close() returns promptly with a hung request open, and ends it', async () => {
+    const emulator = await startGmailEmulator({ users: [DEMO], hangRate: 1 });
+    const pending = call(emulator, list, 30_000).then(
+      (r) => String(r),
+      () => 'failed',
+    );
+    await until(() => emulator.stats().hung === 1);
+    const c0 = performance.now();
+    await emulator.close();
+    assert.ok(performance.now() - c0 < 1000, 'close does not wait for hung calls');
+    assert.equal(await pending, 'failed');
+  });
+
+  void test('hangs are seeded and leave the sequence of faults unchanged', async () => {
+    /** Per call: 'hang', or the status answered. Hung calls are told apart by stats().hung. */
+    const run = async (hangRate: number): Promise<string[]> => {
+      const out: string[] = [];
+      await withEmulator({ users: [DEMO], quotaUnitsPerMinute: 0, faultRate: 0.5, hangRate, seed: 7 }, async (e) => {
+        for (let i = 0; i < 12; i++) {
+          const before = e.stats().hung;
+          const r = await call(e, profile, 250);
+          const hung = e.stats().hung > before;
+          assert.equal(r === 'timeout', hung, `call ${i}: ${r} but hung ${hung}`);
+          out.push(hung ? 'hang' : String(r));
+        }
+      });
+      return out;
+    };
+    const plain = await run(0);
+    const hanging = await run(0.5);
+    assert.deepEqual(await run(0.5), hanging, 'same seed, same hangs');
+    assert.ok(plain.some((s) => s === '200') && plain.some((s) => s !== '200'), `faults: ${plain.join(',')}`);
+    assert.ok(hanging.includes('hang') && hanging.some((s) => s !== 'hang'), `hangs: ${hanging.join(',')}`);
+    hanging.forEach((s, i) => {
+      if (s !== 'hang') assert.equal(s, plain[i], `call ${i} is answered as without hangs`);
+    });
+  });
+});

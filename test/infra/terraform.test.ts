@@ -16,10 +16,12 @@ import {
   checkFunctionEnvironment,
   checkFunctionSettings,
   checkPublicAccess,
+  checkReconcileJob,
   checkReferences,
   checkScheduledTasks,
   checkTaskWiring,
   checkVariables,
+  checkWorkerQueueAccess,
   first,
   isObject,
   loadExampleConfigs,
@@ -345,6 +347,90 @@ void describe('scheduled tasks', () => {
       config: { tasks: { A: { users: ['a@example.com'], schedule: null }, B: { users: ['b@example.com'], schedule: { cron: '0 * * * *' } } } },
     };
     assert.deepEqual(await checkScheduledTasks(parsed, [nullSchedule]), []);
+  });
+});
+
+void describe('the reconcile job', () => {
+  void it('POSTs to WORKER_URL/reconcile every 5 minutes (Etc/UTC) with the tasks OIDC token for the worker audience', async () => {
+    assert.deepEqual(await checkReconcileJob(parsed), []);
+  });
+
+  void it('reports a module without the job', async () => {
+    const m = copy();
+    delete m.resource['google_cloud_scheduler_job']?.['reconcile'];
+    assertReports(await checkReconcileJob(m), "no google_cloud_scheduler_job calls the worker's /reconcile route");
+  });
+
+  void it('reports another route, host or method', async () => {
+    const m = await withText('scheduler.tf', 'uri         = "${local.worker_url}/reconcile"', 'uri         = "${local.worker_url}/reconciler"');
+    assertReports(await checkReconcileJob(m), 'not https://');
+    const n = await withText('scheduler.tf', 'uri         = "${local.worker_url}/reconcile"', 'uri         = "${google_cloudfunctions2_function.action.service_config[0].uri}/reconcile"');
+    assertReports(await checkReconcileJob(n), '(WORKER_URL + /reconcile)');
+    const o = await withText('scheduler.tf', 'http_method = "POST"', 'http_method = "GET"');
+    assertReports(await checkReconcileJob(o), 'http_method must be POST, got GET');
+  });
+
+  void it('reports an OIDC token of another account, or for another audience', async () => {
+    const m = await withText('scheduler.tf', /service_account_email = google_service_account\.tasks_invoker\.email\n(\s*)audience {14}= local\.worker_url/, 'service_account_email = google_service_account.scheduler.email\n$1audience              = local.worker_url');
+    assertReports(await checkReconcileJob(m), 'is not TASKS_INVOKER_SERVICE_ACCOUNT', 'google_service_account.scheduler has no run.invoker grant on the worker');
+    const n = await withText('scheduler.tf', 'audience              = local.worker_url', 'audience              = "${local.worker_url}/reconcile"');
+    assertReports(await checkReconcileJob(n), "the job's OIDC audience");
+    const o = await withText('scheduler.tf', /\n\s*audience {14}= local\.worker_url\n/, '\n');
+    assertReports(await checkReconcileJob(o), '(unset, the full URI) is not WORKER_URL');
+  });
+
+  void it('reports a schedule not taken from var.reconcile_schedule, another default, or another time zone', async () => {
+    const m = await withText('scheduler.tf', 'schedule    = var.reconcile_schedule', 'schedule    = "*/5 * * * *"');
+    assertReports(await checkReconcileJob(m), 'schedule must be var.reconcile_schedule');
+    const n = await withText('variables.tf', 'default     = "*/5 * * * *"', 'default     = "0 * * * *"');
+    assertReports(await checkReconcileJob(n), 'default must be "*/5 * * * *"');
+    const o = copy();
+    body(o, 'google_cloud_scheduler_job', 'reconcile')['time_zone'] = 'Europe/Paris';
+    assertReports(await checkReconcileJob(o), 'time_zone must be Etc/UTC');
+  });
+
+  void it('reports many retries and a deadline beyond the worker timeout', async () => {
+    const m = await withText('scheduler.tf', 'retry_count = 0', 'retry_count = 5');
+    assertReports(await checkReconcileJob(m), 'retry_count 5');
+    const n = await withText('scheduler.tf', 'attempt_deadline = "300s"', 'attempt_deadline = "3600s"');
+    assertReports(await checkReconcileJob(n), 'attempt_deadline must be set');
+  });
+});
+
+void describe("the worker's account on the queue", () => {
+  void it('may get, list and create tasks on the fetch queue, and holds nothing about Cloud Tasks project-wide', async () => {
+    assert.deepEqual(await checkWorkerQueueAccess(parsed), []);
+  });
+
+  void it('reports a runtime account without get/list (or create) on the queue', async () => {
+    const m = copy();
+    delete m.resource['google_cloud_tasks_queue_iam_member']?.['runtime_viewer'];
+    assertReports(await checkWorkerQueueAccess(m), 'lacks cloudtasks.tasks.get', 'lacks cloudtasks.tasks.list');
+    const n = copy();
+    delete n.resource['google_cloud_tasks_queue_iam_member']?.['runtime_enqueuer'];
+    assertReports(await checkWorkerQueueAccess(n), 'lacks cloudtasks.tasks.create');
+  });
+
+  void it('accepts a custom role holding get and list in place of the viewer role', async () => {
+    const m = copy();
+    body(m, 'google_project_iam_custom_role', 'queue_pauser')['permissions'] = ['cloudtasks.queues.pause', 'cloudtasks.queues.resume', 'cloudtasks.tasks.get', 'cloudtasks.tasks.list'];
+    delete m.resource['google_cloud_tasks_queue_iam_member']?.['runtime_viewer'];
+    assert.deepEqual(await checkWorkerQueueAccess(m), []);
+  });
+
+  void it('reports Cloud Tasks or basic roles granted project-wide, and admin roles on the queue', async () => {
+    const m = copy();
+    body(m, 'google_project_iam_member', 'runtime_datastore_user')['role'] = 'roles/cloudtasks.viewer';
+    assertReports(await checkWorkerQueueAccess(m), 'google_project_iam_member.runtime_datastore_user: roles/cloudtasks.viewer project-wide');
+    const n = copy();
+    body(n, 'google_project_iam_member', 'runtime_datastore_user')['role'] = 'roles/editor';
+    assertReports(await checkWorkerQueueAccess(n), 'roles/editor project-wide');
+    const o = copy();
+    body(o, 'google_project_iam_member', 'runtime_datastore_user')['role'] = '${google_project_iam_custom_role.queue_pauser.name}';
+    assertReports(await checkWorkerQueueAccess(o), 'project-wide');
+    const p = copy();
+    body(p, 'google_cloud_tasks_queue_iam_member', 'runtime_viewer')['role'] = 'roles/cloudtasks.queueAdmin';
+    assertReports(await checkWorkerQueueAccess(p), 'roles/cloudtasks.queueAdmin on the queue is broader');
   });
 });
 

@@ -904,6 +904,149 @@ export async function checkScheduledTasks(m: TfModule, examples: readonly Exampl
   return problems;
 }
 
+// --- invariant: the reconcile job ------------------------------------------------------------------
+
+/** "300s" → 300; anything else → undefined. */
+function durationSeconds(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)s$/.exec(text.trim());
+  return match?.[1] !== undefined ? Number(match[1]) : undefined;
+}
+
+/**
+ * One Cloud Scheduler job, gmail-connector-reconcile, POSTs to WORKER_URL + "/reconcile" with an
+ * OIDC token exactly like a task delivery's: the account is TASKS_INVOKER_SERVICE_ACCOUNT (which
+ * has run.invoker on the worker) and the audience is WORKER_URL itself, since the worker checks
+ * both. Its schedule is var.reconcile_schedule (default every 5 minutes) in Etc/UTC; it retries at
+ * most once (the next tick comes anyway) and its attempt deadline stays within the worker's timeout.
+ */
+export function checkReconcileJob(m: TfModule): Promise<string[]> {
+  const problems: string[] = [];
+  const worker = functionsByEntryPoint(m).get('worker');
+  const env = worker ? envOf(m, worker) : undefined;
+  if (!worker || !env) return Promise.resolve(['the worker function and its environment are needed to check the reconcile job']);
+  const workerUrl = expand(m, env['WORKER_URL']);
+  const invokerText = expand(m, env['TASKS_INVOKER_SERVICE_ACCOUNT']);
+  const reconcileUrl = `${workerUrl.replace(/\/$/, '')}/reconcile`;
+
+  const jobs = resources(m, 'google_cloud_scheduler_job').filter((b) => /\/reconcile$/.test(expand(m, first(b.body['http_target'])?.['uri'])));
+  const named = resources(m, 'google_cloud_scheduler_job').filter((b) => expand(m, b.body['name']) === 'gmail-connector-reconcile');
+  if (jobs.length === 0 && named.length === 0) return Promise.resolve(['no google_cloud_scheduler_job calls the worker\'s /reconcile route']);
+  if (jobs.length > 1) problems.push(`expected one reconcile job, found ${jobs.length}: ${jobs.map((j) => j.address).join(', ')}`);
+  const job = (named[0] ?? jobs[0]) as Block;
+
+  const name = expand(m, job.body['name']);
+  if (name !== 'gmail-connector-reconcile') problems.push(`${job.address}: the job must be named gmail-connector-reconcile, got ${name}`);
+  if (job.body['for_each'] !== undefined || job.body['count'] !== undefined) problems.push(`${job.address}: there is exactly one reconcile job (no count or for_each)`);
+
+  const schedule = expand(m, job.body['schedule']);
+  if (schedule !== '${var.reconcile_schedule}') problems.push(`${job.address}: schedule must be var.reconcile_schedule, got ${schedule}`);
+  const variable = m.variable['reconcile_schedule']?.[0];
+  if (!variable) problems.push('variable "reconcile_schedule" is not declared');
+  else if (variable['default'] !== '*/5 * * * *') problems.push(`variable "reconcile_schedule": default must be "*/5 * * * *", got ${JSON.stringify(variable['default'] ?? null)}`);
+  const timeZone = expand(m, job.body['time_zone']);
+  if (timeZone !== 'Etc/UTC') problems.push(`${job.address}: time_zone must be Etc/UTC, got ${timeZone || '(unset)'}`);
+
+  const retries = first(job.body['retry_config'])?.['retry_count'];
+  if (retries !== undefined && !(typeof retries === 'number' && retries <= 1)) {
+    problems.push(`${job.address}: retry_count ${String(retries)}; at most 1, since the next tick comes anyway`);
+  }
+  const deadline = durationSeconds(expand(m, job.body['attempt_deadline']));
+  const timeout = evalNumber(m, first(worker.body['service_config'])?.['timeout_seconds']);
+  if (deadline === undefined || deadline < 15 || (timeout !== undefined && deadline > timeout)) {
+    problems.push(`${job.address}: attempt_deadline must be set, from 15 s up to the worker's timeout (${timeout} s), got ${expand(m, job.body['attempt_deadline']) || '(unset)'}`);
+  }
+
+  const target = first(job.body['http_target']);
+  if (!target) return Promise.resolve([...problems, `${job.address}: no http_target`]);
+  const method = expand(m, target['http_method']);
+  if (method !== 'POST') problems.push(`${job.address}: http_method must be POST, got ${method || '(unset, GET)'}`);
+  const uri = expand(m, target['uri']);
+  if (uri !== reconcileUrl) problems.push(`${job.address}: the job calls ${uri}, not ${reconcileUrl} (WORKER_URL + /reconcile)`);
+  if (target['oauth_token'] !== undefined) problems.push(`${job.address}: the worker needs an OIDC token, not an OAuth token`);
+
+  const oidc = first(target['oidc_token']);
+  if (!oidc) return Promise.resolve([...problems, `${job.address}: the job must call the worker with an OIDC token`]);
+  const email = expand(m, oidc['service_account_email']);
+  if (email !== invokerText) problems.push(`${job.address}: the job's OIDC account ${email} is not TASKS_INVOKER_SERVICE_ACCOUNT ${invokerText}`);
+  const audience = expand(m, oidc['audience']);
+  if (audience !== workerUrl) problems.push(`${job.address}: the job's OIDC audience ${audience || '(unset, the full URI)'} is not WORKER_URL ${workerUrl}`);
+  const account = serviceAccountOf(email);
+  if (account && !invokerGrants(m).some((g) => g.target === worker.name && g.account === account)) {
+    problems.push(`${job.address}: google_service_account.${account} has no run.invoker grant on the worker`);
+  }
+  return Promise.resolve(problems);
+}
+
+// --- invariant: the runtime account and the queue -------------------------------------------------
+
+/** The Cloud Tasks permissions of the predefined roles the checks know. */
+const TASKS_ROLE_PERMISSIONS: Record<string, readonly string[]> = {
+  'roles/cloudtasks.viewer': ['cloudtasks.locations.get', 'cloudtasks.locations.list', 'cloudtasks.queues.get', 'cloudtasks.queues.list', 'cloudtasks.tasks.get', 'cloudtasks.tasks.list'],
+  'roles/cloudtasks.enqueuer': ['cloudtasks.tasks.create', 'cloudtasks.tasks.fullView'],
+  'roles/cloudtasks.taskDeleter': ['cloudtasks.tasks.delete'],
+  'roles/cloudtasks.taskRunner': ['cloudtasks.tasks.run'],
+};
+
+/** Roles broader than the worker's queue needs: granting them anywhere to the runtime account is reported. */
+const BROAD_ROLES = new Set(['roles/owner', 'roles/editor', 'roles/viewer', 'roles/cloudtasks.admin', 'roles/cloudtasks.editor', 'roles/cloudtasks.queueAdmin']);
+
+/** The permissions of a role: a predefined Cloud Tasks role above, or a custom role of the module. */
+function permissionsOf(m: TfModule, role: string): readonly string[] | undefined {
+  if (role in TASKS_ROLE_PERMISSIONS) return TASKS_ROLE_PERMISSIONS[role];
+  const custom = /^\$\{google_project_iam_custom_role\.([\w-]+)\.(?:name|id)\}$/.exec(role)?.[1];
+  const body = custom !== undefined ? m.resource['google_project_iam_custom_role']?.[custom]?.[0] : undefined;
+  const permissions = body?.['permissions'];
+  return Array.isArray(permissions) ? permissions.filter((p): p is string => typeof p === 'string') : undefined;
+}
+
+/** The accounts a grant names: `member`, or each of `members`. */
+function grantAccounts(m: TfModule, body: JsonObject): string[] {
+  const members = Array.isArray(body['members']) ? body['members'] : [body['member']];
+  return members.map((x) => serviceAccountOf(expand(m, x))).filter((a): a is string => a !== undefined);
+}
+
+/**
+ * The worker's runtime account may get, list and create tasks on the fetch queue (the reconcile
+ * pass calls getTask and listTasks, and re-queues with createTask), through grants on that queue
+ * only: no Cloud Tasks role (nor a custom role with a cloudtasks permission) on the project, no
+ * basic role, and no admin or editor role on the queue.
+ */
+export function checkWorkerQueueAccess(m: TfModule): Promise<string[]> {
+  const problems: string[] = [];
+  const worker = functionsByEntryPoint(m).get('worker');
+  const runtime = worker ? serviceAccountOf(expand(m, first(worker.body['service_config'])?.['service_account_email'])) : undefined;
+  if (!worker || !runtime) return Promise.resolve(['the worker must run as a google_service_account of the module']);
+  const queue = resources(m, 'google_cloud_tasks_queue')[0];
+  if (!queue) return Promise.resolve(['no google_cloud_tasks_queue']);
+  const queueNames = new Set([`\${google_cloud_tasks_queue.${queue.name}.name}`, `\${google_cloud_tasks_queue.${queue.name}.id}`, expand(m, queue.body['name'])]);
+
+  const granted = new Set<string>();
+  for (const type of ['google_cloud_tasks_queue_iam_member', 'google_cloud_tasks_queue_iam_binding']) {
+    for (const grant of resources(m, type)) {
+      if (!grantAccounts(m, grant.body).includes(runtime)) continue;
+      const role = expand(m, grant.body['role']);
+      if (BROAD_ROLES.has(role)) problems.push(`${grant.address}: ${role} on the queue is broader than the runtime account needs`);
+      if (!queueNames.has(expand(m, grant.body['name']))) continue;
+      for (const p of permissionsOf(m, role) ?? []) granted.add(p);
+    }
+  }
+  for (const needed of ['cloudtasks.tasks.get', 'cloudtasks.tasks.list', 'cloudtasks.tasks.create']) {
+    if (!granted.has(needed)) problems.push(`google_service_account.${runtime} (the worker's account) lacks ${needed} on ${queue.address}`);
+  }
+
+  for (const type of ['google_project_iam_member', 'google_project_iam_binding']) {
+    for (const grant of resources(m, type)) {
+      if (!grantAccounts(m, grant.body).includes(runtime)) continue;
+      const role = expand(m, grant.body['role']);
+      const tasksPermissions = (permissionsOf(m, role) ?? []).filter((p) => p.startsWith('cloudtasks.'));
+      if (BROAD_ROLES.has(role) || role.startsWith('roles/cloudtasks.') || tasksPermissions.length > 0) {
+        problems.push(`${grant.address}: ${role} project-wide for google_service_account.${runtime}; Cloud Tasks access is granted on the fetch queue only`);
+      }
+    }
+  }
+  return Promise.resolve(problems);
+}
+
 // --- invariant: Firestore -------------------------------------------------------------------------
 
 /**

@@ -49,3 +49,29 @@ export async function waitUntilAnswers(url: string, withinMs = 60_000, everyMs =
   }
   throw new Error(`${url} did not answer within ${withinMs / 1000} s`);
 }
+
+/**
+ * Calls the worker's reconcile route as Cloud Scheduler does: a POST with an
+ * OIDC token of the queue's invoker account for the worker's URL, minted by
+ * the Cloud Tasks emulator (the worker trusts its keys locally).
+ */
+export async function callReconcile(
+  tasks: { mintOidcToken(serviceAccount: string, audience: string): Promise<string> },
+  workerUrl: string,
+  invoker: string,
+): Promise<{ status: number; body: unknown }> {
+  const token = await tasks.mintOidcToken(invoker, workerUrl);
+  const r = await fetch(new URL('reconcile', workerUrl), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(120_000),
+  });
+  const text = await r.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Not JSON: kept as text.
+  }
+  return { status: r.status, body };
+}

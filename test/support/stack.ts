@@ -19,7 +19,7 @@ import type { ActionRecord, UnitRecord } from '../../functions/src/store/model.j
 import { startCloudTasksEmulator, type CloudTasksEmulator } from '../emulators/cloud-tasks/index.js';
 import { freePort, startFirestoreEmulator, type FirestoreEmulator } from '../emulators/firestore.js';
 import { startGmailEmulator, type GmailEmulator, type GmailEmulatorOptions } from '../emulators/gmail/index.js';
-import { createFetchQueue, waitUntilAnswers } from './local.js';
+import { callReconcile, createFetchQueue, waitUntilAnswers } from './local.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SERVE = resolve(ROOT, 'scripts/serve-function.mjs');
@@ -67,6 +67,8 @@ export interface TestStack {
   /** Polls until the action has one of the statuses; returns its record. */
   waitFor(token: string, statuses: string[], timeoutMs?: number): Promise<ActionRecord>;
   units(token: string): Promise<UnitRecord[]>;
+  /** Runs one reconcile pass through the worker's route, as Cloud Scheduler does; returns its report. */
+  reconcile(): Promise<Record<string, number>>;
   /** Sink documents of a task and user: id → data. */
   sink(task: string, user: string): Promise<Map<string, FirebaseFirestore.DocumentData>>;
   close(): Promise<void>;
@@ -203,6 +205,11 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
       }
     },
     units: (token) => deps.store.units(token),
+    async reconcile() {
+      const r = await callReconcile(tasks, workerUrl, env.TASKS_INVOKER_SERVICE_ACCOUNT ?? '');
+      if (r.status !== 200) throw new Error(`reconcile answered ${r.status}: ${JSON.stringify(r.body)}`);
+      return r.body as Record<string, number>;
+    },
     async sink(task, user) {
       const snaps = await deps.db.collection('documents').where('task', '==', task.toUpperCase()).where('user', '==', user.toLowerCase()).get();
       return new Map(snaps.docs.map((d) => [d.id, d.data()]));

@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Deps } from '../deps.js';
 import { actionView } from '../queue/view.js';
-import { FETCH_ACTIONS, STATUSES, TOKEN_PATTERN, unitId, type ActionRecord, type Status } from '../store/model.js';
+import { createReconciler, type Reconciler } from '../queue/reconcile.js';
+import { ENDED_STATUSES, FETCH_ACTIONS, STATUSES, TOKEN_PATTERN, fanOutTaskId, unitId, type ActionRecord, type Status } from '../store/model.js';
 import { AciError, badParameter, conflict, missingParameter, notFound, unavailable, unknownAction } from './errors.js';
 import { parseBoolParam, parseEnum, parseIntParam, requireParam, type AciParams } from './request.js';
 import type { AciTree } from './response.js';
@@ -60,12 +61,16 @@ async function fetchAction(p: AciParams, deps: Deps): Promise<AciTree> {
   const schedule = parseBoolParam(p, 'Schedule', false);
   if (schedule && tasks.length !== 1) throw badParameter('TaskSections', sections.join(','), 'exactly one task with Schedule=true');
   const scheduleKey = tasks.length === 1 ? (tasks[0] ?? null) : null;
-  if (schedule && scheduleKey) {
-    const active = await deps.store.activeOfTask(scheduleKey);
-    if (active) return { token: active.token, coalesced: true };
-  }
   const token = newToken();
-  await deps.store.create({ token, fetchAction: fetch, tasks, scheduleKey });
+  if (schedule && scheduleKey) {
+    // Never coalesce onto an action that lost its tasks: reconcile it first.
+    const active = await deps.store.activeOfTask(scheduleKey);
+    if (active) await reconcilerOf(deps).action(active.token, true);
+    const r = await deps.store.createScheduled({ token, fetchAction: fetch, tasks, scheduleKey });
+    if (!r.created) return { token: r.record.token, coalesced: true };
+  } else {
+    await deps.store.create({ token, fetchAction: fetch, tasks, scheduleKey });
+  }
   try {
     await deps.queue.enqueue(token, { token });
   } catch (e) {
@@ -83,15 +88,36 @@ async function getOne(deps: Deps, token: string): Promise<ActionRecord> {
   return a;
 }
 
-/** Ends the units that never started and deletes their tasks (Cancel of a queued action, Stop of a running one). */
-async function cancelWaitingUnits(deps: Deps, token: string): Promise<void> {
-  const units = await deps.store.queuedUnits(token);
+/**
+ * Ends the units no live lease holds and deletes their tasks (Cancel of a
+ * queued action, Stop of a running one): `Cancelled` if they never started,
+ * else `Stopped`. A unit whose holder is alive sees the stop flag itself.
+ */
+async function endIdleUnits(deps: Deps, token: string): Promise<void> {
+  const units = await deps.units.open(token);
+  const now = deps.now();
   await Promise.all(
-    units.map(async (u) => {
-      await deps.store.endUnit(token, unitId(u.task, u.user), null, 'Cancelled', {});
-      await deps.queue.remove(u.taskId);
-    }),
+    units
+      .filter((u) => !u.lease || u.lease.expiresAt.toMillis() <= now)
+      .map(async (u) => {
+        if (await deps.units.end(token, unitId(u.task, u.user), null, u.status === 'Queued' ? 'Cancelled' : 'Stopped', {})) {
+          await deps.queue.remove(u.taskId);
+        }
+      }),
   );
+}
+
+const reconcilers = new WeakMap<Deps, Reconciler>();
+function reconcilerOf(deps: Deps): Reconciler {
+  let r = reconcilers.get(deps);
+  if (!r) reconcilers.set(deps, (r = createReconciler(deps)));
+  return r;
+}
+
+/** The action as it is once a dead lease or a lost task is no longer trusted. */
+async function current(deps: Deps, a: ActionRecord): Promise<ActionRecord> {
+  if (ENDED_STATUSES.has(a.status)) return a;
+  return (await reconcilerOf(deps).action(a.token)) ?? a;
 }
 
 function endedConflict(token: string, status: Status, verb: string): AciError {
@@ -104,36 +130,42 @@ async function queueInfo(p: AciParams, deps: Deps): Promise<AciTree> {
   switch (verb) {
     case 'GetStatus': {
       if (p.has('Token')) {
-        const a = await getOne(deps, tokenParam(p));
+        const a = await current(deps, await getOne(deps, tokenParam(p)));
         return { actions: { action: [actionView(a, await deps.store.units(a.token), deps.now())] } };
       }
       const limit = parseIntParam(p, 'MaxResults', { min: 1, max: 1000, default: 100 });
       const state = p.get('State') ? parseEnum(p, 'State', STATUSES) : undefined;
-      const list = await deps.store.list({ status: state, limit });
+      const list = await Promise.all((await deps.store.list({ status: state, limit })).map((a) => current(deps, a)));
       const views = await Promise.all(list.map(async (a) => actionView(a, await deps.store.units(a.token), deps.now())));
       return { actions: { action: views } };
     }
     case 'Cancel': {
       const token = tokenParam(p);
+      const before = await deps.store.get(token);
+      if (before) await current(deps, before);
       const r = await deps.store.cancel(token);
       if (r.kind === 'missing') throw notFound(`action ${token}`);
       if (r.kind === 'wrong-state') {
         if (r.status === 'Processing') throw conflict(`action ${token} is running: use QueueAction=Stop`);
         throw endedConflict(token, r.status, 'cancel');
       }
-      await deps.queue.remove(token);
-      await cancelWaitingUnits(deps, token);
+      const a = await deps.store.get(token);
+      await Promise.all(Array.from({ length: (a?.fanOutGeneration ?? 0) + 1 }, (_, g) => deps.queue.remove(fanOutTaskId(token, g))));
+      await endIdleUnits(deps, token);
       return { token, status: 'Cancelled' };
     }
     case 'Stop': {
       const token = tokenParam(p);
+      const before = await deps.store.get(token);
+      if (before) await current(deps, before);
       const r = await deps.store.requestStop(token);
       if (r.kind === 'missing') throw notFound(`action ${token}`);
       if (r.kind === 'wrong-state') {
         if (r.status === 'Queued') throw conflict(`action ${token} is queued: use QueueAction=Cancel`);
         throw endedConflict(token, r.status, 'stop');
       }
-      await cancelWaitingUnits(deps, token);
+      await endIdleUnits(deps, token);
+      await deps.store.finish(token);
       const after = await deps.store.get(token);
       return { token, status: after?.status ?? r.status };
     }

@@ -1,176 +1,214 @@
 /**
  * Synchronize of one mailbox unit (DESIGN §3, §4): a full listing the first
- * time (or when Gmail no longer has the history asked for), `history.list`
- * after that. Works page by page from the unit's checkpoint, fetches messages
- * with bounded concurrency under the mailbox's pacer, writes sink documents in
- * batches, and stops between batches when asked.
+ * time (or when Gmail no longer has the history asked for, or the task has a
+ * search query), `history.list` after that.
+ *
+ * A run works from its checkpoint through phases (see `Checkpoint`): list a
+ * page, apply its changes in batches, then, after a full listing, sweep the
+ * sink documents it did not see. Each batch of sink writes is committed in one
+ * transaction with the counts and checkpoint it leads to, by the delivery that
+ * owns the mailbox, so a take-over resumes exactly where the last commit left
+ * off: nothing listed twice, nothing counted twice, and a delivery that lost
+ * the mailbox writes nothing more.
  */
-import { FieldPath, type DocumentReference, type Firestore } from '@google-cloud/firestore';
+import { FieldPath, type DocumentReference, type Firestore, type WriteBatch } from '@google-cloud/firestore';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import pLimit from 'p-limit';
 import type { TaskConfig } from '../config.js';
 import type { GmailCaller } from '../gmail/caller.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
-import type { UnitProgress } from '../store/actions.js';
+import type { RunStanding } from '../store/mailboxes.js';
 import { COLLECTIONS, documentId, type Checkpoint, type Counts } from '../store/model.js';
+import type { UnitProgress } from '../store/units.js';
 import { buildDocument, estimateBytes, type SinkDocument } from './document.js';
 
-/** Messages fetched, then written, together; the stop flag is checked between batches. */
+/** Messages fetched, then committed, together; the run's end is checked between batches. */
 const BATCH = 50;
 /** Messages fetched at once within a batch. */
 const CONCURRENCY = 10;
 const PAGE_SIZE = 500;
-/** Firestore allows 500 writes and 10 MiB a commit; stay under both. */
+/** Firestore allows 500 writes and 10 MiB a commit; stay under both (the progress write included). */
 const MAX_WRITES = 450;
 const MAX_COMMIT_BYTES = 8 * 1024 * 1024;
+/** Sink documents examined (and at most deleted) per sweep commit. */
+const SWEEP_PAGE = 400;
 
 /** How a unit's run ended (a transient failure is thrown instead). */
 export type SyncOutcome =
-  | { kind: 'finished'; historyId: string | null }
-  | { kind: 'stopped' }
-  | { kind: 'budget' }
+  | { kind: 'finished'; epoch: number; historyId: string | null }
+  | { kind: 'superseded'; by: string }
+  | { kind: 'interrupted' }
   | { kind: 'failed'; error: string };
 
 export interface SyncContext {
   db: Firestore;
   gmail: gmail_v1.Gmail;
   caller: GmailCaller;
-  token: string;
   task: string;
   user: string;
   taskConfig: TaskConfig;
-  /** The history id of the last complete sync, if any. */
-  lastHistoryId: string | null;
-  /** Progress so far (from the unit's record); updated in place. */
+  /** The unit's committed progress; replaced in place after each commit. */
   progress: UnitProgress;
-  /** True once the run must end (Stop, lost lease). */
-  shouldStop: () => boolean;
-  /** True once the time budget is spent. */
-  outOfTime: () => boolean;
-  /** Persists progress (the caller rate-limits and checks the lease). */
-  save: (force: boolean) => Promise<void>;
+  /** True once the run must end (Stop, lost lease, time budget). */
+  shouldEnd: () => boolean;
+  /** Where this run stands against the mailbox's other runs; a new run (epoch null) takes an epoch. */
+  begin: (epoch: number | null) => Promise<RunStanding & { begins: boolean }>;
+  /** Commits `progress` and the writes of `write` in one batch, if this delivery still holds the unit and mailbox. */
+  commit: (progress: UnitProgress, write?: (b: WriteBatch) => void) => Promise<void>;
 }
-
-type Change = 'changed' | 'deleted';
 
 function docRef(ctx: SyncContext, messageId: string): DocumentReference {
   return ctx.db.collection(COLLECTIONS.documents).doc(documentId(ctx.task, ctx.user, messageId));
 }
 
-function bump(ctx: SyncContext, k: keyof Counts, n = 1): void {
-  ctx.progress.counts[k] += n;
+async function save(ctx: SyncContext, next: UnitProgress, write?: (b: WriteBatch) => void): Promise<void> {
+  await ctx.commit(next, write);
+  Object.assign(ctx.progress, next);
 }
 
-/** Runs (or resumes) the unit's Synchronize until it ends, stops or runs out of time. */
+function cloneProgress(p: UnitProgress): UnitProgress {
+  return { ...p, counts: { ...p.counts }, messageErrors: [...p.messageErrors], checkpoint: p.checkpoint ? { ...p.checkpoint } : null };
+}
+
+/** Runs (or resumes) the unit's Synchronize until it ends or must stop. */
 export async function synchronize(ctx: SyncContext): Promise<SyncOutcome> {
-  const users = ctx.gmail.users;
   try {
-    if (ctx.progress.checkpoint === null) {
-      const profile = await ctx.caller.call('getProfile', `getProfile of ${ctx.user}`, () => users.getProfile({ userId: ctx.user }));
-      const baseline = profile.data.historyId ?? null;
-      // A task with a search query cannot tell from history whether a changed
-      // message matches it, so it always lists in full (and sweeps).
-      const incremental = ctx.lastHistoryId !== null && ctx.taskConfig.query === '';
-      ctx.progress.checkpoint = {
-        mode: incremental ? 'history' : 'full',
-        pageToken: null,
-        startHistoryId: incremental ? ctx.lastHistoryId : null,
-        baselineHistoryId: baseline,
-        sweep: ctx.lastHistoryId !== null,
-      };
-      ctx.progress.total = incremental ? null : (profile.data.messagesTotal ?? null);
-      await ctx.save(true);
-    }
+    const st = await ctx.begin(ctx.progress.checkpoint?.epoch ?? null);
+    if (st.supersededBy !== null) return { kind: 'superseded', by: st.supersededBy };
+    if (ctx.progress.checkpoint === null || st.begins) await start(ctx, st);
     for (;;) {
-      if (ctx.shouldStop()) return { kind: 'stopped' };
-      if (ctx.outOfTime()) return { kind: 'budget' };
-      const cp: Checkpoint = ctx.progress.checkpoint;
-      const done = cp.mode === 'full' ? await fullPage(ctx, cp) : await historyPage(ctx, cp);
-      if (done === 'stopped') return { kind: 'stopped' };
-      if (done === 'last') break;
+      if (ctx.shouldEnd()) return { kind: 'interrupted' };
+      const cp = ctx.progress.checkpoint as Checkpoint;
+      switch (cp.phase) {
+        case 'listing':
+          await (cp.mode === 'full' ? listFull(ctx, cp) : listHistory(ctx, cp));
+          break;
+        case 'fetching':
+          if (!(await applyItems(ctx, cp))) return { kind: 'interrupted' };
+          break;
+        case 'sweeping':
+          await sweepPage(ctx, cp);
+          break;
+        case 'done': {
+          const p = ctx.progress;
+          if (p.messageErrors.length > 0) {
+            return { kind: 'failed', error: `${p.counts.errors} messages failed after retries: ${p.messageErrors.slice(0, 5).join('; ')}` };
+          }
+          return { kind: 'finished', epoch: cp.epoch, historyId: cp.baselineHistoryId };
+        }
+        default: {
+          const never: never = cp.phase;
+          throw new Error(`unknown phase ${String(never)}`);
+        }
+      }
     }
-    const cp = ctx.progress.checkpoint;
-    if (cp.mode === 'full' && cp.sweep) {
-      await sweep(ctx);
-      if (ctx.shouldStop()) return { kind: 'stopped' };
-    }
-    if (ctx.progress.messageErrors.length > 0) {
-      return { kind: 'failed', error: `${ctx.progress.counts.errors} messages failed after retries: ${ctx.progress.messageErrors.slice(0, 5).join('; ')}` };
-    }
-    return { kind: 'finished', historyId: cp.baselineHistoryId };
   } catch (e) {
     if (e instanceof PermanentGmailError) return { kind: 'failed', error: e.message };
-    // Told to end while waiting on Gmail: the checkpoint still marks the page's start.
-    if (e instanceof RunAborted) return { kind: 'stopped' };
+    if (e instanceof RunAborted) return { kind: 'interrupted' };
     throw e;
   }
 }
 
-/** One messages.list page. */
-async function fullPage(ctx: SyncContext, cp: Checkpoint): Promise<'more' | 'last' | 'stopped'> {
+/** Begins a run: incremental from the last complete run's history id, else a full listing. */
+async function start(ctx: SyncContext, st: RunStanding): Promise<void> {
+  const profile = await ctx.caller.call('getProfile', `getProfile of ${ctx.user}`, (o) => ctx.gmail.users.getProfile({ userId: ctx.user }, o));
+  // A task with a search query cannot tell from history whether a changed
+  // message matches it, so it always lists in full (and sweeps).
+  const incremental = st.lastHistoryId !== null && ctx.taskConfig.query === '';
+  const next = cloneProgress(ctx.progress);
+  next.checkpoint = {
+    mode: incremental ? 'history' : 'full',
+    phase: 'listing',
+    epoch: st.epoch,
+    pageToken: null,
+    items: [],
+    done: 0,
+    next: null,
+    startHistoryId: incremental ? st.lastHistoryId : null,
+    baselineHistoryId: profile.data.historyId ?? null,
+    sweepAfter: null,
+  };
+  next.total = incremental ? null : (profile.data.messagesTotal ?? null);
+  await save(ctx, next);
+}
+
+/** The checkpoint once `done` of the listed page's items are applied (the page may be complete). */
+function advance(cp: Checkpoint, done: number): { cp: Checkpoint; pageDone: boolean } {
+  if (done < cp.items.length) return { cp: { ...cp, done }, pageDone: false };
+  const base = { ...cp, items: [], done: 0, next: null };
+  if (cp.next) return { cp: { ...base, phase: 'listing', pageToken: cp.next }, pageDone: true };
+  return { cp: { ...base, phase: cp.mode === 'full' ? 'sweeping' : 'done', pageToken: null, sweepAfter: null }, pageDone: true };
+}
+
+/** Records a listed page: its items, or straight to the next phase when it has none. */
+async function listed(ctx: SyncContext, cp: Checkpoint, items: string[], nextToken: string | null): Promise<void> {
+  const next = cloneProgress(ctx.progress);
+  const page = { ...cp, phase: 'fetching' as const, items, done: 0, next: nextToken };
+  const a = advance(page, 0);
+  next.checkpoint = a.cp;
+  if (a.pageDone) next.pages += 1;
+  await save(ctx, next);
+}
+
+async function listFull(ctx: SyncContext, cp: Checkpoint): Promise<void> {
   const t = ctx.taskConfig;
-  const res = await ctx.caller.call('messages.list', `messages.list of ${ctx.user}`, () =>
-    ctx.gmail.users.messages.list({
-      userId: ctx.user,
-      maxResults: PAGE_SIZE,
-      pageToken: cp.pageToken ?? undefined,
-      q: t.query || undefined,
-      labelIds: t.labels.length ? [...t.labels] : undefined,
-      includeSpamTrash: t.includeSpamTrash,
-    }),
+  const res = await ctx.caller.call('messages.list', `messages.list of ${ctx.user}`, (o) =>
+    ctx.gmail.users.messages.list(
+      {
+        userId: ctx.user,
+        maxResults: PAGE_SIZE,
+        pageToken: cp.pageToken ?? undefined,
+        q: t.query || undefined,
+        labelIds: t.labels.length ? [...t.labels] : undefined,
+        includeSpamTrash: t.includeSpamTrash,
+      },
+      o,
+    ),
   );
   const ids = (res.data.messages ?? []).map((m) => m.id).filter((id): id is string => !!id);
-  const changes = new Map<string, Change>(ids.map((id) => [id, 'changed']));
-  if (!(await applyChanges(ctx, changes, cp.sweep))) return 'stopped';
-  return endPage(ctx, cp, res.data.nextPageToken ?? null);
+  await listed(ctx, cp, [...new Set(ids)], res.data.nextPageToken ?? null);
 }
 
-/** One history.list page; falls back to a full listing with sweep when Gmail answers 404. */
-async function historyPage(ctx: SyncContext, cp: Checkpoint): Promise<'more' | 'last' | 'stopped'> {
+/** One history.list page; a full listing (with its sweep) instead when Gmail no longer has that history. */
+async function listHistory(ctx: SyncContext, cp: Checkpoint): Promise<void> {
   let res;
   try {
-    res = await ctx.caller.call('history.list', `history.list of ${ctx.user}`, () =>
-      ctx.gmail.users.history.list({
-        userId: ctx.user,
-        startHistoryId: cp.startHistoryId ?? undefined,
-        pageToken: cp.pageToken ?? undefined,
-        maxResults: PAGE_SIZE,
-      }),
+    res = await ctx.caller.call('history.list', `history.list of ${ctx.user}`, (o) =>
+      ctx.gmail.users.history.list(
+        { userId: ctx.user, startHistoryId: cp.startHistoryId ?? undefined, pageToken: cp.pageToken ?? undefined, maxResults: PAGE_SIZE },
+        o,
+      ),
     );
   } catch (e) {
-    if (e instanceof PermanentGmailError && e.status === 404) {
-      const profile = await ctx.caller.call('getProfile', `getProfile of ${ctx.user}`, () => ctx.gmail.users.getProfile({ userId: ctx.user }));
-      ctx.progress.checkpoint = {
-        mode: 'full',
-        pageToken: null,
-        startHistoryId: null,
-        baselineHistoryId: profile.data.historyId ?? cp.baselineHistoryId,
-        sweep: true,
-      };
-      ctx.progress.total = profile.data.messagesTotal ?? null;
-      await ctx.save(true);
-      return 'more';
-    }
-    throw e;
+    if (!(e instanceof PermanentGmailError && e.status === 404)) throw e;
+    const profile = await ctx.caller.call('getProfile', `getProfile of ${ctx.user}`, (o) => ctx.gmail.users.getProfile({ userId: ctx.user }, o));
+    const next = cloneProgress(ctx.progress);
+    next.checkpoint = {
+      ...cp,
+      mode: 'full',
+      phase: 'listing',
+      pageToken: null,
+      items: [],
+      done: 0,
+      next: null,
+      startHistoryId: null,
+      baselineHistoryId: profile.data.historyId ?? cp.baselineHistoryId,
+    };
+    next.total = profile.data.messagesTotal ?? null;
+    await save(ctx, next);
+    return;
   }
   // The last record for a message decides: a later add after a delete is a change.
-  const changes = new Map<string, Change>();
+  const changes = new Map<string, boolean>();
   for (const h of res.data.history ?? []) {
-    for (const m of h.messagesAdded ?? []) if (m.message?.id) changes.set(m.message.id, 'changed');
-    for (const m of h.labelsAdded ?? []) if (m.message?.id) changes.set(m.message.id, 'changed');
-    for (const m of h.labelsRemoved ?? []) if (m.message?.id) changes.set(m.message.id, 'changed');
-    for (const m of h.messagesDeleted ?? []) if (m.message?.id) changes.set(m.message.id, 'deleted');
+    for (const m of h.messagesAdded ?? []) if (m.message?.id) changes.set(m.message.id, true);
+    for (const m of h.labelsAdded ?? []) if (m.message?.id) changes.set(m.message.id, true);
+    for (const m of h.labelsRemoved ?? []) if (m.message?.id) changes.set(m.message.id, true);
+    for (const m of h.messagesDeleted ?? []) if (m.message?.id) changes.set(m.message.id, false);
   }
-  if (!(await applyChanges(ctx, changes, false))) return 'stopped';
-  return endPage(ctx, cp, res.data.nextPageToken ?? null);
-}
-
-async function endPage(ctx: SyncContext, cp: Checkpoint, next: string | null): Promise<'more' | 'last'> {
-  ctx.progress.pages += 1;
-  ctx.progress.checkpoint = { ...cp, pageToken: next };
-  await ctx.save(true);
-  return next ? 'more' : 'last';
+  const items = [...changes].map(([id, changed]) => (changed ? id : `-${id}`));
+  await listed(ctx, cp, items, res.data.nextPageToken ?? null);
 }
 
 /** Whether a message belongs in the task's sink by its labels. */
@@ -180,151 +218,150 @@ function wanted(ctx: SyncContext, labels: string[]): boolean {
   return t.labels.every((l) => labels.includes(l));
 }
 
-interface Pending {
-  set: Map<string, SinkDocument>;
-  update: Map<string, { labels: string[]; historyId: string; sweepMark?: string }>;
-  mark: string[];
-  remove: string[];
+/** What applying one item leads to: one sink write (or none) and the counts it adds. */
+interface ItemResult {
+  write:
+    | { op: 'set'; doc: SinkDocument }
+    | { op: 'update'; labels: string[]; historyId: string }
+    | { op: 'mark' }
+    | { op: 'remove' }
+    | null;
+  counts: Partial<Counts>;
+  error?: string;
 }
 
-/** Fetches and writes a set of changes in batches; false when stopped part-way. */
-async function applyChanges(ctx: SyncContext, changes: Map<string, Change>, markSweep: boolean): Promise<boolean> {
-  const entries = [...changes];
+function writeBytes(r: ItemResult): number {
+  if (r.write?.op === 'set') return estimateBytes(r.write.doc);
+  return r.write ? 256 : 0;
+}
+
+/**
+ * Applies the listed page's items from `done` on, in batches; each batch's
+ * finished prefix is committed with its counts. False when the run must end.
+ */
+async function applyItems(ctx: SyncContext, cp0: Checkpoint): Promise<boolean> {
   const limit = pLimit(CONCURRENCY);
-  for (let i = 0; i < entries.length; i += BATCH) {
-    if (ctx.shouldStop()) return false;
-    const batch = entries.slice(i, i + BATCH);
-    const snaps = await ctx.db.getAll(...batch.map(([id]) => docRef(ctx, id)), { fieldMask: ['labels', 'historyId'] });
-    const existing = new Map(batch.map(([id], k) => [id, snaps[k]?.exists ? (snaps[k]?.get('labels') as string[]) : null]));
-    const pending: Pending = { set: new Map(), update: new Map(), mark: [], remove: [] };
-    let stopped = false;
-    await Promise.all(
-      batch.map(([id, change]) =>
+  let cp = cp0;
+  while (cp.phase === 'fetching') {
+    if (ctx.shouldEnd()) return false;
+    const batch = cp.items.slice(cp.done, cp.done + BATCH);
+    const ids = batch.map((item) => (item.startsWith('-') ? item.slice(1) : item));
+    const snaps = await ctx.db.getAll(...ids.map((id) => docRef(ctx, id)), { fieldMask: ['labels'] });
+    const results: (ItemResult | undefined)[] = await Promise.all(
+      batch.map((item, k) =>
         limit(async () => {
-          if (ctx.shouldStop()) {
-            stopped = true;
-            return;
-          }
-          await applyOne(ctx, id, change, existing.get(id) ?? null, pending, markSweep);
+          if (ctx.shouldEnd()) return undefined;
+          const snap = snaps[k];
+          const labels = snap?.exists ? ((snap.get('labels') as string[] | undefined) ?? []) : null;
+          return applyOne(ctx, cp, item, labels);
         }),
       ),
     );
-    await commit(ctx, pending, markSweep);
-    await ctx.save(false);
-    if (stopped) return false;
+    const finished = results.findIndex((r) => r === undefined);
+    const ready = (finished === -1 ? results : results.slice(0, finished)) as ItemResult[];
+    cp = await commitItems(ctx, cp, ids, ready);
+    if (ready.length < batch.length) return false;
   }
   return true;
 }
 
-async function applyOne(
-  ctx: SyncContext,
-  id: string,
-  change: Change,
-  labels: string[] | null,
-  pending: Pending,
-  markSweep: boolean,
-): Promise<void> {
-  const users = ctx.gmail.users;
-  ctx.progress.messages += 1;
-  if (change === 'deleted') {
-    if (labels !== null) {
-      pending.remove.push(id);
-      bump(ctx, 'deleted');
+/** Commits applied items in order, as few transactions as Firestore's limits allow. */
+async function commitItems(ctx: SyncContext, cp: Checkpoint, ids: string[], ready: ItemResult[]): Promise<Checkpoint> {
+  let at = 0;
+  let current = cp;
+  while (at < ready.length) {
+    let end = at;
+    let writes = 0;
+    let bytes = 0;
+    while (end < ready.length) {
+      const r = ready[end] as ItemResult;
+      const size = writeBytes(r);
+      if (end > at && (writes + 1 > MAX_WRITES || bytes + size > MAX_COMMIT_BYTES)) break;
+      if (r.write) writes++;
+      bytes += size;
+      end++;
     }
-    return;
+    const chunk = ready.slice(at, end);
+    const chunkIds = ids.slice(at, end);
+    const next = cloneProgress(ctx.progress);
+    for (const r of chunk) {
+      next.messages += 1;
+      for (const [k, v] of Object.entries(r.counts)) next.counts[k as keyof Counts] += v;
+      if (r.error) next.messageErrors.push(r.error);
+    }
+    const a = advance(current, current.done + chunk.length);
+    next.checkpoint = a.cp;
+    if (a.pageDone) next.pages += 1;
+    const epoch = current.epoch;
+    await save(ctx, next, (b) => {
+      chunk.forEach((r, k) => {
+        const ref = docRef(ctx, chunkIds[k] as string);
+        const w = r.write;
+        if (w === null) return;
+        if (w.op === 'set') b.set(ref, { ...w.doc, epoch });
+        else if (w.op === 'update') b.update(ref, { labels: w.labels, historyId: w.historyId, epoch });
+        else if (w.op === 'mark') b.update(ref, { epoch });
+        else b.delete(ref);
+      });
+    });
+    current = a.cp;
+    at = end;
   }
-  bump(ctx, 'seen');
+  return current;
+}
+
+/** One item of a listed page: a message id (a change) or `-id` (a deletion). `labels`: its sink document's, or null. */
+async function applyOne(ctx: SyncContext, cp: Checkpoint, item: string, labels: string[] | null): Promise<ItemResult | undefined> {
+  const users = ctx.gmail.users;
+  if (item.startsWith('-')) {
+    return labels !== null ? { write: { op: 'remove' }, counts: { deleted: 1 } } : { write: null, counts: {} };
+  }
+  const id = item;
+  const what = `messages.get ${id} of ${ctx.user}`;
   try {
     if (labels !== null) {
-      const res = await ctx.caller.call('messages.get', `messages.get ${id} of ${ctx.user}`, () =>
-        users.messages.get({ userId: ctx.user, id, format: 'minimal' }),
-      );
+      const res = await ctx.caller.call('messages.get', what, (o) => users.messages.get({ userId: ctx.user, id, format: 'minimal' }, o));
       const now = [...(res.data.labelIds ?? [])].sort();
-      if (!wanted(ctx, now)) {
-        pending.remove.push(id);
-        bump(ctx, 'deleted');
-      } else if (now.join(',') !== [...labels].sort().join(',')) {
-        pending.update.set(id, { labels: now, historyId: res.data.historyId ?? '' });
-        bump(ctx, 'updated');
-      } else {
-        if (markSweep) pending.mark.push(id);
-        bump(ctx, 'unchanged');
+      if (!wanted(ctx, now)) return { write: { op: 'remove' }, counts: { seen: 1, deleted: 1 } };
+      if (now.join(',') !== [...labels].sort().join(',')) {
+        return { write: { op: 'update', labels: now, historyId: res.data.historyId ?? '' }, counts: { seen: 1, updated: 1 } };
       }
-      return;
+      // A full listing marks what it saw, so that its sweep keeps it.
+      return { write: cp.mode === 'full' ? { op: 'mark' } : null, counts: { seen: 1, unchanged: 1 } };
     }
-    const res = await ctx.caller.call('messages.get', `messages.get ${id} of ${ctx.user}`, () =>
-      users.messages.get({ userId: ctx.user, id, format: 'raw' }),
-    );
-    if (!wanted(ctx, res.data.labelIds ?? [])) return;
-    pending.set.set(id, await buildDocument(ctx.task, ctx.user, res.data));
-    bump(ctx, 'added');
+    const res = await ctx.caller.call('messages.get', what, (o) => users.messages.get({ userId: ctx.user, id, format: 'raw' }, o));
+    if (!wanted(ctx, res.data.labelIds ?? [])) return { write: null, counts: { seen: 1 } };
+    return { write: { op: 'set', doc: await buildDocument(ctx.task, ctx.user, res.data) }, counts: { seen: 1, added: 1 } };
   } catch (e) {
-    if (e instanceof RunAborted) {
-      // Not examined after all: the page is read again by the next run.
-      ctx.progress.messages -= 1;
-      ctx.progress.counts.seen -= 1;
-      return;
-    }
+    // Not examined after all: the next run applies it.
+    if (e instanceof RunAborted) return undefined;
     const err = classify(e, `message ${id} of ${ctx.user}`);
     if (err instanceof PermanentGmailError && err.status === 404) {
       // Gone from the mailbox since it was listed: gone from the sink too.
-      if (labels !== null) {
-        pending.remove.push(id);
-        bump(ctx, 'deleted');
-      }
-      return;
+      return labels !== null ? { write: { op: 'remove' }, counts: { seen: 1, deleted: 1 } } : { write: null, counts: { seen: 1 } };
     }
     if (err instanceof PermanentGmailError && (err.status === 401 || err.status === 403)) throw err;
-    bump(ctx, 'errors');
-    ctx.progress.messageErrors.push(err.message);
+    // Still in the mailbox as far as we know: its document is kept (and marked, so no sweep deletes it).
+    return { write: labels !== null && cp.mode === 'full' ? { op: 'mark' } : null, counts: { seen: 1, errors: 1 }, error: err.message };
   }
 }
 
-/** Writes a batch's documents within Firestore's per-commit limits. */
-async function commit(ctx: SyncContext, p: Pending, markSweep: boolean): Promise<void> {
-  let batch = ctx.db.batch();
-  let writes = 0;
-  let bytes = 0;
-  const flush = async () => {
-    if (writes > 0) await batch.commit();
-    batch = ctx.db.batch();
-    writes = 0;
-    bytes = 0;
-  };
-  const add = async (size: number, op: (b: FirebaseFirestore.WriteBatch) => void) => {
-    if (writes + 1 > MAX_WRITES || bytes + size > MAX_COMMIT_BYTES) await flush();
-    op(batch);
-    writes++;
-    bytes += size;
-  };
-  const mark = markSweep ? { sweepMark: ctx.token } : {};
-  for (const [id, doc] of p.set) await add(estimateBytes(doc), (b) => b.set(docRef(ctx, id), { ...doc, ...mark }));
-  for (const [id, u] of p.update) await add(256, (b) => b.update(docRef(ctx, id), { ...u, ...mark }));
-  for (const id of p.mark) await add(128, (b) => b.update(docRef(ctx, id), mark));
-  for (const id of p.remove) await add(64, (b) => b.delete(docRef(ctx, id)));
-  await flush();
-}
-
-/** After a full listing that replaces lost history: deletes the task's documents no longer in the mailbox. */
-async function sweep(ctx: SyncContext): Promise<void> {
-  const q = ctx.db
+/** One page of the sweep: deletes the task's documents of this mailbox that this run's listing did not mark. */
+async function sweepPage(ctx: SyncContext, cp: Checkpoint): Promise<void> {
+  let q = ctx.db
     .collection(COLLECTIONS.documents)
     .where('task', '==', ctx.task.toUpperCase())
     .where('user', '==', ctx.user.toLowerCase())
     .orderBy(FieldPath.documentId())
-    .select('sweepMark');
-  let last: string | undefined;
-  for (;;) {
-    const page = await (last ? q.startAfter(last) : q).limit(500).get();
-    if (page.empty) return;
-    const stale = page.docs.filter((d) => d.get('sweepMark') !== ctx.token);
-    if (stale.length) {
-      const b = ctx.db.batch();
-      for (const d of stale) b.delete(d.ref);
-      await b.commit();
-      bump(ctx, 'deleted', stale.length);
-    }
-    last = page.docs[page.docs.length - 1]?.id;
-    if (ctx.shouldStop()) return;
-  }
+    .select('epoch');
+  if (cp.sweepAfter !== null) q = q.startAfter(cp.sweepAfter);
+  const page = await q.limit(SWEEP_PAGE).get();
+  const stale = page.docs.filter((d) => d.get('epoch') !== cp.epoch);
+  const next = cloneProgress(ctx.progress);
+  next.counts.deleted += stale.length;
+  const last = page.docs[page.docs.length - 1]?.id ?? null;
+  next.checkpoint = page.size < SWEEP_PAGE ? { ...cp, phase: 'done', sweepAfter: null } : { ...cp, sweepAfter: last };
+  await save(ctx, next, (b) => {
+    for (const d of stale) b.delete(d.ref);
+  });
 }

@@ -1,9 +1,9 @@
 /**
  * What the worker does with one delivery of a task (DESIGN §3):
  * - the action's own task fans out to one unit task per task section and mailbox;
- * - a unit task claims the unit's lease, runs its fetch action with the lease
- *   renewed and the stop flag watched, then ends the unit or hands it over to a
- *   continuation task before the time budget runs out.
+ * - a unit task claims the unit's lease and mailbox, runs its fetch action with
+ *   the lease renewed and the stop flag watched, then ends the unit or hands it
+ *   over to a continuation task before the time budget runs out.
  */
 import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
@@ -12,8 +12,9 @@ import { GmailCaller } from '../gmail/caller.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { QuotaPacer } from '../gmail/pacing.js';
 import type { WorkPayload } from '../queue/tasks.js';
-import { LeaseLost, type UnitProgress } from '../store/actions.js';
-import { FETCH_ACTIONS, unitId, type ActionRecord, type FetchAction, type UnitRecord } from '../store/model.js';
+import { MailboxLost } from '../store/mailboxes.js';
+import { FETCH_ACTIONS, unitId, unitTaskId, type ActionRecord, type FetchAction, type UnitRecord } from '../store/model.js';
+import { LeaseLost, type DeliveryInfo, type UnitProgress } from '../store/units.js';
 import { synchronize, type SyncContext, type SyncOutcome } from './synchronize.js';
 
 /** The worker's answer: an HTTP status for Cloud Tasks (2xx: done; else: retry later). */
@@ -28,17 +29,11 @@ function overlapDelayS(leaseS: number): number {
 }
 /** How often a running unit looks at the stop flag. */
 const STOP_POLL_MS = 400;
-/** The least time between two progress writes of a unit (Firestore: ~1 write/s a document). */
-const PROGRESS_EVERY_MS = 1000;
-
-/** The task id of a unit's task generation. */
-export function unitTaskId(token: string, index: number, generation: number): string {
-  return `${token}-${index}-${generation}`;
-}
 
 export function createWork(deps: Deps) {
-  const { store, queue, config, log } = deps;
+  const { store, units, queue, config, log } = deps;
   const leaseMs = config.leaseS * 1000;
+  const callTimeoutMs = config.gmailCallTimeoutS * 1000;
 
   /** Lists a task's mailboxes: its users, or its domain's through the Directory API. */
   async function mailboxes(task: string): Promise<string[]> {
@@ -52,39 +47,45 @@ export function createWork(deps: Deps) {
     do {
       let res;
       try {
-        res = await dir.users.list({ domain: t.domain, maxResults: 500, pageToken, fields: 'users(primaryEmail,suspended),nextPageToken' });
+        res = await dir.users.list(
+          { domain: t.domain, maxResults: 500, pageToken, fields: 'users(primaryEmail,suspended),nextPageToken' },
+          { signal: AbortSignal.timeout(callTimeoutMs) },
+        );
       } catch (e) {
         throw classify(e, `listing the users of ${t.domain} as ${admin}`);
       }
       for (const u of res.data.users ?? []) if (u.primaryEmail && !u.suspended) out.push(u.primaryEmail.toLowerCase());
       pageToken = res.data.nextPageToken ?? undefined;
     } while (pageToken);
-    return out.sort();
+    return [...new Set(out)].sort();
   }
 
   async function fanOut(token: string): Promise<WorkResult> {
     const action = await store.claimAction(token);
     if (!action) return { status: 200, message: 'ended or cancelled: nothing to do' };
-    const units: { task: string; user: string; id: string; taskId: string }[] = [];
-    try {
-      for (const task of action.tasks) {
-        for (const user of await mailboxes(task)) {
-          units.push({ task, user, id: unitId(task, user), taskId: unitTaskId(token, units.length, 0) });
+    // A delivery after the units were fixed does not list again: a changed
+    // user list cannot add or drop a mailbox of a running action.
+    if (action.unitsTotal === null) {
+      const list: { task: string; user: string; id: string }[] = [];
+      try {
+        for (const task of action.tasks) {
+          for (const user of await mailboxes(task)) list.push({ task, user, id: unitId(task, user) });
         }
+      } catch (e) {
+        if (e instanceof PermanentGmailError) {
+          await store.failAction(token, e.message);
+          log.with({ token }).error('action failed', { error: e.message });
+          return { status: 200, message: e.message };
+        }
+        throw e;
       }
-    } catch (e) {
-      if (e instanceof PermanentGmailError) {
-        await store.failAction(token, e.message);
-        log.with({ token }).error('action failed', { error: e.message });
-        return { status: 200, message: e.message };
-      }
-      throw e;
+      await units.create(token, list);
     }
-    const stored = await store.fanOut(token, units);
+    const stored = await store.units(token);
     const now = await store.get(token);
-    if (now?.status === 'Cancelled') {
-      // Cancelled while the units were written: they never start.
-      await Promise.all(stored.map((u) => store.endUnit(token, unitId(u.task, u.user), null, 'Cancelled', {})));
+    if (now?.status === 'Cancelled' || now?.stopRequested) {
+      // Cancelled or stopped while the units were written: they never start.
+      await Promise.all(stored.map((u) => units.end(token, unitId(u.task, u.user), null, 'Cancelled', {})));
       return { status: 200, message: 'cancelled' };
     }
     // A domain can have thousands of mailboxes: create their tasks a few dozen at a time.
@@ -110,14 +111,13 @@ export function createWork(deps: Deps) {
     };
   }
 
-  async function runFetch(action: ActionRecord, unit: UnitRecord, ctx: Omit<SyncContext, 'taskConfig' | 'lastHistoryId'>): Promise<SyncOutcome> {
+  async function runFetch(action: ActionRecord, unit: UnitRecord, ctx: Omit<SyncContext, 'taskConfig'>): Promise<SyncOutcome> {
     const fetchAction: FetchAction = action.fetchAction;
     switch (fetchAction) {
       case 'Synchronize': {
         const taskConfig = config.connector.tasks[unit.task];
         if (!taskConfig) return { kind: 'failed', error: `task ${unit.task} is no longer configured` };
-        const lastHistoryId = await store.lastHistoryId(unit.task, unit.user);
-        return synchronize({ ...ctx, taskConfig, lastHistoryId });
+        return synchronize({ ...ctx, taskConfig });
       }
       default: {
         const never: never = fetchAction;
@@ -126,17 +126,21 @@ export function createWork(deps: Deps) {
     }
   }
 
-  async function runUnit(token: string, id: string, generation: number): Promise<WorkResult> {
+  async function runUnit(token: string, id: string, generation: number, delivery: DeliveryInfo): Promise<WorkResult> {
     const holder = randomBytes(12).toString('base64url');
-    const claim = await store.claimUnit(token, id, holder, generation, leaseMs);
-    if (claim.kind === 'done') return { status: 200, message: 'nothing to do' };
-    if (claim.kind === 'busy') return { status: 409, message: `another delivery holds the lease until ${new Date(claim.until).toISOString()}` };
+    const claim = await units.claim(token, id, holder, generation, leaseMs, delivery);
+    if (claim.kind === 'done') return { status: 200, message: `nothing to do: ${claim.why}` };
+    if (claim.kind === 'busy') {
+      const message = `another delivery holds the lease until ${new Date(claim.until).toISOString()}`;
+      await units.noteError(token, id, message);
+      return { status: 409, message };
+    }
     if (claim.kind === 'overlap') {
       const next = generation + 1;
-      const taskId = unitTaskId(token, claim.unit.index, next);
+      const taskId = unitTaskId(token, claim.unit.key, next);
       const delay = overlapDelayS(config.leaseS);
       await queue.enqueue(taskId, { token, unit: id, generation: next }, { delaySeconds: delay });
-      await store.requeue(token, id, next, taskId);
+      await units.requeue(token, id, next, taskId);
       return { status: 200, message: `action ${claim.other} is working on this mailbox; retrying in ${delay} s` };
     }
     const { unit, action } = claim;
@@ -144,75 +148,82 @@ export function createWork(deps: Deps) {
     const progress = progressOf(unit);
     const abort = new AbortController();
     let stop = action.stopRequested;
+    let outOfTime = false;
     let lost: unknown;
-    const started = deps.now();
-    const budgetMs = config.workerTimeBudgetS * 1000;
+    const end = (why: () => void) => {
+      why();
+      abort.abort();
+    };
     const stopTimer = setInterval(() => {
       store.stopRequested(token).then(
         (s) => {
-          if (s) {
-            stop = true;
-            abort.abort();
-          }
+          if (s) end(() => (stop = true));
         },
         () => {},
       );
     }, STOP_POLL_MS);
+    // One write of this run at a time: each is conditional on the one before.
+    const serial = pLimit(1);
+    const held = await units.hold(token, id, holder);
     const leaseTimer = setInterval(() => {
-      store.renewLease(token, id, holder, leaseMs).catch((e: unknown) => {
-        if (e instanceof LeaseLost) {
-          lost = e;
-          abort.abort();
-        }
+      serial(() => units.renew(held, leaseMs)).catch((e: unknown) => {
+        if (e instanceof LeaseLost || e instanceof MailboxLost) end(() => (lost = e));
       });
     }, Math.max(1000, leaseMs / 3));
+    // The budget ends the run even inside a hung call: the hand-over must happen before the dispatch deadline.
+    const budgetTimer = setTimeout(() => end(() => (outOfTime = true)), config.workerTimeBudgetS * 1000);
     const caller = new GmailCaller({
       pacer: new QuotaPacer(config.connector.gmail.quotaUnitsPerUserPerMinute, deps.now),
       signal: abort.signal,
+      timeoutMs: callTimeoutMs,
+      baseBackoffMs: config.gmailBackoffMs,
+      maxBackoffMs: Math.min(30_000, config.gmailBackoffMs * 60),
     });
     caller.retries = progress.retries;
-    let lastSave = 0;
-    const save = async (force: boolean) => {
-      if (!force && deps.now() - lastSave < PROGRESS_EVERY_MS) return;
-      lastSave = deps.now();
-      progress.retries = caller.retries;
-      await store.saveProgress(token, id, holder, progress);
-    };
     ulog.info('unit started', { generation, attempts: unit.attempts });
     try {
       const outcome = await runFetch(action, unit, {
         db: deps.db,
         gmail: deps.google.gmail(unit.user),
         caller,
-        token,
         task: unit.task,
         user: unit.user,
         progress,
-        shouldStop: () => stop || lost !== undefined,
-        outOfTime: () => deps.now() - started > budgetMs,
-        save,
+        shouldEnd: () => stop || outOfTime || lost !== undefined,
+        begin: (epoch) => serial(() => units.begin(held, leaseMs, epoch)),
+        commit: async (p, write) => {
+          await serial(() => units.write(held, leaseMs, { ...p, retries: caller.retries }, write));
+        },
       });
       if (lost) throw lost;
       progress.retries = caller.retries;
       switch (outcome.kind) {
         case 'finished':
-          await store.endUnit(token, id, holder, 'Finished', progress, outcome.historyId ?? undefined);
+          await serial(() => units.end(token, id, holder, 'Finished', progress, { epoch: outcome.epoch, historyId: outcome.historyId }));
           break;
-        case 'stopped':
-          await store.endUnit(token, id, holder, 'Stopped', progress);
+        case 'superseded':
+          await serial(() => units.end(token, id, holder, 'Finished', { ...progress, note: `action ${outcome.by} synchronized this mailbox after this run began; this run stopped there` }));
           break;
         case 'failed':
-          await store.endUnit(token, id, holder, 'Error', { ...progress, error: outcome.error });
+          await serial(() => units.end(token, id, holder, 'Error', { ...progress, error: outcome.error }));
           ulog.error('unit failed', { error: outcome.error });
           break;
-        case 'budget': {
-          const next = generation + 1;
-          const taskId = unitTaskId(token, unit.index, next);
-          await queue.enqueue(taskId, { token, unit: id, generation: next });
-          await store.handOver(token, id, holder, next, taskId, progress);
-          ulog.info('handed over to a continuation', { next: taskId });
-          break;
-        }
+        case 'interrupted':
+          if (stop) {
+            await serial(() => units.end(token, id, holder, 'Stopped', progress));
+            break;
+          }
+          if (outOfTime) {
+            // The lease is released before the continuation exists, so that its first delivery can claim
+            // the unit at once; should the enqueue fail, reconcile finds the task missing and re-enqueues it.
+            const next = generation + 1;
+            const taskId = unitTaskId(token, unit.key, next);
+            await serial(() => units.handOver(token, id, holder, next, taskId, progress));
+            await queue.enqueue(taskId, { token, unit: id, generation: next });
+            ulog.info('handed over to a continuation', { next: taskId });
+            break;
+          }
+          throw new Error('the run ended without a reason');
         default: {
           const never: never = outcome;
           throw new Error(`unknown outcome ${JSON.stringify(never)}`);
@@ -225,26 +236,29 @@ export function createWork(deps: Deps) {
         ulog.warn('lease lost: another delivery took over');
         return { status: 200, message: 'lease lost to another delivery' };
       }
-      // Transient: keep what was done and let Cloud Tasks deliver again.
-      ulog.warn('unit interrupted; the queue will retry', { error: (e as Error).message });
+      // Transient, or the mailbox passed to another delivery: keep what was
+      // committed, free the lease, and let Cloud Tasks deliver again.
+      const message = (e as Error).message;
+      ulog.warn('unit interrupted; the queue will retry', { error: message });
       try {
         progress.retries = caller.retries;
-        await store.handOver(token, id, holder, generation, unit.taskId, progress);
+        await serial(() => units.handOver(token, id, holder, generation, unit.taskId, progress, message));
       } catch {
-        // The lease expires on its own.
+        // The lease expires on its own; reconcile looks after a unit whose task is gone.
       }
-      return { status: 503, message: `interrupted: ${(e as Error).message}; will be retried` };
+      return { status: 503, message: `interrupted: ${message}; will be retried` };
     } finally {
       clearInterval(stopTimer);
       clearInterval(leaseTimer);
+      clearTimeout(budgetTimer);
     }
   }
 
   return {
     /** Handles one delivery. */
-    async handle(p: WorkPayload): Promise<WorkResult> {
+    async handle(p: WorkPayload, delivery: DeliveryInfo = { retryCount: 0, previousResponse: null }): Promise<WorkResult> {
       if (p.unit === undefined) return fanOut(p.token);
-      return runUnit(p.token, p.unit, p.generation ?? 0);
+      return runUnit(p.token, p.unit, p.generation ?? 0, delivery);
     },
   };
 }

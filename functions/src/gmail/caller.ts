@@ -25,8 +25,15 @@ export interface CallerOptions {
   /** First backoff; doubles each retry up to maxBackoffMs, with jitter. */
   baseBackoffMs?: number;
   maxBackoffMs?: number;
-  /** Aborts waits (pacing and backoff) when the run must end. */
+  /** Aborts waits (pacing and backoff) and calls in flight when the run must end. */
   signal?: AbortSignal;
+  /** How long one call may take before it is abandoned and retried. Default 60 s. */
+  timeoutMs?: number;
+}
+
+/** What each call is given: a signal that fires on the run's end or the call's timeout. */
+export interface CallOptions {
+  signal: AbortSignal;
 }
 
 /** Makes paced, retried calls for one mailbox and counts the retries. */
@@ -35,30 +42,36 @@ export class GmailCaller {
   private readonly maxRetries: number;
   private readonly base: number;
   private readonly max: number;
+  private readonly timeoutMs: number;
 
   constructor(private readonly opts: CallerOptions) {
     this.maxRetries = opts.maxRetries ?? 8;
     this.base = opts.baseBackoffMs ?? 500;
     this.max = opts.maxBackoffMs ?? 30_000;
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
   }
 
   /**
    * Runs `fn` as Gmail method `method`; `what` names the call in errors.
    * Throws PermanentGmailError at once, TransientGmailError after the retries,
-   * RunAborted as soon as the run must end.
+   * RunAborted as soon as the run must end. A call that does not answer
+   * within the timeout is abandoned and retried like a transient failure.
    */
-  async call<T>(method: GmailMethod, what: string, fn: () => Promise<T>): Promise<T> {
+  async call<T>(method: GmailMethod, what: string, fn: (o: CallOptions) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       await this.opts.pacer.take(GMAIL_COSTS[method], this.opts.signal);
+      const timeout = AbortSignal.timeout(this.timeoutMs);
+      const signal = this.opts.signal ? AbortSignal.any([this.opts.signal, timeout]) : timeout;
       try {
-        const out = await fn();
+        const out = await fn({ signal });
         this.opts.pacer.succeeded();
         return out;
       } catch (e) {
-        if (e instanceof RunAborted) throw e;
-        const err = classify(e, what);
+        if (e instanceof RunAborted || this.opts.signal?.aborted) throw new RunAborted();
+        const err = timeout.aborted
+          ? new TransientGmailError(`${what}: no answer within ${Math.round(this.timeoutMs / 1000)} s`, undefined, undefined, false, { cause: e })
+          : classify(e, what);
         if (err instanceof PermanentGmailError) throw err;
-        if (this.opts.signal?.aborted) throw new RunAborted();
         if (attempt >= this.maxRetries) throw err;
         if (err.rateLimited) this.opts.pacer.throttled();
         this.retries++;

@@ -21,6 +21,8 @@ export interface TaskQueue {
   enqueue(taskId: string, payload: WorkPayload, opts?: { delaySeconds?: number }): Promise<'created' | 'exists'>;
   /** Deletes a task; false when there was none. */
   remove(taskId: string): Promise<boolean>;
+  /** Whether the task is still in the queue (waiting, being dispatched, or to be retried). */
+  exists(taskId: string): Promise<boolean>;
   pause(): Promise<void>;
   resume(): Promise<void>;
   isPaused(): Promise<boolean>;
@@ -28,8 +30,11 @@ export interface TaskQueue {
   readonly queuePath: string;
 }
 
-const ALREADY_EXISTS = 6;
-const NOT_FOUND = 5;
+// gRPC codes, or the HTTP statuses the REST transport reports in their place.
+const ALREADY_EXISTS = new Set([6, 409]);
+const NOT_FOUND = new Set([5, 404]);
+/** No queue call may hold a delivery or an ACI answer for long. */
+const CALL_TIMEOUT_MS = 30_000;
 /** Cloud Tasks' default for HTTP tasks is 600 s; a worker's run needs up to 30 minutes. */
 const DISPATCH_DEADLINE_S = 1800;
 
@@ -60,30 +65,39 @@ export function createTaskQueue(client: CloudTasksClient, config: Config): TaskQ
               oidcToken: { serviceAccountEmail: config.invokerServiceAccount, audience: config.workerUrl },
             },
           },
-        });
+        }, { timeout: CALL_TIMEOUT_MS });
         return 'created';
       } catch (e) {
-        if (grpcCode(e) === ALREADY_EXISTS) return 'exists';
+        if (ALREADY_EXISTS.has(grpcCode(e) ?? 0)) return 'exists';
         throw e;
       }
     },
     async remove(taskId) {
       try {
-        await client.deleteTask({ name: `${queuePath}/tasks/${taskId}` });
+        await client.deleteTask({ name: `${queuePath}/tasks/${taskId}` }, { timeout: CALL_TIMEOUT_MS });
         return true;
       } catch (e) {
-        if (grpcCode(e) === NOT_FOUND) return false;
+        if (NOT_FOUND.has(grpcCode(e) ?? 0)) return false;
+        throw e;
+      }
+    },
+    async exists(taskId) {
+      try {
+        await client.getTask({ name: `${queuePath}/tasks/${taskId}` }, { timeout: CALL_TIMEOUT_MS });
+        return true;
+      } catch (e) {
+        if (NOT_FOUND.has(grpcCode(e) ?? 0)) return false;
         throw e;
       }
     },
     async pause() {
-      await client.pauseQueue({ name: queuePath });
+      await client.pauseQueue({ name: queuePath }, { timeout: CALL_TIMEOUT_MS });
     },
     async resume() {
-      await client.resumeQueue({ name: queuePath });
+      await client.resumeQueue({ name: queuePath }, { timeout: CALL_TIMEOUT_MS });
     },
     async isPaused() {
-      const [q] = await client.getQueue({ name: queuePath });
+      const [q] = await client.getQueue({ name: queuePath }, { timeout: CALL_TIMEOUT_MS });
       return q.state === 'PAUSED' || q.state === 2;
     },
   };

@@ -8,6 +8,7 @@
  *   its own Cloud Task, lease, checkpoint, progress and counts.
  * - lease: a holder id and expiry on a unit; only the holder works on it.
  */
+import { createHash } from 'node:crypto';
 import type { Timestamp } from '@google-cloud/firestore';
 
 /** Statuses of actions and of their mailbox units. */
@@ -46,29 +47,54 @@ export interface ActionRecord {
   attempts: number;
   /** Mailbox units once the action has fanned out; null before. */
   unitsTotal: number | null;
+  /** Generation of the action's fan-out task (reconcile re-enqueues a lost one). */
+  fanOutGeneration: number;
   /** Why the action failed, naming each failed mailbox. */
   error: string | null;
 }
 
-/** Where a unit resumes after a crash, a Stop or a hand-over. */
+/**
+ * Where a run of a unit stands:
+ * - `listing`: the page `pageToken` (null: the first) is to be listed next;
+ * - `fetching`: a page was listed; its changes are `items` (a message id, or
+ *   `-id` for a deletion), of which the first `done` are applied, and `next` is
+ *   the page after it;
+ * - `sweeping`: a full listing is complete; sink documents not marked with this
+ *   run's epoch are deleted, in document id order after `sweepAfter`;
+ * - `done`: the run's work is complete; only ending the unit remains.
+ * Counts are saved with the checkpoint in one write, so a take-over never
+ * counts or lists again what was already counted or listed.
+ */
 export interface Checkpoint {
   /** `full`: messages.list pages; `history`: history.list pages. */
   mode: 'full' | 'history';
-  /** The next page to read; null: start from the first. */
+  phase: 'listing' | 'fetching' | 'sweeping' | 'done';
+  /** This run's epoch of the mailbox (the sweep marker; see MailboxStore). */
+  epoch: number;
+  /** The page to list next (phase `listing`); null: the first. */
   pageToken: string | null;
+  /** The listed page's changes (phase `fetching`). */
+  items: string[];
+  /** How many of `items` are applied. */
+  done: number;
+  /** The page token after the listed page; null: it was the last. */
+  next: string | null;
   /** For history mode: the history id the listing started from. */
   startHistoryId: string | null;
   /** The mailbox's history id when this run began: the next run's start once this one finishes. */
   baselineHistoryId: string | null;
-  /** Whether this full sync also removes sink documents no longer in the mailbox. */
-  sweep: boolean;
+  /** Phase `sweeping`: the last document id examined. */
+  sweepAfter: string | null;
 }
 
 /** `actions/{token}/mailboxes/{task}:{address}`. */
 export interface UnitRecord {
   task: string;
   user: string;
+  /** Position in the action's list of units (for display order only). */
   index: number;
+  /** The unit's key in task ids: derived from task and address (see unitKey). */
+  key: string;
   status: Status;
   /** Name of the unit's newest Cloud Task. */
   taskId: string;
@@ -88,6 +114,14 @@ export interface UnitRecord {
   error: string | null;
   /** Messages that failed after retries, each named. */
   messageErrors: string[];
+  /** The newest delivery, as Cloud Tasks described it (its headers). */
+  delivery: { retryCount: number; previousResponse: number | null; at: Timestamp } | null;
+  /** The worker's own last error on this unit (a busy lease, an interruption). */
+  lastError: string | null;
+  /** Times reconcile re-enqueued the unit after its task disappeared. */
+  requeues: number;
+  /** Why the unit ended as it did, when that needs saying (another run synchronized the mailbox since). */
+  note: string | null;
 }
 
 export const COLLECTIONS = { actions: 'actions', units: 'mailboxes', documents: 'documents', state: 'state' } as const;
@@ -98,6 +132,24 @@ export const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 /** The id of a unit document. */
 export function unitId(task: string, user: string): string {
   return `${task}:${user.toLowerCase()}`;
+}
+
+/**
+ * A unit's key in Cloud Task ids: derived from its task and address (never a
+ * list position), in the characters task ids allow (letters, digits, `-`, `_`).
+ */
+export function unitKey(task: string, user: string): string {
+  return createHash('sha256').update(unitId(task.toUpperCase(), user)).digest('base64url').slice(0, 22);
+}
+
+/** The Cloud Task id of a unit's task generation. */
+export function unitTaskId(token: string, key: string, generation: number): string {
+  return `${token}-${key}-${generation}`;
+}
+
+/** The Cloud Task id of an action's fan-out task: the token itself, then `{token}-f{n}` when reconcile re-enqueues it. */
+export function fanOutTaskId(token: string, generation: number): string {
+  return generation === 0 ? token : `${token}-f${generation}`;
 }
 
 /** The id of a sink document (DESIGN §6). */

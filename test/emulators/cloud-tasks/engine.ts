@@ -60,6 +60,7 @@ export class Task {
   responseCount = 0;
   /** Answers that were not 5xx: X-CloudTasks-TaskExecutionCount. */
   executionCount = 0;
+  /** The HTTP status of the last attempt, when it got one: X-CloudTasks-TaskPreviousResponse. */
   previousResponse: number | undefined;
   firstAttempt: AttemptRecord | undefined;
   lastAttempt: AttemptRecord | undefined;
@@ -429,8 +430,11 @@ export class TasksEngine {
         break;
       case 'deadline':
         attempt.responseStatus = { code: RPC_CODES.DEADLINE_EXCEEDED, message: 'The dispatch deadline was exceeded.' };
+        // No HTTP status this time: the next attempt must not report an older one as "previous".
+        task.previousResponse = undefined;
         break;
       case 'error':
+        task.previousResponse = undefined;
         attempt.responseStatus = {
           code: RPC_CODES.UNAVAILABLE,
           message: `The target could not be reached: ${outcome.message}`,

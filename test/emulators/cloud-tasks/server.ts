@@ -35,6 +35,12 @@ export interface CloudTasksEmulator {
   readonly jwksUrl: string;
   /** The `iss` of dispatched OIDC tokens: `https://accounts.google.com`, as Google's. */
   readonly issuer: string;
+  /**
+   * An OIDC ID token for `serviceAccountEmail` with audience `audience`, signed and shaped exactly
+   * like the ones attached to dispatched tasks (same key, claims and cache), so that a local
+   * caller such as a scheduler can call an OIDC-protected endpoint.
+   */
+  mintOidcToken(serviceAccountEmail: string, audience: string): Promise<string>;
   /** Stops the dispatch loop, every attempt in flight and the server. */
   close(): Promise<void>;
 }
@@ -109,6 +115,11 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
     port,
     jwksUrl: `${baseUrl}oauth2/v3/certs`,
     issuer: signer.issuer,
+    async mintOidcToken(serviceAccountEmail, audience) {
+      if (!serviceAccountEmail) throw new Error('mintOidcToken: serviceAccountEmail is required');
+      if (!audience) throw new Error('mintOidcToken: audience is required');
+      return signer.sign(serviceAccountEmail, audience);
+    },
     close() {
       closing ??= (async () => {
         await engine.close();

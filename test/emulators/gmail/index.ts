@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:http';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { FaultInjector, QuotaManager } from './quota.js';
+import { FaultInjector, HangInjector, QuotaManager } from './quota.js';
 import { createHandler, type EmulatorState } from './routes.js';
 import { Mailbox } from './store.js';
 
@@ -35,9 +35,15 @@ export interface GmailEmulatorOptions {
   latencyMs?: number;
   /** Fraction (0..1) of Gmail calls answered with 429, 403 rate limit, 500 or 503. Default 0. */
   faultRate?: number;
+  /**
+   * Fraction (0..1) of Gmail calls (not Directory or health calls) that are never answered: the
+   * request is read and the response held open until the client gives up or the emulator closes.
+   * Drawn from its own seeded stream, so it leaves the sequence of faults unchanged. Default 0.
+   */
+  hangRate?: number;
   /** How many history records each mailbox keeps; an older startHistoryId is 404. Default: all. */
   historyRetention?: number;
-  /** Seed of the fault generator. Default 1. */
+  /** Seed of the fault and hang generators. Default 1. */
   seed?: number;
 }
 
@@ -48,6 +54,8 @@ export interface GmailEmulatorStats {
   rateLimited: number;
   /** Calls answered with an injected fault. */
   faults: number;
+  /** Calls picked to hang (never answered), including those the client has since given up on. */
+  hung: number;
 }
 
 export interface GmailEmulator {
@@ -58,6 +66,10 @@ export interface GmailEmulator {
   setQuota(unitsPerMinute: number): void;
   setLatency(ms: number): void;
   setFaultRate(f: number): void;
+  /** Fraction (0..1) of later Gmail calls that hang; calls already hung stay open. */
+  setHangRate(f: number): void;
+  /** Makes messages.get of these message ids answer 500 until called again without them. */
+  failMessages(ids: string[]): void;
   stats(): GmailEmulatorStats;
   /** Addresses served, sorted. */
   mailboxes(): string[];
@@ -95,19 +107,32 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     quota: new QuotaManager(opts.quotaUnitsPerMinute ?? 15000, opts.quotaBurstSeconds ?? 60),
     quotaStatus: opts.quotaStatus ?? 429,
     faults: new FaultInjector(fraction(opts.faultRate ?? 0), opts.seed ?? 1),
+    hangs: new HangInjector(fraction(opts.hangRate ?? 0), opts.seed ?? 1),
     latencyMs: Math.max(0, opts.latencyMs ?? 0),
     calls: {},
     rateLimited: 0,
     faultCount: 0,
+    hungCount: 0,
+    hanging: new Set(),
+    failing: new Set(),
     closed: false,
-    delay: (ms) =>
+    delay: (ms, res) =>
       new Promise<boolean>((resolve) => {
-        const t = setTimeout(() => {
+        if (res?.destroyed) {
+          resolve(false);
+          return;
+        }
+        const settle = (done: boolean): void => {
+          clearTimeout(t);
           timers.delete(t);
-          resolve(true);
-        }, ms);
+          res?.off('close', gone);
+          resolve(done);
+        };
+        const gone = (): void => settle(false);
+        const t = setTimeout(() => settle(true), ms);
         t.unref();
-        timers.set(t, resolve);
+        timers.set(t, settle);
+        res?.once('close', gone);
       }),
   };
 
@@ -136,11 +161,10 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     close() {
       closing ??= (async () => {
         state.closed = true;
-        for (const [t, resolve] of timers) {
-          clearTimeout(t);
-          resolve(false);
-        }
+        for (const settle of [...timers.values()]) settle(false);
         timers.clear();
+        for (const res of state.hanging) res.destroy();
+        state.hanging.clear();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
         await closed;
@@ -157,8 +181,19 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     setFaultRate(f) {
       state.faults.rate = fraction(f);
     },
+    failMessages(ids) {
+      state.failing = new Set(ids);
+    },
+    setHangRate(f) {
+      state.hangs.rate = fraction(f);
+    },
     stats() {
-      return { calls: { ...state.calls }, rateLimited: state.rateLimited, faults: state.faultCount };
+      return {
+        calls: { ...state.calls },
+        rateLimited: state.rateLimited,
+        faults: state.faultCount,
+        hung: state.hungCount,
+      };
     },
     mailboxes() {
       return [...mailboxes.keys()].sort();

@@ -6,6 +6,7 @@
 //   GMAIL_EMULATOR_QUOTA       per-user units per minute (default 15000; 0 = unlimited)
 //   GMAIL_EMULATOR_LATENCY_MS  added latency per call (default 0)
 //   GMAIL_EMULATOR_FAULTS      fraction of calls answered 429/403/500/503 (default 0)
+//   GMAIL_EMULATOR_HANG        fraction of calls never answered, held open until the client gives up (default 0)
 //   GMAIL_EMULATOR_QUOTA_STATUS  429 (rateLimitExceeded, default) or 403 (userRateLimitExceeded)
 // Prints "gmail emulator: http://127.0.0.1:PORT/" once it listens; stops on SIGINT/SIGTERM.
 
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
     quotaUnitsPerMinute: numberFromEnv('GMAIL_EMULATOR_QUOTA', 15000, 0, Number.MAX_SAFE_INTEGER),
     latencyMs: numberFromEnv('GMAIL_EMULATOR_LATENCY_MS', 0, 0, 600_000),
     faultRate: numberFromEnv('GMAIL_EMULATOR_FAULTS', 0, 0, 1),
+    hangRate: numberFromEnv('GMAIL_EMULATOR_HANG', 0, 0, 1),
     quotaStatus,
   });
   process.stdout.write(`gmail emulator: ${emulator.url}\n`);

@@ -1,4 +1,4 @@
-// Per-user quota, latency and fault injection.
+// Per-user quota, latency, fault and hang injection.
 //
 // Quota: Gmail meters each user in quota units per minute (15,000 for older projects,
 // 6,000 for projects created since May 2026) and describes the limit as a moving average
@@ -115,6 +115,27 @@ export class FaultInjector {
     if (this.rate < 1 && this.rng() >= this.rate) return null;
     const kind = FAULT_KINDS[Math.floor(this.rng() * FAULT_KINDS.length)] ?? '500';
     return fault(kind, 1 + Math.floor(this.rng() * 2));
+  }
+}
+
+/**
+ * Picks a seeded-random fraction of calls that are never answered. It draws from its own
+ * stream, so switching hangs on or off leaves the sequence of injected faults as it was.
+ */
+export class HangInjector {
+  private rng: Rng;
+
+  constructor(
+    public rate: number,
+    seed: number,
+  ) {
+    this.rng = createRng(seed ^ 0x4a46);
+  }
+
+  maybeHang(): boolean {
+    if (this.rate <= 0) return false;
+    if (this.rate >= 1) return true;
+    return this.rng() < this.rate;
   }
 }
 

@@ -3,13 +3,15 @@
 //
 // Every call goes through the same steps: route → latency → auth (any Bearer token; none is
 // 401) → user (an address with a mailbox; others 400 failedPrecondition, see errors.ts) →
-// injected faults → quota → the method. Directory calls get latency and auth only.
+// injected hangs and faults → quota → the method. Directory calls get latency and auth only.
+// A hung call is never answered: its body is read and dropped and the response is held open
+// until the client goes away or the emulator closes (which destroys it); it costs no quota.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError, badRequest, invalidArgument, noMailbox, notFound, rateLimited, unauthenticated } from './errors.js';
 import { applyFields, parseFields } from './fields.js';
 import { fromBase64Url, parseAttachmentId, parseHeaderBlock, splitMultipart } from './mime.js';
-import { METHOD_COSTS, type FaultInjector, type QuotaManager } from './quota.js';
+import { METHOD_COSTS, type FaultInjector, type HangInjector, type QuotaManager } from './quota.js';
 import { hash32 } from './random.js';
 import type { HistoryType, Mailbox, MessageFormat } from './store.js';
 
@@ -18,13 +20,19 @@ export interface EmulatorState {
   quota: QuotaManager;
   quotaStatus: 429 | 403;
   faults: FaultInjector;
+  hangs: HangInjector;
   latencyMs: number;
   calls: Record<string, number>;
   rateLimited: number;
   faultCount: number;
+  hungCount: number;
+  /** Responses of hung calls still open; the emulator destroys them when it closes. */
+  hanging: Set<ServerResponse>;
+  /** Message ids whose messages.get always answers 500 (a message Gmail cannot serve). */
+  failing: Set<string>;
   closed: boolean;
-  /** Waits latencyMs; resolves early (with false) when the emulator closes. */
-  delay(ms: number): Promise<boolean>;
+  /** Waits `ms`; resolves early (with false) when the emulator closes or `res` closes (the client went away). */
+  delay(ms: number, res?: ServerResponse): Promise<boolean>;
 }
 
 const MAX_BODY = 64 * 1024 * 1024;
@@ -349,6 +357,19 @@ function shortMessage(rec: { id: string; threadId: string; labelIds: string[] })
   return { id: rec.id, threadId: rec.threadId, ...(rec.labelIds.length > 0 ? { labelIds: [...rec.labelIds] } : {}) };
 }
 
+/** Holds a call open without ever answering it; no timer is involved. */
+function hang(state: EmulatorState, req: IncomingMessage, res: ServerResponse): void {
+  state.hungCount++;
+  if (res.destroyed || state.closed) {
+    res.destroy();
+    return;
+  }
+  state.hanging.add(res);
+  res.once('close', () => state.hanging.delete(res));
+  // Drop whatever body the client sends, so that it finishes its upload and waits for an answer.
+  req.resume();
+}
+
 export function createHandler(state: EmulatorState): (req: IncomingMessage, res: ServerResponse) => void {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -364,7 +385,7 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
     const { route, args } = matched;
     state.calls[route.name] = (state.calls[route.name] ?? 0) + 1;
     if (state.latencyMs > 0) {
-      const waited = await state.delay(state.latencyMs);
+      const waited = await state.delay(state.latencyMs, res);
       if (!waited || state.closed) {
         res.destroy();
         return;
@@ -381,11 +402,17 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
       const user = (args[0] ?? '').toLowerCase();
       const mb = state.mailboxes.get(user);
       if (!mb) throw noMailbox();
+      // Both streams draw on every call, so the n-th call's fault is the same whatever the hang rate.
       const injected = state.faults.maybeFault();
+      if (state.hangs.maybeHang()) {
+        hang(state, req, res);
+        return;
+      }
       if (injected) {
         state.faultCount++;
         throw injected;
       }
+      if (route.name === 'messages.get' && state.failing.has(args[1] ?? '')) throw new ApiError(500, 'Backend Error', 'backendError');
       const taken = state.quota.take(user, METHOD_COSTS[route.name] ?? 1);
       if (!taken.ok) {
         state.rateLimited++;

@@ -1,0 +1,134 @@
+/**
+ * Reconcile: no action or unit stays `Queued` or `Processing` without a live
+ * lease or a pending Cloud Task behind it.
+ *
+ * A unit whose lease is not live and whose newest task is gone from the queue
+ * (the queue gave up after its attempts, the task was deleted, the worker died
+ * between ending its run and answering) is re-enqueued as a fresh generation
+ * that resumes from its checkpoint, at most MAX_REQUEUES times; then it ends
+ * `Error`, naming the queue's last answer and the worker's last error. An
+ * action that fanned out and whose units all ended is ended. An action whose
+ * fan-out task is gone before it fanned out is re-enqueued the same way.
+ *
+ * It runs on the worker's `/reconcile` route (Cloud Scheduler in production, a
+ * timer in the local stack), and lazily wherever an open action is read for a
+ * decision: GetStatus, Stop, Cancel and the coalescing of scheduled runs.
+ */
+import pLimit from 'p-limit';
+import type { Deps } from '../deps.js';
+import { ENDED_STATUSES, fanOutTaskId, unitId, unitTaskId, type ActionRecord, type UnitRecord } from '../store/model.js';
+
+/** Times a lost unit or fan-out is re-enqueued before it ends `Error`. */
+export const MAX_REQUEUES = 3;
+/** Actions examined per pass. */
+const PASS_LIMIT = 1000;
+
+/** What a pass did. */
+export interface ReconcileReport {
+  actions: number;
+  requeued: number;
+  ended: number;
+  finished: number;
+}
+
+function emptyReport(): ReconcileReport {
+  return { actions: 0, requeued: 0, ended: 0, finished: 0 };
+}
+
+export function createReconciler(deps: Pick<Deps, 'store' | 'units' | 'queue' | 'log' | 'now'>) {
+  const { store, units, queue, log } = deps;
+
+  function leaseLive(u: UnitRecord): boolean {
+    return u.lease !== null && u.lease.expiresAt.toMillis() > deps.now();
+  }
+
+  /** Why the unit's task was lost, as far as the unit recorded it. */
+  function lostCause(u: UnitRecord): string {
+    const n = (u.delivery?.retryCount ?? 0) + 1;
+    const prev = u.delivery?.previousResponse;
+    const last = u.lastError ?? (prev ? `HTTP ${prev}` : 'none recorded');
+    return `the queue gave up after ${n} deliveries of task ${u.taskId}: last error: ${last}`;
+  }
+
+  async function unit(a: ActionRecord, u: UnitRecord, r: ReconcileReport): Promise<void> {
+    if (ENDED_STATUSES.has(u.status) || leaseLive(u)) return;
+    if (await queue.exists(u.taskId)) return;
+    const id = unitId(u.task, u.user);
+    if (a.stopRequested || a.status === 'Cancelled') {
+      if (await units.end(a.token, id, null, u.status === 'Queued' ? 'Cancelled' : 'Stopped', {})) r.ended++;
+      return;
+    }
+    if (u.requeues >= MAX_REQUEUES) {
+      const error = `${lostCause(u)}; re-enqueued ${u.requeues} times`;
+      if (await units.end(a.token, id, null, 'Error', { error })) {
+        r.ended++;
+        log.with({ token: a.token, task: u.task, user: u.user }).error('unit lost its task', { error });
+      }
+      return;
+    }
+    // Recorded first, then enqueued: a delivery of the new generation must find the unit moved on.
+    // Should the enqueue fail, the next pass finds the new task missing and tries again.
+    const next = u.generation + 1;
+    const taskId = unitTaskId(a.token, u.key, next);
+    const moved = await units.requeue(a.token, id, next, taskId, { requeues: u.requeues + 1, lease: null, lastError: lostCause(u) });
+    if (!moved) return;
+    await queue.enqueue(taskId, { token: a.token, unit: id, generation: next });
+    r.requeued++;
+    log.with({ token: a.token, task: u.task, user: u.user }).warn('unit re-enqueued: its task was lost', { task: taskId });
+  }
+
+  async function fanOut(a: ActionRecord, r: ReconcileReport): Promise<void> {
+    if (await queue.exists(fanOutTaskId(a.token, a.fanOutGeneration))) return;
+    if (a.fanOutGeneration >= MAX_REQUEUES) {
+      await store.failAction(a.token, `the queue gave up on the action's task ${fanOutTaskId(a.token, a.fanOutGeneration)}; re-enqueued ${a.fanOutGeneration} times`);
+      r.ended++;
+      return;
+    }
+    const next = a.fanOutGeneration + 1;
+    if (!(await store.requeueFanOut(a.token, next))) return;
+    await queue.enqueue(fanOutTaskId(a.token, next), { token: a.token });
+    r.requeued++;
+  }
+
+  /**
+   * Repairs one action. `thorough` also asks the queue about units that never
+   * started (the scheduled pass); the lazy pass looks only at units whose
+   * lease lapsed, and at whether the action should have ended.
+   */
+  async function action(token: string, thorough: boolean, r: ReconcileReport = emptyReport()): Promise<ActionRecord | null> {
+    const a = await store.get(token);
+    if (!a || ENDED_STATUSES.has(a.status)) return a;
+    r.actions++;
+    if (a.unitsTotal === null) {
+      if (thorough) await fanOut(a, r);
+    } else {
+      const open = await units.open(token);
+      const suspects = open.filter((u) => (thorough ? true : u.status === 'Processing' || u.requeues > 0 || a.stopRequested));
+      const limit = pLimit(8);
+      await Promise.all(suspects.map((u) => limit(() => unit(a, u, r))));
+      await store.finish(token);
+    }
+    const after = await store.get(token);
+    if (after && ENDED_STATUSES.has(after.status)) r.finished++;
+    return after;
+  }
+
+  return {
+    /**
+     * Repairs one action if it lost its tasks or should have ended; returns it
+     * as it is now. `thorough` also asks the queue about units that never started.
+     */
+    action: (token: string, thorough = false) => action(token, thorough),
+    /** One pass over every open action. */
+    async pass(): Promise<ReconcileReport> {
+      const r = emptyReport();
+      const open = await store.open(PASS_LIMIT);
+      const limit = pLimit(8);
+      await Promise.all(open.map((a) => limit(() => action(a.token, true, r))));
+      log.info('reconciled', { ...r });
+      return r;
+    },
+  };
+}
+
+export type Reconciler = ReturnType<typeof createReconciler>;

@@ -1,0 +1,373 @@
+/**
+ * The mailbox units of actions, `actions/{token}/mailboxes/{task}:{address}`:
+ * their creation at fan-out, their leases, progress and end (DESIGN §3).
+ *
+ * Every write of a running unit is a transaction that checks the writer still
+ * holds both the unit's lease and its mailbox (see mailboxes.ts), so a delivery
+ * that lost either writes nothing more. The progress written with a batch of
+ * sink documents is part of the same transaction: counts and checkpoint never
+ * disagree with the sink.
+ */
+import { FieldValue, Timestamp, type DocumentReference, type Firestore, type WriteBatch } from '@google-cloud/firestore';
+import type { ActionStore } from './actions.js';
+import {
+  assertOwner,
+  finishedRun,
+  lockedByOther,
+  mailboxRef,
+  readMailbox,
+  releaseMailbox,
+  standing,
+  takeMailbox,
+  type MailboxState,
+  type RunStanding,
+} from './mailboxes.js';
+import {
+  COLLECTIONS,
+  ENDED_STATUSES,
+  unitKey,
+  unitTaskId,
+  zeroCounts,
+  type ActionRecord,
+  type Checkpoint,
+  type Counts,
+  type Status,
+  type UnitRecord,
+} from './model.js';
+
+/** Outcome of a worker's claim of a unit. */
+export type ClaimResult =
+  | { kind: 'claimed'; unit: UnitRecord; action: ActionRecord }
+  | { kind: 'busy'; until: number }
+  | { kind: 'overlap'; other: string; unit: UnitRecord }
+  | { kind: 'done'; why: string };
+
+/** What a unit's work reports when it writes progress. */
+export interface UnitProgress {
+  pages: number;
+  messages: number;
+  total: number | null;
+  retries: number;
+  counts: Counts;
+  checkpoint: Checkpoint | null;
+  messageErrors: string[];
+}
+
+/** A delivery as Cloud Tasks describes it in its headers. */
+export interface DeliveryInfo {
+  retryCount: number;
+  previousResponse: number | null;
+}
+
+/** The worker lost its lease (it expired and another delivery took over). */
+export class LeaseLost extends Error {
+  override readonly name = 'LeaseLost';
+}
+
+/** What a holder knows of the two documents it writes (see UnitStore.hold). */
+export interface Holding {
+  readonly token: string;
+  readonly id: string;
+  readonly holder: string;
+  readonly unitRef: DocumentReference;
+  mRef: DocumentReference;
+  unitTime: Timestamp | null;
+  mTime: Timestamp | null;
+  unit: UnitRecord | null;
+}
+
+const MAX_NAMED_ERRORS = 100;
+const ALREADY_EXISTS = 6;
+const NOT_FOUND = 5;
+const FAILED_PRECONDITION = 9;
+
+export class UnitStore {
+  constructor(
+    private readonly db: Firestore,
+    private readonly actions: ActionStore,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  ref(token: string, id: string): DocumentReference {
+    return this.db.collection(COLLECTIONS.actions).doc(token).collection(COLLECTIONS.units).doc(id);
+  }
+
+  async get(token: string, id: string): Promise<UnitRecord | null> {
+    const snap = await this.ref(token, id).get();
+    return snap.exists ? (snap.data() as UnitRecord) : null;
+  }
+
+  /**
+   * Writes an action's units; units already written by an earlier delivery
+   * keep their progress. Any other failure is thrown: no unit is ever lost
+   * silently. The action's number of units is fixed once all are written.
+   */
+  async create(token: string, units: { task: string; user: string; id: string }[]): Promise<void> {
+    const writer = this.db.bulkWriter();
+    writer.onWriteError((err) => err.code !== ALREADY_EXISTS && err.failedAttempts < 5);
+    const failures: Error[] = [];
+    const writes = units.map((u, index) => {
+      const key = unitKey(u.task, u.user);
+      const rec: UnitRecord = {
+        task: u.task,
+        user: u.user,
+        index,
+        key,
+        status: 'Queued',
+        taskId: unitTaskId(token, key, 0),
+        generation: 0,
+        startedAt: null,
+        endedAt: null,
+        lease: null,
+        attempts: 0,
+        retries: 0,
+        pages: 0,
+        messages: 0,
+        total: null,
+        counts: zeroCounts(),
+        checkpoint: null,
+        error: null,
+        messageErrors: [],
+        delivery: null,
+        lastError: null,
+        requeues: 0,
+        note: null,
+      };
+      return writer.create(this.ref(token, u.id), rec).catch((e: { code?: number }) => {
+        if (e.code !== ALREADY_EXISTS) failures.push(e as Error);
+      });
+    });
+    await writer.close();
+    await Promise.all(writes);
+    if (failures.length) throw new Error(`${failures.length} of ${units.length} units could not be written: ${failures[0]?.message}`, { cause: failures[0] });
+    const written = await this.ref(token, 'x').parent.count().get();
+    await this.actions.setUnitsTotal(token, written.data().count);
+  }
+
+  /**
+   * A delivery's claim of a unit: takes the lease and the mailbox when both are
+   * free or expired, answers `busy` while another live holder has the lease,
+   * `overlap` while another action works on the mailbox, and `done` when there
+   * is nothing to do (unit or action ended, an older task generation). The
+   * first claim moves the action to `Processing`. A unit of an action being
+   * stopped ends here: `Cancelled` if it never started, else `Stopped`.
+   */
+  async claim(token: string, id: string, holder: string, generation: number, leaseMs: number, delivery: DeliveryInfo): Promise<ClaimResult> {
+    let ended = false;
+    const out = await this.db.runTransaction(async (tx): Promise<ClaimResult> => {
+      ended = false;
+      const [aSnap, uSnap] = await tx.getAll(this.actions.ref(token), this.ref(token, id));
+      if (!aSnap?.exists || !uSnap?.exists) return { kind: 'done', why: 'no such unit' };
+      const action = aSnap.data() as ActionRecord;
+      const unit = uSnap.data() as UnitRecord;
+      const mRef = mailboxRef(this.db, unit.task, unit.user);
+      const m = readMailbox(await tx.get(mRef));
+      if (ENDED_STATUSES.has(unit.status)) return { kind: 'done', why: `the mailbox is ${unit.status}` };
+      if (ENDED_STATUSES.has(action.status)) return { kind: 'done', why: `the action is ${action.status}` };
+      if (generation < unit.generation) return { kind: 'done', why: `task generation ${generation} was replaced by ${unit.generation}` };
+      const now = this.now();
+      if (unit.lease && unit.lease.holder !== holder && unit.lease.expiresAt.toMillis() > now) {
+        return { kind: 'busy', until: unit.lease.expiresAt.toMillis() };
+      }
+      const at = Timestamp.fromMillis(now);
+      const seen = { delivery: { ...delivery, at } };
+      if (action.stopRequested) {
+        tx.update(uSnap.ref, { ...seen, status: unit.status === 'Queued' ? 'Cancelled' : 'Stopped', endedAt: at, lease: null });
+        const release = releaseMailbox(m, token, null);
+        if (Object.keys(release).length) tx.set(mRef, release, { merge: true });
+        ended = true;
+        return { kind: 'done', why: 'the action is stopping' };
+      }
+      const other = lockedByOther(m, token, now);
+      if (other) return { kind: 'overlap', other, unit };
+      const startedAt = unit.startedAt ?? at;
+      const lease = { holder, expiresAt: Timestamp.fromMillis(now + leaseMs) };
+      tx.update(uSnap.ref, { ...seen, status: 'Processing', startedAt, lease, generation, attempts: FieldValue.increment(1) });
+      tx.set(mRef, takeMailbox(token, holder, now + leaseMs), { merge: true });
+      if (action.status === 'Queued') tx.update(aSnap.ref, { status: 'Processing', startedAt: at });
+      return {
+        kind: 'claimed',
+        action: { ...action, status: 'Processing' },
+        unit: { ...unit, ...seen, status: 'Processing', startedAt, lease, generation, attempts: unit.attempts + 1 },
+      };
+    });
+    if (ended) await this.actions.finish(token);
+    return out;
+  }
+
+  /** Records the worker's own error on a unit (a busy answer, an interruption), for reconcile to report. */
+  async noteError(token: string, id: string, error: string): Promise<void> {
+    await this.ref(token, id)
+      .update({ lastError: error.slice(0, 1000) })
+      .catch(() => {
+        // Only a diagnostic: a unit that is gone or contended keeps its older note.
+      });
+  }
+
+  /** Moves a unit to task generation `generation` (already enqueued as `taskId`), unless it moved on. */
+  async requeue(token: string, id: string, generation: number, taskId: string, fields: Record<string, unknown> = {}): Promise<boolean> {
+    return this.db.runTransaction(async (tx) => {
+      const snap = await tx.get(this.ref(token, id));
+      if (!snap.exists || ENDED_STATUSES.has(snap.get('status') as Status)) return false;
+      if ((snap.get('generation') as number) >= generation) return false;
+      const lease = snap.get('lease') as UnitRecord['lease'];
+      if (lease && lease.expiresAt.toMillis() > this.now()) return false;
+      tx.update(snap.ref, { ...fields, generation, taskId });
+      return true;
+    });
+  }
+
+  /**
+   * A claimed unit as its holder writes it. Writes are batches conditional on
+   * the unit's and the mailbox's documents being unchanged since this holder
+   * last wrote or read them (no locks are held, so a holder that dies mid-way
+   * delays no one); when a condition fails, both are read again and the write
+   * goes ahead only if the holder still has the lease and the mailbox.
+   */
+  async hold(token: string, id: string, holder: string): Promise<Holding> {
+    const h: Holding = { token, id, holder, unitRef: this.ref(token, id), mRef: this.ref(token, id), unitTime: null, mTime: null, unit: null };
+    await this.refresh(h);
+    return h;
+  }
+
+  private async refresh(h: Holding): Promise<MailboxState> {
+    const uSnap = await h.unitRef.get();
+    const unit = uSnap.data() as UnitRecord | undefined;
+    if (unit?.lease?.holder !== h.holder) throw new LeaseLost(`the lease of ${h.id} passed to another delivery`);
+    h.mRef = mailboxRef(this.db, unit.task, unit.user);
+    const mSnap = await h.mRef.get();
+    const m = readMailbox(mSnap);
+    assertOwner(m, h.holder, h.id);
+    h.unit = unit;
+    h.unitTime = uSnap.updateTime ?? null;
+    h.mTime = mSnap.updateTime ?? null;
+    return m;
+  }
+
+  /**
+   * Writes `progress` (when given), the writes of `write` and `mailbox` in one
+   * batch, and extends the lease and the mailbox lock, if `h` still holds both;
+   * throws LeaseLost or MailboxLost otherwise.
+   */
+  async write(
+    h: Holding,
+    leaseMs: number,
+    progress: UnitProgress | null,
+    write: (b: WriteBatch) => void = () => {},
+    mailbox: Record<string, unknown> = {},
+    retry = true,
+  ): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      if (h.unitTime === null || h.mTime === null) await this.refresh(h);
+      const until = this.now() + leaseMs;
+      const b = this.db.batch();
+      write(b);
+      b.update(h.unitRef, { ...(progress ? progressFields(progress) : {}), 'lease.expiresAt': Timestamp.fromMillis(until) }, { lastUpdateTime: h.unitTime as Timestamp });
+      b.update(h.mRef, { ...mailbox, activeUntil: Timestamp.fromMillis(until) }, { lastUpdateTime: h.mTime as Timestamp });
+      try {
+        const results = await b.commit();
+        const at = results[results.length - 1]?.writeTime ?? null;
+        h.unitTime = at;
+        h.mTime = at;
+        return true;
+      } catch (e) {
+        const code = (e as { code?: number }).code;
+        // Someone else wrote one of the two documents: see whether it is still ours.
+        if ((code !== FAILED_PRECONDITION && code !== NOT_FOUND) || attempt >= 5) throw e;
+        h.unitTime = null;
+        h.mTime = null;
+        if (!retry) return false;
+      }
+    }
+  }
+
+  /** Extends the holder's lease and mailbox lock; throws LeaseLost or MailboxLost when it has lost them. */
+  async renew(h: Holding, leaseMs: number): Promise<void> {
+    await this.write(h, leaseMs, null);
+  }
+
+  /**
+   * Where a run of the unit stands against the mailbox's other runs (a new run
+   * takes the mailbox's next epoch here). Only the owner may ask.
+   */
+  async begin(h: Holding, leaseMs: number, epoch: number | null): Promise<RunStanding & { begins: boolean }> {
+    for (let attempt = 0; ; attempt++) {
+      const m = await this.refresh(h);
+      const out = standing(m, epoch);
+      if (!out.begins) return out;
+      // Conditional on the mailbox as just read: two runs never take the same epoch.
+      if (await this.write(h, leaseMs, null, () => {}, { epoch: out.epoch }, false)) return out;
+      if (attempt >= 5) throw new Error(`the mailbox of ${h.id} kept changing while its run began`);
+    }
+  }
+
+  /**
+   * Hands a unit over to its task generation `generation` (`taskId`, already
+   * enqueued): releases the lease, keeping the mailbox for the action, so the
+   * next delivery can claim it at once.
+   */
+  async handOver(token: string, id: string, holder: string, generation: number, taskId: string, p: UnitProgress, lastError: string | null = null): Promise<void> {
+    await this.db.runTransaction(async (tx) => {
+      const snap = await tx.get(this.ref(token, id));
+      if (snap.get('lease.holder') !== holder) throw new LeaseLost(`the lease of ${id} passed to another delivery`);
+      tx.update(snap.ref, { ...progressFields(p), lease: null, generation, taskId, lastError });
+    });
+  }
+
+  /**
+   * Ends a unit and releases its mailbox. With a holder, only while it holds
+   * the lease (and, to finish a Synchronize, the mailbox); without one, only a
+   * unit whose lease is not live (Cancel, Stop, reconcile). A finished run
+   * records its epoch and moves the history id forward, unless another run
+   * finished the mailbox since. Then ends the action if this was its last unit.
+   */
+  async end(
+    token: string,
+    id: string,
+    holder: string | null,
+    status: Status,
+    p: Partial<UnitProgress> & { error?: string; note?: string },
+    finish?: { epoch: number; historyId: string | null },
+  ): Promise<boolean> {
+    const ended = await this.db.runTransaction(async (tx) => {
+      const uSnap = await tx.get(this.ref(token, id));
+      if (!uSnap.exists) return false;
+      const unit = uSnap.data() as UnitRecord;
+      const mRef = mailboxRef(this.db, unit.task, unit.user);
+      const m = readMailbox(await tx.get(mRef));
+      if (ENDED_STATUSES.has(unit.status)) return false;
+      const now = this.ts();
+      if (holder === null) {
+        if (unit.lease && unit.lease.expiresAt.toMillis() > now.toMillis()) return false;
+      } else if (unit.lease?.holder !== holder) {
+        throw new LeaseLost(`the lease of ${id} passed to another delivery`);
+      }
+      const update: Record<string, unknown> = { ...p, status, endedAt: now, lease: null };
+      if (p.messageErrors) update.messageErrors = p.messageErrors.slice(0, MAX_NAMED_ERRORS);
+      const state: Record<string, unknown> = { ...releaseMailbox(m, token, holder) };
+      if (status === 'Finished' && finish && holder !== null) {
+        assertOwner(m, holder, id);
+        Object.assign(state, finishedRun(m, token, finish.epoch, finish.historyId, now));
+      }
+      tx.update(uSnap.ref, update);
+      if (Object.keys(state).length) tx.set(mRef, state, { merge: true });
+      return true;
+    });
+    if (ended) await this.actions.finish(token);
+    return ended;
+  }
+
+  /** Units of an action not yet ended. */
+  async open(token: string): Promise<UnitRecord[]> {
+    const snaps = await this.ref(token, 'x').parent.where('status', 'in', ['Queued', 'Processing']).get();
+    return snaps.docs.map((d) => d.data() as UnitRecord);
+  }
+
+  private ts(): Timestamp {
+    return Timestamp.fromMillis(this.now());
+  }
+}
+
+function progressFields(p: UnitProgress): Record<string, unknown> {
+  return { ...p, messageErrors: p.messageErrors.slice(0, MAX_NAMED_ERRORS) };
+}
