@@ -21,6 +21,8 @@ const GMAIL_SCOPES = ['https://www.googleapis.com/auth/gmail.readonly'];
 const DIRECTORY_SCOPES = ['https://www.googleapis.com/auth/admin.directory.user.readonly'];
 const TOKEN_URL = 'https://oauth2.googleapis.com/token';
 const EMULATOR_TOKEN = 'emulator-access-token';
+/** No IAM or token call may hold a run for long: each has this long to answer. */
+const AUTH_TIMEOUT_MS = 30_000;
 
 /** Builds API clients that act as a given user. */
 export interface GoogleAccess {
@@ -52,10 +54,13 @@ class Delegation {
     if (hit && hit.expiry - Date.now() > 120_000) return hit;
     const iat = Math.floor(Date.now() / 1000);
     const payload = { iss: this.serviceAccount, sub: user, scope: scopes.join(' '), aud: TOKEN_URL, iat, exp: iat + 3600 };
-    const signed = await this.iam.projects.serviceAccounts.signJwt({
-      name: `projects/-/serviceAccounts/${this.serviceAccount}`,
-      requestBody: { payload: JSON.stringify(payload) },
-    });
+    const signed = await this.iam.projects.serviceAccounts.signJwt(
+      {
+        name: `projects/-/serviceAccounts/${this.serviceAccount}`,
+        requestBody: { payload: JSON.stringify(payload) },
+      },
+      { signal: AbortSignal.timeout(AUTH_TIMEOUT_MS) },
+    );
     const res = await fetch(TOKEN_URL, {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
@@ -63,6 +68,7 @@ class Delegation {
         grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
         assertion: signed.data.signedJwt ?? '',
       }),
+      signal: AbortSignal.timeout(AUTH_TIMEOUT_MS),
     });
     const body = (await res.json()) as { access_token?: string; expires_in?: number; error?: string; error_description?: string };
     if (!res.ok || !body.access_token) {
