@@ -4,10 +4,12 @@
  * request to the moment the action reads `Stopped` in Firestore (polled every
  * 20 ms). DESIGN §2 and §4: it ends `Stopped` within 2 s.
  *
- * Two series of runs: one with Gmail within quota, and one where Gmail's
+ * Three series of runs: one with Gmail within quota; one where Gmail's
  * quota drops to a tenth for the last 2 s before the Stop, so that the Stop
  * arrives while the worker is being refused and is slowing itself down (as
- * when another client shares the user's quota).
+ * when another client shares the user's quota); and one where a fifth of
+ * Gmail's calls never answer for those 2 s, so that the Stop arrives while
+ * calls hang (the worker must abort them, not wait out their timeout).
  */
 import type { GmailEmulatorStats } from '../test/emulators/gmail/index.js';
 import { generatedMail } from './lib/mail.js';
@@ -27,6 +29,11 @@ const PROCESSING_MS = 2_000;
 const REFUSED_QUOTA = QUOTA / 10;
 const REFUSED_MS = 2_000;
 const LIMIT_MS = 2_000;
+/** In the hung series: the fraction of Gmail calls that never answer for the last HUNG_MS before the Stop. */
+const HANG_RATE = 0.2;
+const HUNG_MS = 2_000;
+
+type Mode = 'within' | 'refused' | 'hung';
 
 interface StopRun {
   observedMs: number;
@@ -42,14 +49,18 @@ interface StopRun {
 
 const refusals = (a: GmailEmulatorStats, b: GmailEmulatorStats) => b.rateLimited - a.rateLimited;
 
-async function stopOnce(stack: BenchStack, refused: boolean): Promise<StopRun> {
+async function stopOnce(stack: BenchStack, mode: Mode): Promise<StopRun> {
   const before = stack.gmail.stats();
   const { token } = await stack.synchronize('STOP');
   await stack.waitFor(token, ['Processing', ...ENDED], 60_000, 20);
-  if (refused) {
+  if (mode === 'refused') {
     await sleep(PROCESSING_MS - REFUSED_MS);
     stack.gmail.setQuota(REFUSED_QUOTA);
     await sleep(REFUSED_MS);
+  } else if (mode === 'hung') {
+    await sleep(PROCESSING_MS - HUNG_MS);
+    stack.gmail.setHangRate(HANG_RATE);
+    await sleep(HUNG_MS);
   } else {
     await sleep(PROCESSING_MS);
   }
@@ -80,7 +91,8 @@ async function stopOnce(stack: BenchStack, refused: boolean): Promise<StopRun> {
       workerCpuAfterStopMs: cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null,
     };
   } finally {
-    if (refused) {
+    stack.gmail.setHangRate(0);
+    if (mode === 'refused') {
       stack.gmail.setQuota(QUOTA);
       // Let the user's quota bucket fill again before the next run.
       await sleep(1_500);
@@ -115,13 +127,14 @@ export const stopLatency: Benchmark = {
         gmail: { quotaUnitsPerMinute: QUOTA, quotaBurstSeconds: 1, latencyMs: LATENCY_MS },
       });
       try {
-        const series: { label: string; refused: boolean; runs: StopRun[] }[] = [
-          { label: 'within quota', refused: false, runs: [] },
-          { label: 'Gmail refusing', refused: true, runs: [] },
+        const series: { label: string; mode: Mode; runs: StopRun[] }[] = [
+          { label: 'within quota', mode: 'within', runs: [] },
+          { label: 'Gmail refusing', mode: 'refused', runs: [] },
+          { label: 'Gmail calls hanging', mode: 'hung', runs: [] },
         ];
         for (const s of series) {
           for (let i = 0; i < REPEATS; i++) {
-            const run = await stopOnce(stack, s.refused);
+            const run = await stopOnce(stack, s.mode);
             s.runs.push(run);
             note(
               `stop, ${s.label}, ${i + 1}/${REPEATS}: Stopped ${run.observedMs} ms after the Stop request (${run.messagesAtStop} messages examined, ` +
@@ -134,9 +147,10 @@ export const stopLatency: Benchmark = {
           notes: [
             `${MESSAGES.toLocaleString('en-US')}-message mailbox, quota ${QUOTA.toLocaleString('en-US')} units/min for Gmail and the connector, ${LATENCY_MS} ms Gmail latency; ` +
               `Stop sent about ${PROCESSING_MS / 1000} s after the action turned Processing; measured from sending Stop until a 20 ms poll of Firestore reads Stopped. ` +
-              `"Gmail refusing": Gmail's quota was ${REFUSED_QUOTA.toLocaleString('en-US')} units/min for the last ${REFUSED_MS / 1000} s before the Stop.`,
+              `"Gmail refusing": Gmail's quota was ${REFUSED_QUOTA.toLocaleString('en-US')} units/min for the last ${REFUSED_MS / 1000} s before the Stop. ` +
+              `"Gmail calls hanging": ${HANG_RATE * 100}% of Gmail's calls never answered for the last ${HUNG_MS / 1000} s before the Stop.`,
           ],
-          details: { messages: MESSAGES, quotaUnitsPerMinute: QUOTA, latencyMs: LATENCY_MS, processingBeforeStopMs: PROCESSING_MS, refusedQuota: REFUSED_QUOTA, series: [] as unknown[] },
+          details: { messages: MESSAGES, quotaUnitsPerMinute: QUOTA, latencyMs: LATENCY_MS, processingBeforeStopMs: PROCESSING_MS, refusedQuota: REFUSED_QUOTA, hangRate: HANG_RATE, series: [] as unknown[] },
         };
         for (const s of series) {
           const d = describe(s.label, s.runs);

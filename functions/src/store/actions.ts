@@ -81,11 +81,28 @@ export class ActionStore {
 
   /** Ends an action `Error` if it is still queued (its task could not be created). */
   async failQueued(token: string, message: string): Promise<void> {
-    await this.db.runTransaction(async (tx) => {
-      const snap = await tx.get(this.ref(token));
-      if (snap.get('status') !== 'Queued') return;
-      tx.update(snap.ref, { status: 'Error', error: message, endedAt: this.ts() });
-    });
+    await this.change(token, (a) => ({ result: undefined, update: a?.status === 'Queued' ? { status: 'Error', error: message, endedAt: this.ts() } : undefined }));
+  }
+
+  /**
+   * Changes the action as `decide` says, given the action as read, if it was
+   * not changed in between (else reads again). Optimistic rather than a
+   * transaction: no lock is held, so a Cancel or a Stop never waits on, or
+   * deadlocks with, a worker's claim that reads the same document.
+   */
+  private async change<T>(token: string, decide: (a: ActionRecord | null) => { result: T; update?: Record<string, unknown> }): Promise<T> {
+    const ref = this.ref(token);
+    for (let attempt = 0; ; attempt++) {
+      const snap = await ref.get();
+      const out = decide(snap.exists ? (snap.data() as ActionRecord) : null);
+      if (!out.update || !snap.updateTime) return out.result;
+      try {
+        await ref.update(out.update, { lastUpdateTime: snap.updateTime });
+        return out.result;
+      } catch (e) {
+        if ((e as { code?: number }).code !== FAILED_PRECONDITION || attempt >= 50) throw e;
+      }
+    }
   }
 
   async get(token: string): Promise<ActionRecord | null> {
@@ -140,26 +157,20 @@ export class ActionStore {
 
   /** Cancel: `Queued` → `Cancelled`. */
   async cancel(token: string): Promise<CancelResult> {
-    return this.db.runTransaction(async (tx): Promise<CancelResult> => {
-      const snap = await tx.get(this.ref(token));
-      if (!snap.exists) return { kind: 'missing' };
-      const status = snap.get('status') as Status;
-      if (status === 'Cancelled') return { kind: 'already' };
-      if (status !== 'Queued') return { kind: 'wrong-state', status };
-      tx.update(snap.ref, { status: 'Cancelled', endedAt: this.ts() });
-      return { kind: 'cancelled' };
+    return this.change<CancelResult>(token, (a) => {
+      if (!a) return { result: { kind: 'missing' } };
+      if (a.status === 'Cancelled') return { result: { kind: 'already' } };
+      if (a.status !== 'Queued') return { result: { kind: 'wrong-state', status: a.status } };
+      return { result: { kind: 'cancelled' }, update: { status: 'Cancelled', endedAt: this.ts() } };
     });
   }
 
   /** Stop: sets `stopRequested` on a `Processing` action. */
   async requestStop(token: string): Promise<StopResult> {
-    return this.db.runTransaction(async (tx): Promise<StopResult> => {
-      const snap = await tx.get(this.ref(token));
-      if (!snap.exists) return { kind: 'missing' };
-      const status = snap.get('status') as Status;
-      if (status !== 'Processing') return { kind: 'wrong-state', status };
-      tx.update(snap.ref, { stopRequested: true });
-      return { kind: 'stopping', status };
+    return this.change<StopResult>(token, (a) => {
+      if (!a) return { result: { kind: 'missing' } };
+      if (a.status !== 'Processing') return { result: { kind: 'wrong-state', status: a.status } };
+      return { result: { kind: 'stopping', status: a.status }, update: { stopRequested: true } };
     });
   }
 
@@ -187,32 +198,24 @@ export class ActionStore {
 
   /** Ends an action that failed before it had units (for example its domain could not be listed). */
   async failAction(token: string, message: string): Promise<void> {
-    await this.db.runTransaction(async (tx) => {
-      const snap = await tx.get(this.ref(token));
-      if (!snap.exists || ENDED_STATUSES.has(snap.get('status') as Status)) return;
-      tx.update(snap.ref, { status: 'Error', error: message, endedAt: this.ts() });
-    });
+    await this.change(token, (a) => ({
+      result: undefined,
+      update: a && !ENDED_STATUSES.has(a.status) ? { status: 'Error', error: message, endedAt: this.ts() } : undefined,
+    }));
   }
 
   /** Fixes the action's number of units, once, after all were written; then ends it if none is open. */
   async setUnitsTotal(token: string, total: number): Promise<void> {
-    await this.db.runTransaction(async (tx) => {
-      const snap = await tx.get(this.ref(token));
-      if (!snap.exists || snap.get('unitsTotal') !== null) return;
-      tx.update(snap.ref, { unitsTotal: total });
-    });
+    await this.change(token, (a) => ({ result: undefined, update: a && a.unitsTotal === null ? { unitsTotal: total } : undefined }));
     // Units that ended before the total was known (or none at all) end the action here.
     await this.finish(token);
   }
 
   /** Moves the action's fan-out to task generation `generation` (reconcile re-enqueued it), unless it moved on. */
   async requeueFanOut(token: string, generation: number): Promise<boolean> {
-    return this.db.runTransaction(async (tx) => {
-      const snap = await tx.get(this.ref(token));
-      if (!snap.exists || ENDED_STATUSES.has(snap.get('status') as Status)) return false;
-      if (snap.get('unitsTotal') !== null || ((snap.get('fanOutGeneration') as number | undefined) ?? 0) >= generation) return false;
-      tx.update(snap.ref, { fanOutGeneration: generation });
-      return true;
+    return this.change(token, (a) => {
+      if (!a || ENDED_STATUSES.has(a.status) || a.unitsTotal !== null || (a.fanOutGeneration ?? 0) >= generation) return { result: false };
+      return { result: true, update: { fanOutGeneration: generation } };
     });
   }
 

@@ -1,12 +1,16 @@
 /**
  * The mailbox units of actions, `actions/{token}/mailboxes/{task}:{address}`:
- * their creation at fan-out, their leases, progress and end (DESIGN §3).
+ * their creation at fan-out, their claims, leases, progress and end (DESIGN §3).
  *
- * Every write of a running unit is a transaction that checks the writer still
- * holds both the unit's lease and its mailbox (see mailboxes.ts), so a delivery
- * that lost either writes nothing more. The progress written with a batch of
- * sink documents is part of the same transaction: counts and checkpoint never
- * disagree with the sink.
+ * Every write here is conditional on the documents it depends on (the unit,
+ * its mailbox, for a claim the action) being as they were read; when one
+ * changed, they are read again and the decision is made again. Nothing holds
+ * a lock, so a worker killed mid-write delays no one, and no two writers
+ * (a claim and a Cancel, a renewal and a commit) can deadlock. A running
+ * unit's writes go ahead only while the writer holds both the unit's lease and
+ * its mailbox (see mailboxes.ts), and the progress written with a batch of sink
+ * documents is part of the same batch: counts and checkpoint never disagree
+ * with the sink.
  */
 import { FieldValue, Timestamp, type DocumentReference, type Firestore, type WriteBatch } from '@google-cloud/firestore';
 import type { ActionStore } from './actions.js';
@@ -153,15 +157,19 @@ export class UnitStore {
    * stopped ends here: `Cancelled` if it never started, else `Stopped`.
    */
   async claim(token: string, id: string, holder: string, generation: number, leaseMs: number, delivery: DeliveryInfo): Promise<ClaimResult> {
-    let ended = false;
-    const out = await this.db.runTransaction(async (tx): Promise<ClaimResult> => {
-      ended = false;
-      const [aSnap, uSnap] = await tx.getAll(this.actions.ref(token), this.ref(token, id));
+    const aRef = this.actions.ref(token);
+    const uRef = this.ref(token, id);
+    // Optimistic, as every unit write is: the claim commits only if the action,
+    // the unit and the mailbox are as it read them, so it never holds a lock that
+    // a Cancel, a Stop or a duplicate delivery could deadlock on.
+    for (let attempt = 0; ; attempt++) {
+      const [aSnap, uSnap] = await this.db.getAll(aRef, uRef);
       if (!aSnap?.exists || !uSnap?.exists) return { kind: 'done', why: 'no such unit' };
       const action = aSnap.data() as ActionRecord;
       const unit = uSnap.data() as UnitRecord;
       const mRef = mailboxRef(this.db, unit.task, unit.user);
-      const m = readMailbox(await tx.get(mRef));
+      const mSnap = await mRef.get();
+      const m = readMailbox(mSnap);
       if (ENDED_STATUSES.has(unit.status)) return { kind: 'done', why: `the mailbox is ${unit.status}` };
       if (ENDED_STATUSES.has(action.status)) return { kind: 'done', why: `the action is ${action.status}` };
       if (generation < unit.generation) return { kind: 'done', why: `task generation ${generation} was replaced by ${unit.generation}` };
@@ -171,28 +179,44 @@ export class UnitStore {
       }
       const at = Timestamp.fromMillis(now);
       const seen = { delivery: { ...delivery, at } };
-      if (action.stopRequested) {
-        tx.update(uSnap.ref, { ...seen, status: unit.status === 'Queued' ? 'Cancelled' : 'Stopped', endedAt: at, lease: null });
-        const release = releaseMailbox(m, token, null);
-        if (Object.keys(release).length) tx.set(mRef, release, { merge: true });
-        ended = true;
-        return { kind: 'done', why: 'the action is stopping' };
-      }
-      const other = lockedByOther(m, token, now);
-      if (other) return { kind: 'overlap', other, unit };
-      const startedAt = unit.startedAt ?? at;
-      const lease = { holder, expiresAt: Timestamp.fromMillis(now + leaseMs) };
-      tx.update(uSnap.ref, { ...seen, status: 'Processing', startedAt, lease, generation, attempts: FieldValue.increment(1) });
-      tx.set(mRef, takeMailbox(token, holder, now + leaseMs), { merge: true });
-      if (action.status === 'Queued') tx.update(aSnap.ref, { status: 'Processing', startedAt: at });
-      return {
-        kind: 'claimed',
-        action: { ...action, status: 'Processing' },
-        unit: { ...unit, ...seen, status: 'Processing', startedAt, lease, generation, attempts: unit.attempts + 1 },
+      const b = this.db.batch();
+      const onUnit = { lastUpdateTime: uSnap.updateTime as Timestamp };
+      const onMailbox = (data: Record<string, unknown>) => {
+        if (mSnap.exists) b.update(mRef, data, { lastUpdateTime: mSnap.updateTime as Timestamp });
+        else b.create(mRef, data);
       };
-    });
-    if (ended) await this.actions.finish(token);
-    return out;
+      let out: ClaimResult;
+      let ended = false;
+      if (action.stopRequested) {
+        b.update(uRef, { ...seen, status: unit.status === 'Queued' ? 'Cancelled' : 'Stopped', endedAt: at, lease: null }, onUnit);
+        const release = releaseMailbox(m, token, null);
+        if (Object.keys(release).length) onMailbox(release);
+        ended = true;
+        out = { kind: 'done', why: 'the action is stopping' };
+      } else {
+        const other = lockedByOther(m, token, now);
+        if (other) return { kind: 'overlap', other, unit };
+        const startedAt = unit.startedAt ?? at;
+        const lease = { holder, expiresAt: Timestamp.fromMillis(now + leaseMs) };
+        b.update(uRef, { ...seen, status: 'Processing', startedAt, lease, generation, attempts: FieldValue.increment(1) }, onUnit);
+        onMailbox(takeMailbox(token, holder, now + leaseMs));
+        if (action.status === 'Queued') b.update(aRef, { status: 'Processing', startedAt: at }, { lastUpdateTime: aSnap.updateTime as Timestamp });
+        out = {
+          kind: 'claimed',
+          action: { ...action, status: 'Processing' },
+          unit: { ...unit, ...seen, status: 'Processing', startedAt, lease, generation, attempts: unit.attempts + 1 },
+        };
+      }
+      try {
+        await b.commit();
+      } catch (e) {
+        const code = (e as { code?: number }).code;
+        if ((code !== FAILED_PRECONDITION && code !== NOT_FOUND && code !== ALREADY_EXISTS) || attempt >= 50) throw e;
+        continue;
+      }
+      if (ended) await this.actions.finish(token);
+      return out;
+    }
   }
 
   /** Records the worker's own error on a unit (a busy answer, an interruption), for reconcile to report. */
@@ -206,15 +230,46 @@ export class UnitStore {
 
   /** Moves a unit to task generation `generation` (already enqueued as `taskId`), unless it moved on. */
   async requeue(token: string, id: string, generation: number, taskId: string, fields: Record<string, unknown> = {}): Promise<boolean> {
-    return this.db.runTransaction(async (tx) => {
-      const snap = await tx.get(this.ref(token, id));
-      if (!snap.exists || ENDED_STATUSES.has(snap.get('status') as Status)) return false;
-      if ((snap.get('generation') as number) >= generation) return false;
-      const lease = snap.get('lease') as UnitRecord['lease'];
-      if (lease && lease.expiresAt.toMillis() > this.now()) return false;
-      tx.update(snap.ref, { ...fields, generation, taskId });
-      return true;
+    return this.change(token, id, (unit) => {
+      if (!unit || ENDED_STATUSES.has(unit.status) || unit.generation >= generation) return { result: false };
+      if (unit.lease && unit.lease.expiresAt.toMillis() > this.now()) return { result: false };
+      return { result: true, unit: { ...fields, generation, taskId } };
     });
+  }
+
+  /**
+   * Changes a unit (and its mailbox) as `decide` says, given both as read, if
+   * neither changed in between (else reads again). Optimistic rather than a
+   * transaction: no lock is held, so Stop, Cancel, reconcile and a hand-over
+   * never wait on, or deadlock with, a delivery's claim of the same unit.
+   */
+  private async change<T>(
+    token: string,
+    id: string,
+    decide: (unit: UnitRecord | null, m: MailboxState) => { result: T; unit?: Record<string, unknown>; mailbox?: Record<string, unknown> },
+  ): Promise<T> {
+    const ref = this.ref(token, id);
+    for (let attempt = 0; ; attempt++) {
+      const uSnap = await ref.get();
+      const unit = uSnap.exists ? (uSnap.data() as UnitRecord) : null;
+      const mRef = unit ? mailboxRef(this.db, unit.task, unit.user) : null;
+      const mSnap = mRef ? await mRef.get() : undefined;
+      const out = decide(unit, readMailbox(mSnap));
+      if (!out.unit && !out.mailbox) return out.result;
+      const b = this.db.batch();
+      if (out.unit && uSnap.updateTime) b.update(ref, out.unit, { lastUpdateTime: uSnap.updateTime });
+      if (out.mailbox && mRef) {
+        if (mSnap?.exists && mSnap.updateTime) b.update(mRef, out.mailbox, { lastUpdateTime: mSnap.updateTime });
+        else b.set(mRef, out.mailbox, { merge: true });
+      }
+      try {
+        await b.commit();
+        return out.result;
+      } catch (e) {
+        const code = (e as { code?: number }).code;
+        if ((code !== FAILED_PRECONDITION && code !== NOT_FOUND) || attempt >= 50) throw e;
+      }
+    }
   }
 
   /**
@@ -307,10 +362,9 @@ export class UnitStore {
    * next delivery can claim it at once.
    */
   async handOver(token: string, id: string, holder: string, generation: number, taskId: string, p: UnitProgress, lastError: string | null = null): Promise<void> {
-    await this.db.runTransaction(async (tx) => {
-      const snap = await tx.get(this.ref(token, id));
-      if (snap.get('lease.holder') !== holder) throw new LeaseLost(`the lease of ${id} passed to another delivery`);
-      tx.update(snap.ref, { ...progressFields(p), lease: null, generation, taskId, lastError });
+    await this.change(token, id, (unit) => {
+      if (unit?.lease?.holder !== holder) throw new LeaseLost(`the lease of ${id} passed to another delivery`);
+      return { result: undefined, unit: { ...progressFields(p), lease: null, generation, taskId, lastError } };
     });
   }
 
@@ -329,16 +383,11 @@ export class UnitStore {
     p: Partial<UnitProgress> & { error?: string; note?: string },
     finish?: { epoch: number; historyId: string | null },
   ): Promise<boolean> {
-    const ended = await this.db.runTransaction(async (tx) => {
-      const uSnap = await tx.get(this.ref(token, id));
-      if (!uSnap.exists) return false;
-      const unit = uSnap.data() as UnitRecord;
-      const mRef = mailboxRef(this.db, unit.task, unit.user);
-      const m = readMailbox(await tx.get(mRef));
-      if (ENDED_STATUSES.has(unit.status)) return false;
+    const ended = await this.change(token, id, (unit, m) => {
+      if (!unit || ENDED_STATUSES.has(unit.status)) return { result: false };
       const now = this.ts();
       if (holder === null) {
-        if (unit.lease && unit.lease.expiresAt.toMillis() > now.toMillis()) return false;
+        if (unit.lease && unit.lease.expiresAt.toMillis() > now.toMillis()) return { result: false };
       } else if (unit.lease?.holder !== holder) {
         throw new LeaseLost(`the lease of ${id} passed to another delivery`);
       }
@@ -349,9 +398,7 @@ export class UnitStore {
         assertOwner(m, holder, id);
         Object.assign(state, finishedRun(m, token, finish.epoch, finish.historyId, now));
       }
-      tx.update(uSnap.ref, update);
-      if (Object.keys(state).length) tx.set(mRef, state, { merge: true });
-      return true;
+      return { result: true, unit: update, mailbox: Object.keys(state).length ? state : undefined };
     });
     if (ended) await this.actions.finish(token);
     return ended;
