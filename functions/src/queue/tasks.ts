@@ -43,6 +43,17 @@ function grpcCode(e: unknown): number | undefined {
   return typeof c === 'number' ? c : undefined;
 }
 
+/** Runs a call on one task: true when it went through, false when the queue has no such task. */
+async function onTask(call: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await call();
+    return true;
+  } catch (e) {
+    if (NOT_FOUND.has(grpcCode(e) ?? 0)) return false;
+    throw e;
+  }
+}
+
 export function createTaskQueue(client: CloudTasksClient, config: Config): TaskQueue {
   const queuePath = client.queuePath(config.project, config.tasksLocation, config.tasksQueue);
   return {
@@ -72,24 +83,8 @@ export function createTaskQueue(client: CloudTasksClient, config: Config): TaskQ
         throw e;
       }
     },
-    async remove(taskId) {
-      try {
-        await client.deleteTask({ name: `${queuePath}/tasks/${taskId}` }, { timeout: CALL_TIMEOUT_MS });
-        return true;
-      } catch (e) {
-        if (NOT_FOUND.has(grpcCode(e) ?? 0)) return false;
-        throw e;
-      }
-    },
-    async exists(taskId) {
-      try {
-        await client.getTask({ name: `${queuePath}/tasks/${taskId}` }, { timeout: CALL_TIMEOUT_MS });
-        return true;
-      } catch (e) {
-        if (NOT_FOUND.has(grpcCode(e) ?? 0)) return false;
-        throw e;
-      }
-    },
+    remove: (taskId) => onTask(() => client.deleteTask({ name: `${queuePath}/tasks/${taskId}` }, { timeout: CALL_TIMEOUT_MS })),
+    exists: (taskId) => onTask(() => client.getTask({ name: `${queuePath}/tasks/${taskId}` }, { timeout: CALL_TIMEOUT_MS })),
     async pause() {
       await client.pauseQueue({ name: queuePath }, { timeout: CALL_TIMEOUT_MS });
     },
