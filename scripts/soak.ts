@@ -6,17 +6,33 @@
  */
 import { parseArgs } from 'node:util';
 import { startFirestoreEmulator } from '../test/emulators/firestore.js';
-import { runSeed } from '../test/support/model.js';
+import { runSeed, stepsOf } from '../test/support/model.js';
 
 const { values } = parseArgs({
   options: { minutes: { type: 'string', default: '5' }, seed: { type: 'string' }, steps: { type: 'string', default: '16' } },
 });
 const minutes = Number(values.minutes);
-const steps = Number(values.steps);
-if (!(minutes > 0) || !Number.isInteger(steps) || steps < 1) {
+const stepCount = Number(values.steps);
+if (!(minutes > 0) || !Number.isInteger(stepCount) || stepCount < 1) {
   console.error('usage: npm run soak -- [--minutes N] [--seed S] [--steps K]');
   process.exit(2);
 }
+/** A seed that does not end in 5 minutes fails like one whose check fails. */
+async function play(seed: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const steps = stepsOf(seed, stepCount).map((c) => JSON.stringify(c));
+      reject(new Error(`seed ${seed} did not end within 5 minutes\nsteps:\n  ${steps.join('\n  ')}\nreplay: npm run soak -- --seed ${seed}`));
+    }, 5 * 60_000);
+  });
+  try {
+    await Promise.race([runSeed(seed, stepCount), stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const firestore = await startFirestoreEmulator();
 process.env.FIRESTORE_EMULATOR_HOST ??= firestore.host;
 let code = 0;
@@ -24,13 +40,13 @@ let runs = 0;
 const started = Date.now();
 try {
   if (values.seed !== undefined) {
-    await runSeed(Number(values.seed), steps);
+    await play(Number(values.seed));
     runs = 1;
   } else {
     let seed = Math.floor(Math.random() * 2 ** 31);
     while (Date.now() - started < minutes * 60_000) {
       const t = Date.now();
-      await runSeed(seed, steps);
+      await play(seed);
       runs++;
       console.log(`seed ${seed}: passed in ${((Date.now() - t) / 1000).toFixed(1)} s`);
       seed = (seed + 1) % 2 ** 31;

@@ -160,7 +160,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
 
   const aci = async (params: Record<string, string>, init?: RequestInit): Promise<AciAnswer> => {
     const q = new URLSearchParams({ ResponseFormat: 'simplejson', ...params });
-    const r = await fetch(`${actionUrl}?${q}`, init);
+    const r = await fetch(`${actionUrl}?${q}`, { signal: AbortSignal.timeout(60_000), ...init });
     const text = await r.text();
     let json: unknown;
     if ((r.headers.get('content-type') ?? '').includes('json')) json = JSON.parse(text);

@@ -132,7 +132,7 @@ export function createWork(deps: Deps) {
     if (claim.kind === 'done') return { status: 200, message: `nothing to do: ${claim.why}` };
     if (claim.kind === 'busy') {
       const message = `another delivery holds the lease until ${new Date(claim.until).toISOString()}`;
-      await units.noteError(token, id, message);
+      await units.noteError(token, id, message, delivery);
       return { status: 409, message };
     }
     if (claim.kind === 'overlap') {

@@ -29,10 +29,12 @@ export interface ReconcileReport {
   requeued: number;
   ended: number;
   finished: number;
+  /** Actions the pass could not repair this time (the next pass tries again). */
+  failed: number;
 }
 
 function emptyReport(): ReconcileReport {
-  return { actions: 0, requeued: 0, ended: 0, finished: 0 };
+  return { actions: 0, requeued: 0, ended: 0, finished: 0, failed: 0 };
 }
 
 export function createReconciler(deps: Pick<Deps, 'store' | 'units' | 'queue' | 'log' | 'now'>) {
@@ -124,7 +126,17 @@ export function createReconciler(deps: Pick<Deps, 'store' | 'units' | 'queue' | 
       const r = emptyReport();
       const open = await store.open(PASS_LIMIT);
       const limit = pLimit(8);
-      await Promise.all(open.map((a) => limit(() => action(a.token, true, r))));
+      await Promise.all(
+        open.map((a) =>
+          limit(() =>
+            action(a.token, true, r).catch((e: unknown) => {
+              // One action the queue or Firestore would not let us repair does not stop the pass.
+              r.failed++;
+              log.with({ token: a.token }).warn('reconcile of the action failed; the next pass tries again', { error: (e as Error).message });
+            }),
+          ),
+        ),
+      );
       log.info('reconciled', { ...r });
       return r;
     },

@@ -219,12 +219,12 @@ export class UnitStore {
     }
   }
 
-  /** Records the worker's own error on a unit (a busy answer, an interruption), for reconcile to report. */
-  async noteError(token: string, id: string, error: string): Promise<void> {
+  /** Records a delivery the worker turned away and why (a busy lease), for reconcile to report. */
+  async noteError(token: string, id: string, error: string, delivery: DeliveryInfo): Promise<void> {
     await this.ref(token, id)
-      .update({ lastError: error.slice(0, 1000) })
+      .update({ lastError: error.slice(0, 1000), delivery: { ...delivery, at: this.ts() } })
       .catch(() => {
-        // Only a diagnostic: a unit that is gone or contended keeps its older note.
+        // Only a diagnostic: a unit that is gone keeps its older note.
       });
   }
 
