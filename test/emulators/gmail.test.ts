@@ -540,6 +540,7 @@ void describe('quota', () => {
       const id = (await gmail.users.messages.list({ userId: DEMO, maxResults: 1 })).data.messages?.[0]?.id as string;
       let ok = 0;
       let refusal: HttpError | null = null;
+      const started = Date.now();
       for (let i = 0; i < 200 && refusal === null; i++) {
         try {
           await gmail.users.messages.get({ userId: DEMO, id, format: 'minimal' });
@@ -549,7 +550,10 @@ void describe('quota', () => {
         }
       }
       assert.ok(refusal, 'the burst was refused');
-      assert.ok(ok >= 119 && ok <= 120, `calls before the refusal: ${ok}`);
+      // The full bucket (120 calls), plus what it refilled while the burst ran (2 calls a second):
+      // exact however slowly a loaded machine sends them.
+      const refilled = Math.floor(((Date.now() - started) / 1000) * 2) + 1;
+      assert.ok(ok >= 119 && ok <= 120 + refilled, `calls before the refusal: ${ok} (at most ${120 + refilled})`);
       assert.equal(refusal.status, 429);
       assert.equal(refusal.body.error.status, 'RESOURCE_EXHAUSTED');
       assert.deepEqual(
