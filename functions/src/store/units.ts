@@ -78,6 +78,8 @@ export interface Holding {
   unitTime: Timestamp | null;
   mTime: Timestamp | null;
   unit: UnitRecord | null;
+  /** The checkpoint's `items` as last written: unchanged, they are not written again. */
+  items?: string[];
 }
 
 const MAX_NAMED_ERRORS = 100;
@@ -317,13 +319,14 @@ export class UnitStore {
       const until = this.now() + leaseMs;
       const b = this.db.batch();
       write(b);
-      b.update(h.unitRef, { ...(progress ? progressFields(progress) : {}), 'lease.expiresAt': Timestamp.fromMillis(until) }, { lastUpdateTime: h.unitTime as Timestamp });
+      b.update(h.unitRef, { ...(progress ? this.heldProgress(h, progress) : {}), 'lease.expiresAt': Timestamp.fromMillis(until) }, { lastUpdateTime: h.unitTime as Timestamp });
       b.update(h.mRef, { ...mailbox, activeUntil: Timestamp.fromMillis(until) }, { lastUpdateTime: h.mTime as Timestamp });
       try {
         const results = await b.commit();
         const at = results[results.length - 1]?.writeTime ?? null;
         h.unitTime = at;
         h.mTime = at;
+        if (progress?.checkpoint) h.items = progress.checkpoint.items;
         return true;
       } catch (e) {
         const code = (e as { code?: number }).code;
@@ -334,6 +337,21 @@ export class UnitStore {
         if (!retry) return false;
       }
     }
+  }
+
+  /**
+   * The fields a holder writes for its progress. A listed page's items (up to
+   * 500 ids) are written once, when listed; each batch after that writes only
+   * the checkpoint's other fields.
+   */
+  private heldProgress(h: Holding, p: UnitProgress): Record<string, unknown> {
+    const cp = p.checkpoint;
+    if (!cp || cp.items !== h.items || h.unitTime === null) return progressFields(p);
+    const { checkpoint: _whole, ...rest } = progressFields(p);
+    void _whole;
+    const { items: _items, ...fields } = cp;
+    void _items;
+    return { ...rest, ...Object.fromEntries(Object.entries(fields).map(([k, v]) => [`checkpoint.${k}`, v])) };
   }
 
   /** Extends the holder's lease and mailbox lock; throws LeaseLost or MailboxLost when it has lost them. */
