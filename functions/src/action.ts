@@ -5,7 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { actionName, ACTIONS } from './aci/actions.js';
-import { AciError, internal } from './aci/errors.js';
+import { AciError, internal, methodNotAllowed } from './aci/errors.js';
 import { parseAciRequest, type AciParams } from './aci/request.js';
 import { chooseFormat, renderError, renderSuccess, type ResponseFormat } from './aci/response.js';
 import type { Deps } from './deps.js';
@@ -23,6 +23,15 @@ export function createActionHandler(deps: Deps) {
     const send = (r: { status: number; contentType: string; body: string }) => {
       res.status(r.status).set('Content-Type', r.contentType).send(r.body);
     };
+    // Only GET and POST run actions: a HEAD, a browser's OPTIONS preflight or a DELETE must never
+    // start a sync or pause the queue. OPTIONS is answered with what is allowed; HEAD has no body.
+    if (req.method !== 'GET' && req.method !== 'POST') {
+      res.set('Allow', 'GET, POST');
+      if (req.method === 'OPTIONS') res.status(204).end();
+      else if (req.method === 'HEAD') res.status(405).end();
+      else send(renderError(undefined, methodNotAllowed(req.method), 'xml', new Date(deps.now())));
+      return;
+    }
     try {
       if (secret) {
         const given = req.get('x-aci-secret');

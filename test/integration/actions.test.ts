@@ -338,6 +338,28 @@ describe('malformed requests', () => {
     assert.equal(await actionCount(), before);
   });
 
+  it('only GET and POST run actions: HEAD, OPTIONS, PUT and DELETE start nothing and pause nothing', async () => {
+    const before = await actionCount();
+    const fetchUrl = `${stack.actionUrl}action=Fetch&FetchAction=Synchronize&TaskSections=MAIN`;
+    const head = await fetch(fetchUrl, { method: 'HEAD' });
+    assert.equal(head.status, 405);
+    assert.equal(head.headers.get('allow'), 'GET, POST');
+    const options = await fetch(fetchUrl, { method: 'OPTIONS' });
+    assert.equal(options.status, 204);
+    assert.equal(options.headers.get('allow'), 'GET, POST');
+    for (const method of ['PUT', 'DELETE', 'PATCH']) {
+      const r = await fetch(fetchUrl, { method });
+      assert.equal(r.status, 405, method);
+      const text = await r.text();
+      assert.match(text, /<response>ERROR<\/response>/);
+      assert.match(text, new RegExp(`HTTP method ${method} does not run actions`));
+    }
+    const pause = await fetch(`${stack.actionUrl}action=QueueInfo&QueueName=fetch&QueueAction=Pause`, { method: 'DELETE' });
+    assert.equal(pause.status, 405);
+    assert.equal(await stack.deps.queue.isPaused(), false);
+    assert.equal(await actionCount(), before);
+  });
+
   it('POST forms (urlencoded and multipart) and the path form are the same request', async () => {
     const p = await fetch(`${stack.actionUrl}action=GetVersion&ResponseFormat=simplejson`);
     assert.equal(((await p.json()) as Json).autnresponse !== undefined, true);

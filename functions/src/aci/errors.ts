@@ -9,7 +9,7 @@
  */
 
 /** HTTP statuses an ACI error may carry (DESIGN §2). */
-export type AciErrorStatus = 400 | 404 | 409 | 413 | 500 | 503;
+export type AciErrorStatus = 400 | 404 | 405 | 409 | 413 | 500 | 503;
 
 /**
  * The error catalogue: each stable error id with its stable IDOL-style negative
@@ -29,6 +29,7 @@ export const ACI_ERRORS = {
   'GMAILCONNECTOR-CONFLICT': -10,
   'GMAILCONNECTOR-INTERNAL': -11,
   'GMAILCONNECTOR-UNAVAILABLE': -12,
+  'GMAILCONNECTOR-METHOD-NOT-ALLOWED': -13,
 } as const;
 
 /** A stable error id from {@link ACI_ERRORS}. */
@@ -152,6 +153,11 @@ export function notFound(what: string, hint = 'check the value sent'): AciError 
 }
 
 /** The request is valid but the target is in the wrong state; `message` says which and what to do. */
+/** An HTTP method other than GET and POST: nothing runs. */
+export function methodNotAllowed(method: string): AciError {
+  return new AciError(405, 'GMAILCONNECTOR-METHOD-NOT-ALLOWED', `HTTP method ${method} does not run actions: send the request with GET or POST`);
+}
+
 export function conflict(message: string): AciError {
   return new AciError(409, 'GMAILCONNECTOR-CONFLICT', message);
 }
