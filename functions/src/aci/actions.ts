@@ -82,8 +82,9 @@ async function fetchAction(p: AciParams, deps: Deps): Promise<AciTree> {
   return { token };
 }
 
+/** The action, settled (see `settled`); a 404 when there is none. */
 async function getOne(deps: Deps, token: string): Promise<ActionRecord> {
-  const a = await deps.store.get(token);
+  const a = await settled(deps, token);
   if (!a) throw notFound(`action ${token}`);
   return a;
 }
@@ -114,10 +115,15 @@ function reconcilerOf(deps: Deps): Reconciler {
   return r;
 }
 
-/** The action as it is once a dead lease or a lost task is no longer trusted. */
+/** The action as it is once a dead lease or a lost task is no longer trusted (one read when it has ended). */
+async function settled(deps: Deps, token: string): Promise<ActionRecord | null> {
+  return reconcilerOf(deps).action(token);
+}
+
+/** The same for an action already read (GetStatus's list). */
 async function current(deps: Deps, a: ActionRecord): Promise<ActionRecord> {
   if (ENDED_STATUSES.has(a.status)) return a;
-  return (await reconcilerOf(deps).action(a.token)) ?? a;
+  return (await settled(deps, a.token)) ?? a;
 }
 
 function endedConflict(token: string, status: Status, verb: string): AciError {
@@ -130,7 +136,7 @@ async function queueInfo(p: AciParams, deps: Deps): Promise<AciTree> {
   switch (verb) {
     case 'GetStatus': {
       if (p.has('Token')) {
-        const a = await current(deps, await getOne(deps, tokenParam(p)));
+        const a = await getOne(deps, tokenParam(p));
         return { actions: { action: [actionView(a, await deps.store.units(a.token), deps.now())] } };
       }
       const limit = parseIntParam(p, 'MaxResults', { min: 1, max: 1000, default: 100 });
@@ -141,8 +147,7 @@ async function queueInfo(p: AciParams, deps: Deps): Promise<AciTree> {
     }
     case 'Cancel': {
       const token = tokenParam(p);
-      const before = await deps.store.get(token);
-      if (before) await current(deps, before);
+      await settled(deps, token);
       const r = await deps.store.cancel(token);
       if (r.kind === 'missing') throw notFound(`action ${token}`);
       if (r.kind === 'wrong-state') {
@@ -156,8 +161,7 @@ async function queueInfo(p: AciParams, deps: Deps): Promise<AciTree> {
     }
     case 'Stop': {
       const token = tokenParam(p);
-      const before = await deps.store.get(token);
-      if (before) await current(deps, before);
+      await settled(deps, token);
       const r = await deps.store.requestStop(token);
       if (r.kind === 'missing') throw notFound(`action ${token}`);
       if (r.kind === 'wrong-state') {

@@ -1,12 +1,14 @@
 /**
  * The action records, `actions/{token}` (DESIGN §3): creation (and the
  * coalescing of scheduled runs), Cancel, Stop, and the end of an action once
- * its units ended. Every status change is a Firestore transaction that checks
- * the current status, so Cancel and the worker's claim cannot both win. The
- * units themselves are units.ts's; their mailboxes, mailboxes.ts's.
+ * its units ended. Every status change is a write conditional on the action
+ * being as it was read (coalescing alone is a transaction), so Cancel and the
+ * worker's claim cannot both win. The units themselves are units.ts's; their
+ * mailboxes, mailboxes.ts's.
  */
 import { FieldValue, Timestamp, type DocumentReference, type Firestore } from '@google-cloud/firestore';
 import { COLLECTIONS, ENDED_STATUSES, type ActionRecord, type Status, type UnitRecord } from './model.js';
+import { CODES, refusedWith } from './conflicts.js';
 import { QUERIES } from './queries.js';
 
 /** Outcome of Cancel. */
@@ -15,7 +17,6 @@ export type CancelResult = { kind: 'cancelled' | 'already' } | { kind: 'wrong-st
 export type StopResult = { kind: 'stopping'; status: Status } | { kind: 'wrong-state'; status: Status } | { kind: 'missing' };
 
 const MAX_NAMED_ERRORS = 100;
-const FAILED_PRECONDITION = 9;
 
 export class ActionStore {
   constructor(
@@ -100,7 +101,7 @@ export class ActionStore {
         await ref.update(out.update, { lastUpdateTime: snap.updateTime });
         return out.result;
       } catch (e) {
-        if ((e as { code?: number }).code !== FAILED_PRECONDITION || attempt >= 50) throw e;
+        if (!refusedWith(e, CODES.FAILED_PRECONDITION) || attempt >= 50) throw e;
       }
     }
   }
@@ -257,7 +258,7 @@ export class ActionStore {
         );
         return;
       } catch (e) {
-        if ((e as { code?: number }).code !== FAILED_PRECONDITION) throw e;
+        if (!refusedWith(e, CODES.FAILED_PRECONDITION)) throw e;
       }
     }
   }

@@ -6,17 +6,18 @@
  * - lock: `activeToken` and `activeUntil`, the action working on the mailbox;
  *   two actions never work on one mailbox at once (DESIGN §3).
  * - owner: `owner`, the lease holder (one delivery) that may write the
- *   mailbox's sink documents and state. Every such write is a transaction that
- *   checks it, so a delivery that lost the mailbox (its process paused past
- *   its lease, say) can write nothing more: a fence, not a clock.
+ *   mailbox's sink documents and state. Every such write is conditional on the
+ *   mailbox document being as its holder last saw it, so a delivery that lost
+ *   the mailbox (its process paused past its lease, say) can write nothing
+ *   more: a fence, not a clock.
  * - epoch: every run of a unit takes the next epoch of its mailbox when it
  *   begins; a full listing marks the documents it sees with it, and its sweep
  *   deletes the documents not marked. `syncedEpoch` is the epoch of the last
  *   run that finished the mailbox: a run older than it was superseded.
  * - historyId: where the next incremental run starts; it only moves forward.
  *
- * This module computes the reads and writes; the unit store runs them inside
- * its transactions, together with the unit's own lease.
+ * This module computes the reads and writes; the unit store makes them,
+ * together with the unit's own lease.
  */
 import { FieldValue, Timestamp, type DocumentReference, type DocumentSnapshot, type Firestore } from '@google-cloud/firestore';
 import { COLLECTIONS } from './model.js';

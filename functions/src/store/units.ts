@@ -14,6 +14,7 @@
  */
 import { FieldValue, Timestamp, type DocumentReference, type Firestore, type WriteBatch } from '@google-cloud/firestore';
 import type { ActionStore } from './actions.js';
+import { CODES, refusedWith } from './conflicts.js';
 import {
   assertOwner,
   finishedRun,
@@ -77,15 +78,12 @@ export interface Holding {
   mRef: DocumentReference;
   unitTime: Timestamp | null;
   mTime: Timestamp | null;
-  unit: UnitRecord | null;
   /** The checkpoint's `items` as last written: unchanged, they are not written again. */
   items?: string[];
 }
 
 const MAX_NAMED_ERRORS = 100;
-const ALREADY_EXISTS = 6;
-const NOT_FOUND = 5;
-const FAILED_PRECONDITION = 9;
+const { ALREADY_EXISTS, NOT_FOUND, FAILED_PRECONDITION } = CODES;
 
 export class UnitStore {
   constructor(
@@ -139,8 +137,8 @@ export class UnitStore {
         requeues: 0,
         note: null,
       };
-      return writer.create(this.ref(token, u.id), rec).catch((e: { code?: number }) => {
-        if (e.code !== ALREADY_EXISTS) failures.push(e as Error);
+      return writer.create(this.ref(token, u.id), rec).catch((e: unknown) => {
+        if (!refusedWith(e, ALREADY_EXISTS)) failures.push(e as Error);
       });
     });
     await writer.close();
@@ -212,8 +210,7 @@ export class UnitStore {
       try {
         await b.commit();
       } catch (e) {
-        const code = (e as { code?: number }).code;
-        if ((code !== FAILED_PRECONDITION && code !== NOT_FOUND && code !== ALREADY_EXISTS) || attempt >= 50) throw e;
+        if (!refusedWith(e, FAILED_PRECONDITION, NOT_FOUND, ALREADY_EXISTS) || attempt >= 50) throw e;
         continue;
       }
       if (ended) await this.actions.finish(token);
@@ -268,8 +265,7 @@ export class UnitStore {
         await b.commit();
         return out.result;
       } catch (e) {
-        const code = (e as { code?: number }).code;
-        if ((code !== FAILED_PRECONDITION && code !== NOT_FOUND) || attempt >= 50) throw e;
+        if (!refusedWith(e, FAILED_PRECONDITION, NOT_FOUND) || attempt >= 50) throw e;
       }
     }
   }
@@ -282,7 +278,7 @@ export class UnitStore {
    * goes ahead only if the holder still has the lease and the mailbox.
    */
   async hold(token: string, id: string, holder: string): Promise<Holding> {
-    const h: Holding = { token, id, holder, unitRef: this.ref(token, id), mRef: this.ref(token, id), unitTime: null, mTime: null, unit: null };
+    const h: Holding = { token, id, holder, unitRef: this.ref(token, id), mRef: this.ref(token, id), unitTime: null, mTime: null };
     await this.refresh(h);
     return h;
   }
@@ -295,7 +291,6 @@ export class UnitStore {
     const mSnap = await h.mRef.get();
     const m = readMailbox(mSnap);
     assertOwner(m, h.holder, h.id);
-    h.unit = unit;
     h.unitTime = uSnap.updateTime ?? null;
     h.mTime = mSnap.updateTime ?? null;
     return m;
@@ -329,9 +324,8 @@ export class UnitStore {
         if (progress?.checkpoint) h.items = progress.checkpoint.items;
         return true;
       } catch (e) {
-        const code = (e as { code?: number }).code;
         // Someone else wrote one of the two documents: see whether it is still ours.
-        if ((code !== FAILED_PRECONDITION && code !== NOT_FOUND) || attempt >= 5) throw e;
+        if (!refusedWith(e, FAILED_PRECONDITION, NOT_FOUND) || attempt >= 5) throw e;
         h.unitTime = null;
         h.mTime = null;
         if (!retry) return false;
