@@ -61,6 +61,7 @@ locals {
     TASKS_INVOKER_SERVICE_ACCOUNT   = google_service_account.tasks_invoker.email
     WORKER_TIME_BUDGET_S            = tostring(local.worker_time_budget_s)
     GMAIL_DELEGATED_SERVICE_ACCOUNT = google_service_account.gmail_delegate.email
+    GMAIL_DELEGATED_CLIENT_ID       = google_service_account.gmail_delegate.unique_id
   }
 
   # Domain-wide delegation scopes the Workspace admin grants to the delegated account's client id.

@@ -11,7 +11,9 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startCloudTasksEmulator } from '../test/emulators/cloud-tasks/index.js';
 import { freePort, startFirestoreEmulator } from '../test/emulators/firestore.js';
+import { optionsFromEnv } from '../test/emulators/gmail/env.js';
 import { startGmailEmulator } from '../test/emulators/gmail/index.js';
+import { startGoogleAuthEmulator } from '../test/emulators/google-auth/index.js';
 import { callReconcile, createFetchQueue, waitUntilAnswers } from '../test/support/local.js';
 
 const env = process.env;
@@ -27,17 +29,6 @@ function intVar(name: string, def: number, max = 65535): number {
   }
   return n;
 }
-function numVar(name: string, def: number, max: number): number {
-  const v = env[name];
-  if (v === undefined || v === '') return def;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || n > max) {
-    note(`${name} must be a number from 0 to ${max}, got "${v}"`);
-    process.exit(2);
-  }
-  return n;
-}
-
 const project = env.GCLOUD_PROJECT || 'demo-gmail-connector';
 const children = new Set<ChildProcess>();
 let stopping = false;
@@ -57,16 +48,34 @@ process.on('SIGTERM', () => void shutdown(0));
 try {
   const firestore = await startFirestoreEmulator({ port: intVar('FIRESTORE_EMULATOR_PORT', 8080) });
   closers.push(() => firestore.close());
-  const tasks = await startCloudTasksEmulator({ port: intVar('CLOUD_TASKS_EMULATOR_PORT', 8123) });
+  const tasks = await startCloudTasksEmulator({
+    port: intVar('CLOUD_TASKS_EMULATOR_PORT', 8123),
+    grpcPort: intVar('CLOUD_TASKS_EMULATOR_GRPC_PORT', 8122),
+  });
   closers.push(() => tasks.close());
+  // Domain-wide delegation as in production: the functions' runtime identity (this emulator's
+  // metadata server) signs claims for the delegated account, traded for per-user tokens.
+  const runtimeAccount = `gmail-connector@${project}.iam.gserviceaccount.com`;
+  const delegatedAccount = `gmail-delegate@${project}.iam.gserviceaccount.com`;
+  const delegatedClientId = '100000000000000000001';
+  const auth = await startGoogleAuthEmulator({ port: intVar('AUTH_EMULATOR_PORT', 8126), projectId: project, runtimeServiceAccount: runtimeAccount });
+  closers.push(() => auth.close());
+  auth.allowSigning(runtimeAccount, delegatedAccount);
+  auth.delegate(delegatedAccount, {
+    clientId: delegatedClientId,
+    scopes: ['https://www.googleapis.com/auth/gmail.readonly', 'https://www.googleapis.com/auth/admin.directory.user.readonly'],
+  });
+  let gmailOptions;
+  try {
+    gmailOptions = optionsFromEnv(env, resolve('test/fixtures/demo'));
+  } catch (e) {
+    note((e as Error).message);
+    process.exit(2);
+  }
   const gmail = await startGmailEmulator({
-    port: intVar('GMAIL_EMULATOR_PORT', 8124),
-    dataDir: resolve(env.GMAIL_EMULATOR_DATA || 'test/fixtures/demo'),
-    quotaUnitsPerMinute: intVar('GMAIL_EMULATOR_QUOTA', 15000, 100_000_000),
-    latencyMs: intVar('GMAIL_EMULATOR_LATENCY_MS', 0, 600_000),
-    faultRate: numVar('GMAIL_EMULATOR_FAULTS', 0, 1),
-    hangRate: numVar('GMAIL_EMULATOR_HANG', 0, 1),
-    quotaStatus: env.GMAIL_EMULATOR_QUOTA_STATUS === '403' ? 403 : 429,
+    ...gmailOptions,
+    dataDir: resolve(gmailOptions.dataDir ?? 'test/fixtures/demo'),
+    tokenVerifier: auth.verifyAccessToken,
   });
   closers.push(() => gmail.close());
 
@@ -83,12 +92,17 @@ try {
     TASKS_INVOKER_SERVICE_ACCOUNT: env.TASKS_INVOKER_SERVICE_ACCOUNT || `tasks-invoker@${project}.iam.gserviceaccount.com`,
     WORKER_TIME_BUDGET_S: env.WORKER_TIME_BUDGET_S || '1500',
     FIRESTORE_EMULATOR_HOST: firestore.host,
-    CLOUD_TASKS_EMULATOR_HOST: tasks.host,
+    CLOUD_TASKS_EMULATOR_HOST: tasks.grpcHost,
     GMAIL_API_ROOT_URL: gmail.url,
     OIDC_JWKS_URL: tasks.jwksUrl,
+    GCE_METADATA_HOST: auth.metadataHost,
+    IAM_CREDENTIALS_ROOT_URL: auth.iamRootUrl,
+    OAUTH_TOKEN_URL: auth.tokenUrl,
+    GMAIL_DELEGATED_SERVICE_ACCOUNT: delegatedAccount,
+    GMAIL_DELEGATED_CLIENT_ID: delegatedClientId,
   };
 
-  await createFetchQueue(tasks.host, project, fnEnv.TASKS_LOCATION ?? 'us-central1', {
+  await createFetchQueue(tasks.grpcHost, project, fnEnv.TASKS_LOCATION ?? 'us-central1', {
     maxAttempts: -1,
     minBackoffS: 1,
     maxBackoffS: 60,
@@ -132,7 +146,10 @@ try {
     }, reconcileEveryS * 1000);
     closers.push(async () => clearInterval(timer));
   }
-  note(`Firestore emulator ${firestore.host}, Cloud Tasks emulator ${tasks.host}, Gmail emulator ${gmail.url}, worker ${workerUrl}`);
+  note(
+    `Firestore emulator ${firestore.host}, Cloud Tasks emulator ${tasks.grpcHost} (gRPC) and ${tasks.host} (REST), ` +
+      `Gmail emulator ${gmail.url}, auth emulator ${auth.url}, worker ${workerUrl}`,
+  );
   process.stdout.write(`ready: http://127.0.0.1:${actionPort}/\n`);
 } catch (e) {
   note((e as Error).message);

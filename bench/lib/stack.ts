@@ -137,12 +137,12 @@ export async function startBenchStack(opts: BenchStackOptions): Promise<BenchSta
       TASKS_INVOKER_SERVICE_ACCOUNT: `tasks-invoker@${project}.iam.gserviceaccount.com`,
       WORKER_TIME_BUDGET_S: '1500',
       FIRESTORE_EMULATOR_HOST: opts.firestore.host,
-      CLOUD_TASKS_EMULATOR_HOST: tasks.host,
+      CLOUD_TASKS_EMULATOR_HOST: tasks.grpcHost,
       GMAIL_API_ROOT_URL: gmail.url,
       OIDC_JWKS_URL: tasks.jwksUrl,
     };
 
-    const client = createTasksClient({ emulatorHost: tasks.host });
+    const client = createTasksClient({ emulatorHost: tasks.grpcHost });
     await client.createQueue({
       parent: client.locationPath(project, location),
       queue: {

@@ -19,10 +19,16 @@ export const PRODUCTION_ENV_VARS = [
   'TASKS_INVOKER_SERVICE_ACCOUNT',
   'WORKER_TIME_BUDGET_S',
   'GMAIL_DELEGATED_SERVICE_ACCOUNT',
+  'GMAIL_DELEGATED_CLIENT_ID',
 ] as const;
 
 /** Optional production variables, set only when the matching feature is on. */
-export const OPTIONAL_ENV_VARS = ['ACTION_SHARED_SECRET', 'WORKER_LEASE_S', 'GMAIL_CALL_TIMEOUT_S', 'GMAIL_BACKOFF_MS'] as const;
+export const OPTIONAL_ENV_VARS = [
+  'ACTION_SHARED_SECRET',
+  'WORKER_LEASE_S',
+  'GMAIL_CALL_TIMEOUT_S',
+  'GMAIL_BACKOFF_MS',
+] as const;
 
 /** Variables that point the functions at emulators; never set in production. */
 export const EMULATOR_ENV_VARS = [
@@ -30,6 +36,8 @@ export const EMULATOR_ENV_VARS = [
   'CLOUD_TASKS_EMULATOR_HOST',
   'GMAIL_API_ROOT_URL',
   'OIDC_JWKS_URL',
+  'IAM_CREDENTIALS_ROOT_URL',
+  'OAUTH_TOKEN_URL',
 ] as const;
 
 type EnvName =
@@ -114,11 +122,17 @@ export interface Config {
   readonly gmailBackoffMs: number;
   /** The service account whose client id is authorised for domain-wide delegation. */
   readonly delegatedServiceAccount: string | undefined;
+  /** That account's OAuth client id (its unique id), named in messages to the Workspace admin. */
+  readonly delegatedClientId: string | undefined;
   /** When set, `action` requires this secret in the `X-ACI-Secret` header. */
   readonly actionSharedSecret: string | undefined;
   readonly firestoreEmulatorHost: string | undefined;
   readonly tasksEmulatorHost: string | undefined;
   readonly gmailRootUrl: string | undefined;
+  /** IAM Credentials' root URL for googleapis; undefined for Google's. */
+  readonly iamCredentialsRootUrl: string | undefined;
+  /** The OAuth 2.0 token endpoint; undefined for Google's. */
+  readonly oauthTokenUrl: string | undefined;
   /** Where the worker finds the keys that sign its callers' OIDC tokens. */
   readonly oidcJwksUrl: string;
 }
@@ -217,6 +231,10 @@ export function loadConfig(env: Env): Config {
   if (delegated !== undefined && delegated !== '' && !email.safeParse(delegated).success) {
     throw new ConfigError(`GMAIL_DELEGATED_SERVICE_ACCOUNT must be a service account email, got "${delegated}"`);
   }
+  const clientId = env.GMAIL_DELEGATED_CLIENT_ID;
+  if (clientId !== undefined && clientId !== '' && !/^\d{10,30}$/.test(clientId)) {
+    throw new ConfigError(`GMAIL_DELEGATED_CLIENT_ID must be the service account's numeric client id (unique id), got "${clientId}"`);
+  }
   const invoker = required(env, 'TASKS_INVOKER_SERVICE_ACCOUNT');
   if (!email.safeParse(invoker).success) {
     throw new ConfigError(`TASKS_INVOKER_SERVICE_ACCOUNT must be a service account email, got "${invoker}"`);
@@ -235,10 +253,13 @@ export function loadConfig(env: Env): Config {
     gmailCallTimeoutS: positiveInt(env, 'GMAIL_CALL_TIMEOUT_S', 60, 600),
     gmailBackoffMs: positiveInt(env, 'GMAIL_BACKOFF_MS', 500, 10_000),
     delegatedServiceAccount: delegated || undefined,
+    delegatedClientId: clientId || undefined,
     actionSharedSecret: secret || undefined,
     firestoreEmulatorHost: hostPort(env, 'FIRESTORE_EMULATOR_HOST'),
     tasksEmulatorHost: hostPort(env, 'CLOUD_TASKS_EMULATOR_HOST'),
     gmailRootUrl: url(env, 'GMAIL_API_ROOT_URL'),
+    iamCredentialsRootUrl: url(env, 'IAM_CREDENTIALS_ROOT_URL'),
+    oauthTokenUrl: url(env, 'OAUTH_TOKEN_URL'),
     oidcJwksUrl: url(env, 'OIDC_JWKS_URL') ?? GOOGLE_JWKS,
   });
 }

@@ -8,7 +8,9 @@ import iconv from 'iconv-lite';
 import { simpleParser } from 'mailparser';
 import { parseFromLine, readMbox } from './gmail/mbox.js';
 import { parseQueryDate } from './gmail/query.js';
-import { startGmailEmulator, type GmailEmulator, type GmailEmulatorOptions } from './gmail/index.js';
+import { OWNER_TOKEN, SCOPES, startGmailEmulator, type GmailEmulator, type GmailEmulatorOptions } from './gmail/index.js';
+import { optionsFromEnv } from './gmail/env.js';
+import { startGoogleAuthEmulator, type GoogleAuthEmulator } from './google-auth/index.js';
 
 const DEMO_DIR = fileURLToPath(new URL('../fixtures/demo', import.meta.url));
 const MESSY_DIR = fileURLToPath(new URL('../fixtures/messy', import.meta.url));
@@ -48,7 +50,7 @@ async function expectedMessages(path: string): Promise<Expected[]> {
 
 const isSpamOrTrash = (e: Expected): boolean => e.labels.includes('Spam') || e.labels.includes('Trash');
 
-function clients(emulator: GmailEmulator, token: string | null = 'test-token') {
+function clients(emulator: GmailEmulator, token: string | null = OWNER_TOKEN) {
   const auth = new google.auth.OAuth2();
   if (token) auth.setCredentials({ access_token: token });
   // retry: false, so that the client shows every 429/5xx the emulator answers.
@@ -372,7 +374,7 @@ void describe('gmail emulator over googleapis', () => {
     assert.equal(stranger.body.error.status, 'FAILED_PRECONDITION');
 
     // The path form with a literal "@" works as well as googleapis' %40.
-    const res = await fetch(`${emulator.url}gmail/v1/users/${DEMO}/profile`, { headers: { Authorization: 'Bearer x' } });
+    const res = await fetch(`${emulator.url}gmail/v1/users/${DEMO}/profile`, { headers: { Authorization: `Bearer ${OWNER_TOKEN}` } });
     assert.equal(res.status, 200);
     const raw401 = await fetch(`${emulator.url}gmail/v1/users/${DEMO}/profile`);
     assert.equal(raw401.status, 401);
@@ -720,7 +722,7 @@ void describe('hangs', () => {
   async function call(e: GmailEmulator, path: string, timeoutMs = 300): Promise<number | 'timeout'> {
     try {
       const res = await fetch(new URL(path, e.url), {
-        headers: { Authorization: 'Bearer test-token' },
+        headers: { Authorization: `Bearer ${OWNER_TOKEN}` },
         signal: AbortSignal.timeout(timeoutMs),
       });
       await res.arrayBuffer();
@@ -797,6 +799,208 @@ void describe('hangs', () => {
     assert.ok(hanging.includes('hang') && hanging.some((s) => s !== 'hang'), `hangs: ${hanging.join(',')}`);
     hanging.forEach((s, i) => {
       if (s !== 'hang') assert.equal(s, plain[i], `call ${i} is answered as without hangs`);
+    });
+  });
+});
+
+void describe('tokens, scopes and me', () => {
+  const SA = 'dwd@emulator-test.iam.gserviceaccount.com';
+  const RUNTIME = 'fn@emulator-test.iam.gserviceaccount.com';
+  const OTHER_USER = 'other@example.com';
+  const ADMIN = 'admin@example.com';
+  let auth: GoogleAuthEmulator;
+  let emulator: GmailEmulator;
+  let offsetS = 0;
+
+  before(async () => {
+    auth = await startGoogleAuthEmulator({ runtimeServiceAccount: RUNTIME, now: () => Date.now() + offsetS * 1000 });
+    auth.allowSigning(RUNTIME, SA);
+    auth.delegate(SA, { clientId: '100000000000000000002', scopes: [...Object.values(SCOPES)] });
+    emulator = await startGmailEmulator({ dataDir: DEMO_DIR, users: [OTHER_USER, ADMIN], quotaUnitsPerMinute: 0, tokenVerifier: auth.verifyAccessToken });
+  });
+  after(async () => {
+    await emulator.close();
+    await auth.close();
+  });
+
+  /** A delegated token for `user` with `scopes`, the way the connector gets one: metadata token → signJwt → token endpoint. */
+  async function mint(user: string | undefined, scopes: string[]): Promise<string> {
+    const meta = await fetch(`${auth.url}computeMetadata/v1/instance/service-accounts/default/token`, { headers: { 'Metadata-Flavor': 'Google' } });
+    const runtime = ((await meta.json()) as { access_token: string }).access_token;
+    const iat = Math.floor(Date.now() / 1000) + offsetS;
+    const claims = { iss: SA, ...(user ? { sub: user } : {}), scope: scopes.join(' '), aud: auth.tokenUrl, iat, exp: iat + 3600 };
+    const signed = await fetch(`${auth.iamRootUrl}v1/projects/-/serviceAccounts/${SA}:signJwt`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${runtime}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ payload: JSON.stringify(claims) }),
+    });
+    const { signedJwt } = (await signed.json()) as { signedJwt: string };
+    const res = await fetch(auth.tokenUrl, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: signedJwt }),
+    });
+    assert.equal(res.status, 200);
+    return ((await res.json()) as { access_token: string }).access_token;
+  }
+
+  const INSUFFICIENT = {
+    error: {
+      code: 403,
+      message: 'Request had insufficient authentication scopes.',
+      errors: [{ message: 'Insufficient Permission', domain: 'global', reason: 'insufficientPermissions' }],
+      status: 'PERMISSION_DENIED',
+    },
+  };
+
+  void test('401 for an unknown token and for an expired one, with Google\'s body', async () => {
+    const invalid = {
+      error: {
+        code: 401,
+        message:
+          'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
+        errors: [{ message: 'Invalid Credentials', domain: 'global', reason: 'authError', location: 'Authorization', locationType: 'header' }],
+        status: 'UNAUTHENTICATED',
+      },
+    };
+    const unknown = await failure(clients(emulator, 'test-token').gmail.users.getProfile({ userId: DEMO }));
+    assert.equal(unknown.status, 401);
+    assert.deepEqual(unknown.body, invalid);
+    const token = await mint(DEMO, [SCOPES.readonly]);
+    assert.equal((await clients(emulator, token).gmail.users.getProfile({ userId: DEMO })).status, 200);
+    offsetS += 3601;
+    try {
+      const expired = await failure(clients(emulator, token).gmail.users.getProfile({ userId: DEMO }));
+      assert.equal(expired.status, 401);
+      assert.deepEqual(expired.body, invalid);
+    } finally {
+      offsetS = 0;
+    }
+    // Without the verifier, a minted token is as unknown as any other.
+    await withEmulator({ users: [DEMO] }, async (plain) => {
+      assert.equal((await failure(clients(plain, token).gmail.users.getProfile({ userId: DEMO }))).status, 401);
+    });
+    const none = await failure(clients(emulator, null).gmail.users.getProfile({ userId: DEMO }));
+    assert.equal(none.status, 401);
+    assert.equal(none.body.error.errors[0]?.reason, 'required');
+  });
+
+  void test('a minted token: "me" is its user; another user is 403 Delegation denied', async () => {
+    const { gmail } = clients(emulator, await mint(DEMO, [SCOPES.readonly]));
+    assert.equal((await gmail.users.getProfile({ userId: 'me' })).data.emailAddress, DEMO);
+    assert.equal((await gmail.users.getProfile({ userId: DEMO.toUpperCase() })).data.emailAddress, DEMO);
+    const me = await gmail.users.messages.list({ userId: 'me', maxResults: 3 });
+    const byAddress = await gmail.users.messages.list({ userId: DEMO, maxResults: 3 });
+    assert.deepEqual(me.data, byAddress.data);
+    const other = await failure(gmail.users.getProfile({ userId: OTHER_USER }));
+    assert.equal(other.status, 403);
+    assert.deepEqual(other.body, {
+      error: {
+        code: 403,
+        message: `Delegation denied for ${DEMO}`,
+        errors: [{ message: `Delegation denied for ${DEMO}`, domain: 'global', reason: 'forbidden' }],
+        status: 'PERMISSION_DENIED',
+      },
+    });
+  });
+
+  void test('"me" with the owner token is 400: it has no user', async () => {
+    const r = await failure(clients(emulator).gmail.users.getProfile({ userId: 'me' }));
+    assert.equal(r.status, 400);
+    const message =
+      'userId "me" needs a token that belongs to a user: the development token "owner" has no user. Give the mailbox address as userId.';
+    assert.deepEqual(r.body, {
+      error: { code: 400, message, errors: [{ message, domain: 'global', reason: 'badRequest' }], status: 'INVALID_ARGUMENT' },
+    });
+  });
+
+  void test('a method whose scope the token lacks is 403 insufficientPermissions', async () => {
+    const readonly = clients(emulator, await mint(DEMO, [SCOPES.readonly])).gmail;
+    const id = (await readonly.users.messages.list({ userId: 'me', maxResults: 1 })).data.messages?.[0]?.id as string;
+    const modify = await failure(readonly.users.messages.modify({ userId: 'me', id, requestBody: { addLabelIds: ['STARRED'] } }));
+    assert.equal(modify.status, 403);
+    assert.deepEqual(modify.body, INSUFFICIENT);
+    const inserted = await failure(
+      readonly.users.messages.insert({ userId: 'me', requestBody: { raw: Buffer.from(RAW_MESSAGE('Scoped')).toString('base64url') } }),
+    );
+    assert.deepEqual(inserted.body, INSUFFICIENT);
+
+    const modifier = clients(emulator, await mint(DEMO, [SCOPES.modify])).gmail;
+    assert.equal((await modifier.users.messages.modify({ userId: 'me', id, requestBody: { addLabelIds: ['STARRED'] } })).status, 200);
+    assert.deepEqual((await failure(modifier.users.messages.delete({ userId: 'me', id }))).body, INSUFFICIENT);
+    assert.deepEqual((await failure(modifier.users.messages.batchDelete({ userId: 'me', requestBody: { ids: [id] } }))).body, INSUFFICIENT);
+
+    const inserter = clients(emulator, await mint(DEMO, [SCOPES.insert])).gmail;
+    const raw = Buffer.from(RAW_MESSAGE('Inserted with gmail.insert')).toString('base64url');
+    assert.equal((await inserter.users.messages.insert({ userId: 'me', requestBody: { raw } })).status, 200);
+    assert.deepEqual((await failure(inserter.users.messages.list({ userId: 'me' }))).body, INSUFFICIENT);
+
+    const labels = clients(emulator, await mint(DEMO, [SCOPES.labels])).gmail;
+    assert.equal((await labels.users.labels.list({ userId: 'me' })).status, 200);
+    assert.deepEqual((await failure(labels.users.history.list({ userId: 'me', startHistoryId: '1' }))).body, INSUFFICIENT);
+
+    // gmail.metadata: headers and labels only.
+    const metadata = clients(emulator, await mint(DEMO, [SCOPES.metadata])).gmail;
+    assert.equal((await metadata.users.messages.get({ userId: 'me', id, format: 'metadata' })).status, 200);
+    for (const format of ['full', 'raw'] as const) {
+      const r = await failure(metadata.users.messages.get({ userId: 'me', id, format }));
+      assert.equal(r.status, 403);
+      assert.equal(r.body.error.message, `Metadata scope doesn't allow format ${format.toUpperCase()}`);
+      assert.equal(r.body.error.errors[0]?.reason, 'forbidden');
+    }
+    const q = await failure(metadata.users.messages.list({ userId: 'me', q: 'from:someone' }));
+    assert.equal(q.status, 403);
+    assert.equal(q.body.error.message, "Metadata scope does not support 'q' parameter");
+    assert.equal((await metadata.users.messages.list({ userId: 'me', labelIds: ['INBOX'] })).status, 200);
+    const attachment = await failure(metadata.users.messages.attachments.get({ userId: 'me', messageId: id, id: 'x' }));
+    assert.deepEqual(attachment.body, INSUFFICIENT);
+    // With a full-read scope as well, the metadata limits no longer apply.
+    const both = clients(emulator, await mint(DEMO, [SCOPES.metadata, SCOPES.readonly])).gmail;
+    assert.equal((await both.users.messages.get({ userId: 'me', id, format: 'raw' })).status, 200);
+  });
+
+  void test('Directory: the token\'s user is the admin; it needs a directory scope and lists its own domain', async () => {
+    const { admin } = clients(emulator, await mint(ADMIN, [SCOPES.directoryUserReadonly]));
+    const users = await admin.users.list({ domain: 'example.com' });
+    assert.deepEqual(users.data.users?.map((u) => u.primaryEmail), [ADMIN, DEMO, OTHER_USER]);
+    const elsewhere = await failure(admin.users.list({ domain: 'example.org' }));
+    assert.equal(elsewhere.status, 403);
+    assert.equal(elsewhere.body.error.message, 'Not Authorized to access this resource/api');
+    const gmailOnly = clients(emulator, await mint(ADMIN, [SCOPES.readonly])).admin;
+    assert.deepEqual((await failure(gmailOnly.users.list({ domain: 'example.com' }))).body, INSUFFICIENT);
+    assert.equal((await failure(clients(emulator, 'nope').admin.users.list({ domain: 'example.com' }))).status, 401);
+  });
+
+  void test('a service account token without delegation is 400 failedPrecondition for Gmail', async () => {
+    const token = await mint(undefined, [SCOPES.mail]);
+    assert.deepEqual(auth.verifyAccessToken(token), { kind: 'service-account', email: SA });
+    const r = await failure(clients(emulator, token).gmail.users.getProfile({ userId: DEMO }));
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error.errors[0]?.reason, 'failedPrecondition');
+  });
+});
+
+void describe('standalone settings', () => {
+  void test('GMAIL_EMULATOR_HISTORY_RETENTION keeps that many records: an older startHistoryId is 404', async () => {
+    const env = { GMAIL_EMULATOR_PORT: '0', GMAIL_EMULATOR_DATA: DEMO_DIR, GMAIL_EMULATOR_HISTORY_RETENTION: '3' };
+    const opts = optionsFromEnv(env, '/nonexistent');
+    assert.equal(opts.historyRetention, 3);
+    assert.equal('historyRetention' in optionsFromEnv({}, DEMO_DIR), false, 'unlimited by default');
+    for (const bad of ['0', '-1', 'abc', '1.5']) {
+      assert.throws(() => optionsFromEnv({ GMAIL_EMULATOR_HISTORY_RETENTION: bad }, DEMO_DIR), /GMAIL_EMULATOR_HISTORY_RETENTION/);
+    }
+    await withEmulator(opts, async (e) => {
+      const { gmail } = clients(e);
+      const start = (await gmail.users.getProfile({ userId: DEMO })).data.historyId as string;
+      const id = (await gmail.users.messages.list({ userId: DEMO, maxResults: 1 })).data.messages?.[0]?.id as string;
+      for (let i = 0; i < 4; i++) {
+        const labels = i % 2 === 0 ? { addLabelIds: ['STARRED'] } : { removeLabelIds: ['STARRED'] };
+        await gmail.users.messages.modify({ userId: DEMO, id, requestBody: labels });
+      }
+      const old = await failure(gmail.users.history.list({ userId: DEMO, startHistoryId: start }));
+      assert.equal(old.status, 404);
+      const latest = (await gmail.users.getProfile({ userId: DEMO })).data.historyId as string;
+      const recent = await gmail.users.history.list({ userId: DEMO, startHistoryId: String(Number(latest) - 2) });
+      assert.equal(recent.status, 200);
     });
   });
 });

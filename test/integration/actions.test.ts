@@ -188,7 +188,7 @@ describe('Synchronize', () => {
         if (unit?.status === 'Processing' || unit?.status === 'Finished') break;
         await new Promise((r) => setTimeout(r, 5));
       }
-      const client = createTasksClient({ emulatorHost: stack.tasks.host });
+      const client = createTasksClient({ emulatorHost: stack.tasks.grpcHost });
       await client.createTask({
         parent: stack.queuePath,
         task: {

@@ -6,7 +6,7 @@ import { auth, gmail, type gmail_v1 } from 'googleapis/build/src/apis/gmail/inde
 
 export function testGmail(rootUrl: string): gmail_v1.Gmail {
   const c = new auth.OAuth2();
-  c.setCredentials({ access_token: 'test', expiry_date: Date.now() + 3600_000 });
+  c.setCredentials({ access_token: 'owner', expiry_date: Date.now() + 3600_000 });
   return gmail({ version: 'v1', rootUrl, auth: c, retry: false });
 }
 

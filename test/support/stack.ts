@@ -19,6 +19,7 @@ import type { ActionRecord, UnitRecord } from '../../functions/src/store/model.j
 import { startCloudTasksEmulator, type CloudTasksEmulator } from '../emulators/cloud-tasks/index.js';
 import { freePort, startFirestoreEmulator, type FirestoreEmulator } from '../emulators/firestore.js';
 import { startGmailEmulator, type GmailEmulator, type GmailEmulatorOptions } from '../emulators/gmail/index.js';
+import { startGoogleAuthEmulator, type GoogleAuthEmulator } from '../emulators/google-auth/index.js';
 import { callReconcile, createFetchQueue, waitUntilAnswers } from './local.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -37,6 +38,45 @@ export interface StackOptions {
   workerProcess?: boolean;
   /** Retry settings of the `fetch` queue. */
   retry?: { maxAttempts?: number };
+  /**
+   * Reads Gmail with tokens from domain-wide delegation, as in production (the default): the
+   * functions' runtime identity signs claims for the stack's delegated account through the auth
+   * emulator, which grants it the scopes below. `false` uses the development token `owner`.
+   */
+  delegation?: boolean | { scopes: string[] };
+}
+
+/** The runtime identity of every stack's functions (the auth emulator's metadata server). */
+export const RUNTIME_SERVICE_ACCOUNT = 'functions@test-stacks.iam.gserviceaccount.com';
+export const DELEGATED_SCOPES = [
+  'https://www.googleapis.com/auth/gmail.readonly',
+  'https://www.googleapis.com/auth/admin.directory.user.readonly',
+];
+
+/**
+ * One auth emulator per test process, shared by its stacks: the metadata server is found through
+ * the process-wide GCE_METADATA_HOST, as the platform's is. Each stack has its own delegated
+ * account, so their grants never meet. Closed when the last stack using it closes.
+ */
+let sharedAuth: { emulator: Promise<GoogleAuthEmulator>; users: number } | undefined;
+
+function acquireAuth(): Promise<GoogleAuthEmulator> {
+  if (!sharedAuth) {
+    const emulator = startGoogleAuthEmulator({ projectId: 'test-stacks', runtimeServiceAccount: RUNTIME_SERVICE_ACCOUNT }).then((a) => {
+      process.env['GCE_METADATA_HOST'] = a.metadataHost;
+      return a;
+    });
+    sharedAuth = { emulator, users: 0 };
+  }
+  sharedAuth.users++;
+  return sharedAuth.emulator;
+}
+
+async function releaseAuth(): Promise<void> {
+  const shared = sharedAuth;
+  if (!shared || --shared.users > 0) return;
+  sharedAuth = undefined;
+  await (await shared.emulator).close();
 }
 
 export interface AciAnswer {
@@ -54,6 +94,10 @@ export interface TestStack {
   db: Firestore;
   tasks: CloudTasksEmulator;
   gmail: GmailEmulator;
+  /** The auth emulator (IAM Credentials, the token endpoint, the metadata server). */
+  auth: GoogleAuthEmulator;
+  /** The delegated account and client id of this stack, when it uses delegation. */
+  delegate: { serviceAccount: string; clientId: string } | undefined;
   firestore: FirestoreEmulator;
   queuePath: string;
   /** With `workerProcess`: the child's pid, a SIGKILL of it, and a new one on the same port. */
@@ -109,7 +153,31 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
   const firestore = await startFirestoreEmulator();
   const project = `test-${randomBytes(6).toString('hex')}`;
   const tasks = await startCloudTasksEmulator({ port: 0 });
-  const gmail = await startGmailEmulator({ port: 0, quotaUnitsPerMinute: 0, ...opts.gmail, dataDir: opts.mailDir });
+  const auth = await acquireAuth();
+  const gmail = await startGmailEmulator({
+    port: 0,
+    quotaUnitsPerMinute: 0,
+    tokenVerifier: auth.verifyAccessToken,
+    ...opts.gmail,
+    dataDir: opts.mailDir,
+  });
+  let delegate: TestStack['delegate'];
+  const delegationEnv: Env = {};
+  if (opts.delegation !== false) {
+    const scopes = typeof opts.delegation === 'object' ? opts.delegation.scopes : DELEGATED_SCOPES;
+    delegate = {
+      serviceAccount: `gmail-delegate@${project}.iam.gserviceaccount.com`,
+      clientId: `1${BigInt(`0x${randomBytes(8).toString('hex')}`).toString().padStart(20, '0')}`,
+    };
+    auth.allowSigning(RUNTIME_SERVICE_ACCOUNT, delegate.serviceAccount);
+    auth.delegate(delegate.serviceAccount, { clientId: delegate.clientId, scopes });
+    Object.assign(delegationEnv, {
+      GMAIL_DELEGATED_SERVICE_ACCOUNT: delegate.serviceAccount,
+      GMAIL_DELEGATED_CLIENT_ID: delegate.clientId,
+      IAM_CREDENTIALS_ROOT_URL: auth.iamRootUrl,
+      OAUTH_TOKEN_URL: auth.tokenUrl,
+    });
+  }
   const workerPort = await freePort();
   const workerUrl = `http://127.0.0.1:${workerPort}/`;
   const env: Env = {
@@ -120,9 +188,10 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     WORKER_URL: workerUrl,
     TASKS_INVOKER_SERVICE_ACCOUNT: `tasks-invoker@${project}.iam.gserviceaccount.com`,
     FIRESTORE_EMULATOR_HOST: firestore.host,
-    CLOUD_TASKS_EMULATOR_HOST: tasks.host,
+    CLOUD_TASKS_EMULATOR_HOST: tasks.grpcHost,
     GMAIL_API_ROOT_URL: gmail.url,
     OIDC_JWKS_URL: tasks.jwksUrl,
+    ...delegationEnv,
     ...opts.env,
   };
   const deps = registerFunctions(env, { log: silentLogger });
@@ -151,7 +220,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
   const actionPort = await listen(action, 0);
   const actionUrl = `http://127.0.0.1:${actionPort}/`;
   const queuePath = deps.queue.queuePath;
-  await createFetchQueue(tasks.host, project, 'us-central1', {
+  await createFetchQueue(tasks.grpcHost, project, 'us-central1', {
     maxAttempts: opts.retry?.maxAttempts ?? -1,
     minBackoffS: 0.1,
     maxBackoffS: 1,
@@ -174,6 +243,8 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     db: deps.db,
     tasks,
     gmail,
+    auth,
+    delegate,
     firestore,
     queuePath,
     deliveries,
@@ -223,6 +294,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
       if (child && child.exitCode === null) await bounded('the worker process', new Promise((res) => { child?.once('exit', res); child?.kill('SIGTERM'); }));
       if (worker.listening) await bounded('the worker server', closeServer(worker));
       await bounded('the Gmail emulator', gmail.close());
+      await bounded('the auth emulator', releaseAuth());
       await bounded('the Firestore client', deps.db.terminate());
       await bounded('the Firestore emulator', firestore.close());
     },

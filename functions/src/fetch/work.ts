@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
-import { GmailCaller } from '../gmail/caller.js';
+import { GmailCaller, withScopeAdvice } from '../gmail/caller.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { QuotaPacer } from '../gmail/pacing.js';
 import type { WorkPayload } from '../queue/tasks.js';
@@ -45,14 +45,26 @@ export function createWork(deps: Deps) {
     const out: string[] = [];
     let pageToken: string | undefined;
     do {
-      let res;
-      try {
-        res = await dir.users.list(
+      const what = `listing the users of ${t.domain} as ${admin}`;
+      const list = () =>
+        dir.api.users.list(
           { domain: t.domain, maxResults: 500, pageToken, fields: 'users(primaryEmail,suspended),nextPageToken' },
           { signal: AbortSignal.timeout(callTimeoutMs) },
         );
+      let res;
+      try {
+        res = await list();
       } catch (e) {
-        throw classify(e, `listing the users of ${t.domain} as ${admin}`);
+        let err = classify(e, what);
+        // A token that expired or was revoked early: one new token, then the call again.
+        if (err.status !== 401) throw err instanceof PermanentGmailError ? withScopeAdvice(err, dir.advice) : err;
+        dir.renew();
+        try {
+          res = await list();
+        } catch (again) {
+          err = classify(again, what);
+          throw err instanceof PermanentGmailError ? withScopeAdvice(err, dir.advice) : err;
+        }
       }
       for (const u of res.data.users ?? []) if (u.primaryEmail && !u.suspended) out.push(u.primaryEmail.toLowerCase());
       pageToken = res.data.nextPageToken ?? undefined;
@@ -172,7 +184,9 @@ export function createWork(deps: Deps) {
     }, Math.max(1000, leaseMs / 3));
     // The budget ends the run even inside a hung call: the hand-over must happen before the dispatch deadline.
     const budgetTimer = setTimeout(() => end(() => (outOfTime = true)), config.workerTimeBudgetS * 1000);
+    const mailbox = deps.google.gmail(unit.user);
     const caller = new GmailCaller({
+      auth: mailbox,
       pacer: new QuotaPacer(config.connector.gmail.quotaUnitsPerUserPerMinute, deps.now),
       signal: abort.signal,
       timeoutMs: callTimeoutMs,
@@ -184,7 +198,7 @@ export function createWork(deps: Deps) {
     try {
       const outcome = await runFetch(action, unit, {
         db: deps.db,
-        gmail: deps.google.gmail(unit.user),
+        gmail: mailbox.api,
         caller,
         task: unit.task,
         user: unit.user,

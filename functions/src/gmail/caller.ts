@@ -29,11 +29,19 @@ export interface CallerOptions {
   signal?: AbortSignal;
   /** How long one call may take before it is abandoned and retried. Default 60 s. */
   timeoutMs?: number;
+  /** The token the calls carry: renewed once on a 401; `advice` is added to a missing scope's error. */
+  auth?: { renew(): void; advice: string };
 }
 
 /** What each call is given: a signal that fires on the run's end or the call's timeout. */
 export interface CallOptions {
   signal: AbortSignal;
+}
+
+/** A 403 for a missing scope, with what an administrator must grant. */
+export function withScopeAdvice(err: PermanentGmailError, advice: string | undefined): PermanentGmailError {
+  if (!advice || err.status !== 403 || !/insufficient(Permissions| authentication scopes)|SCOPE_INSUFFICIENT/i.test(err.message)) return err;
+  return new PermanentGmailError(`${err.message}; ${advice}`, err.status, { cause: err });
 }
 
 /** Makes paced, retried calls for one mailbox and counts the retries. */
@@ -58,6 +66,7 @@ export class GmailCaller {
    * within the timeout is abandoned and retried like a transient failure.
    */
   async call<T>(method: GmailMethod, what: string, fn: (o: CallOptions) => Promise<T>): Promise<T> {
+    let renewed = false;
     for (let attempt = 0; ; attempt++) {
       await this.opts.pacer.take(GMAIL_COSTS[method], this.opts.signal);
       const timeout = AbortSignal.timeout(this.timeoutMs);
@@ -71,7 +80,15 @@ export class GmailCaller {
         const err = timeout.aborted
           ? new TransientGmailError(`${what}: no answer within ${Math.round(this.timeoutMs / 1000)} s`, undefined, undefined, false, { cause: e })
           : classify(e, what);
-        if (err instanceof PermanentGmailError) throw err;
+        if (err instanceof PermanentGmailError) {
+          // A token that expired or was revoked early: one new token, then the call again.
+          if (err.status === 401 && !renewed && this.opts.auth) {
+            renewed = true;
+            this.opts.auth.renew();
+            continue;
+          }
+          throw withScopeAdvice(err, this.opts.auth?.advice);
+        }
         if (attempt >= this.maxRetries) throw err;
         if (err.rateLimited) this.opts.pacer.throttled();
         this.retries++;

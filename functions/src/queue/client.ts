@@ -1,12 +1,23 @@
 // The Cloud Tasks client factory. This module owns the one decision of which Cloud Tasks the
-// project talks to: Google's service (a normal gRPC client with the platform's credentials) or,
-// when an emulator host is given, the local Cloud Tasks emulator, reached with the client's
-// HTTP/JSON REST transport ("fallback" mode) over plain http and without any Google credentials.
+// project talks to and how:
+// - Google's service: the client library's default, gRPC with the platform's credentials.
+// - An emulator (`emulatorHost`): by default the same gRPC transport over a plain-text channel,
+//   so tests take the path production takes; or, with `transport: 'rest'`, the library's
+//   HTTP/JSON transport ("fallback" mode) over plain http. Either way no Google credential is
+//   looked up and every call carries the development bearer token `owner` (as the Firestore
+//   emulator accepts), because the emulator, like Google, refuses calls without credentials.
 // Nothing else in the project constructs a CloudTasksClient.
 
 import { CloudTasksClient } from '@google-cloud/tasks';
+import { credentials, type CallProperties } from '@grpc/grpc-js';
 
 type ClientOptions = NonNullable<ConstructorParameters<typeof CloudTasksClient>[0]>;
+
+/** The transports the client library offers. */
+export type TasksTransport = 'grpc' | 'rest';
+
+/** The bearer token sent to emulators. */
+export const EMULATOR_BEARER = 'Bearer owner';
 
 /** The subset of a fetch request that the REST transport hands to its auth client. */
 interface TransportRequest {
@@ -17,19 +28,23 @@ interface TransportRequest {
 }
 
 /**
- * An auth client for the emulator: adds no credentials, asks no metadata server and sends
- * each request with the platform's fetch. It offers the methods the REST transport uses
- * (`getRequestHeaders`, `fetch`) and the few the client itself may touch.
+ * An auth client for an emulator: asks no metadata server, adds the development token and, for
+ * the REST transport, sends each request with the platform's fetch. It offers the methods the
+ * transports use (`getRequestHeaders`, `fetch`) and the few the client itself may touch.
  */
-class NoCredentials {
+class EmulatorCredentials {
   readonly universeDomain = 'googleapis.com';
 
   getRequestHeaders(): Promise<Headers> {
-    return Promise.resolve(new Headers());
+    return Promise.resolve(new Headers({ authorization: EMULATOR_BEARER }));
   }
 
-  getAccessToken(): Promise<Record<string, never>> {
-    return Promise.resolve({});
+  getAccessToken(): Promise<{ token: string }> {
+    return Promise.resolve({ token: 'owner' });
+  }
+
+  getUniverseDomain(): Promise<string> {
+    return Promise.resolve(this.universeDomain);
   }
 
   getProjectId(): Promise<string> {
@@ -39,8 +54,9 @@ class NoCredentials {
   }
 
   fetch(url: string | URL, init: TransportRequest = {}): Promise<Response> {
-    const request: RequestInit = { method: init.method ?? 'GET' };
-    if (init.headers !== undefined) request.headers = init.headers;
+    const headers = new Headers(init.headers);
+    if (!headers.has('authorization')) headers.set('authorization', EMULATOR_BEARER);
+    const request: RequestInit = { method: init.method ?? 'GET', headers };
     if (init.body !== undefined) request.body = init.body;
     if (init.signal !== undefined) request.signal = init.signal;
     return fetch(url, request);
@@ -54,29 +70,40 @@ function parseEmulatorHost(value: string): { host: string; port: number } {
   const port = match ? Number(match[2]) : NaN;
   if (!match || !match[1] || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw new Error(
-      `Cloud Tasks emulator host must be "host:port", such as "127.0.0.1:8123"; got "${value}"`,
+      `Cloud Tasks emulator host must be "host:port", such as "127.0.0.1:8122"; got "${value}"`,
     );
   }
   return { host: match[1], port };
 }
 
+/** Adds the development token to every gRPC call (a plain-text channel carries no call credentials). */
+function withEmulatorToken(call: CallProperties<unknown, unknown>): CallProperties<unknown, unknown> {
+  call.metadata.set('authorization', EMULATOR_BEARER);
+  return call;
+}
+
 /**
- * Returns the Cloud Tasks client for this process: with `emulatorHost` ("127.0.0.1:8123"),
- * one that speaks REST over plain http to that emulator with no credentials; without it,
- * the production client.
+ * Returns the Cloud Tasks client for this process: without `emulatorHost`, the production
+ * client (gRPC); with it ("127.0.0.1:8122"), a client of that emulator over `transport`
+ * (gRPC unless told otherwise; give the emulator's REST port for 'rest').
  */
-export function createTasksClient(options: { emulatorHost?: string }): CloudTasksClient {
+export function createTasksClient(options: { emulatorHost?: string; transport?: TasksTransport }): CloudTasksClient {
   const emulatorHost = options.emulatorHost?.trim();
   if (!emulatorHost) return new CloudTasksClient();
 
   const { host, port } = parseEmulatorHost(emulatorHost);
-  const clientOptions: ClientOptions = {
-    fallback: true,
-    protocol: 'http',
-    apiEndpoint: host,
+  const authClient = new EmulatorCredentials() as unknown as ClientOptions['authClient'];
+  if (options.transport === 'rest') {
+    return new CloudTasksClient({ fallback: true, protocol: 'http', apiEndpoint: host, port, authClient });
+  }
+  const grpcOptions: ClientOptions = {
+    servicePath: host,
     port,
-    // The REST transport sends every call through this object's fetch.
-    authClient: new NoCredentials() as unknown as ClientOptions['authClient'],
+    sslCreds: credentials.createInsecure(),
+    universeDomain: 'googleapis.com',
+    authClient,
+    // google-gax hands `grpc.*` options to the gRPC client; this one names its call transformer.
+    'grpc.callInvocationTransformer': withEmulatorToken,
   };
-  return new CloudTasksClient(clientOptions);
+  return new CloudTasksClient(grpcOptions);
 }

@@ -3,6 +3,7 @@
  * a work payload to the worker, deletion for Cancel, pause and resume.
  */
 import type { CloudTasksClient } from '@google-cloud/tasks';
+import pRetry from 'p-retry';
 import type { Config } from '../config.js';
 
 /** What a task tells the worker to do. */
@@ -30,26 +31,73 @@ export interface TaskQueue {
   readonly queuePath: string;
 }
 
-// gRPC codes, or the HTTP statuses the REST transport reports in their place.
-const ALREADY_EXISTS = new Set([6, 409]);
-const NOT_FOUND = new Set([5, 404]);
+/**
+ * How a failed queue call is read. The client library reports gRPC status codes on its gRPC
+ * transport and, on its REST transport, the HTTP status in their place; both are understood.
+ */
+export type QueueFailureKind = 'exists' | 'missing' | 'invalid' | 'unavailable' | 'other';
+
+const KINDS: ReadonlyMap<number, QueueFailureKind> = new Map<number, QueueFailureKind>([
+  [6, 'exists'], [409, 'exists'], // ALREADY_EXISTS
+  [5, 'missing'], [404, 'missing'], // NOT_FOUND
+  [3, 'invalid'], [400, 'invalid'], // INVALID_ARGUMENT
+  [14, 'unavailable'], [503, 'unavailable'], // UNAVAILABLE
+  [4, 'unavailable'], [504, 'unavailable'], // DEADLINE_EXCEEDED: the outcome is unknown, the call may be repeated
+]);
+
+export function queueFailureKind(e: unknown): QueueFailureKind {
+  const c = (e as { code?: unknown } | null)?.code;
+  return (typeof c === 'number' && KINDS.get(c)) || 'other';
+}
+
+/** A queue call that failed for good: `kind` says how, the message what Cloud Tasks said. */
+export class QueueError extends Error {
+  constructor(
+    readonly kind: QueueFailureKind,
+    operation: string,
+    cause: unknown,
+  ) {
+    const why = kind === 'invalid' ? 'refused as invalid' : kind === 'unavailable' ? 'unavailable' : 'failed';
+    super(`Cloud Tasks ${operation}: ${why}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = 'QueueError';
+  }
+}
+
 /** No queue call may hold a delivery or an ACI answer for long. */
 const CALL_TIMEOUT_MS = 30_000;
+/** Our retries are the only ones (see `call`): the library's own are turned off. */
+const CALL_OPTIONS = { timeout: CALL_TIMEOUT_MS, retry: null };
 /** Cloud Tasks' default for HTTP tasks is 600 s; a worker's run needs up to 30 minutes. */
 const DISPATCH_DEADLINE_S = 1800;
+/** Attempts of a call that meets UNAVAILABLE, and the first wait between them (doubling). */
+const ATTEMPTS = 3;
+const FIRST_RETRY_MS = 250;
 
-function grpcCode(e: unknown): number | undefined {
-  const c = (e as { code?: unknown }).code;
-  return typeof c === 'number' ? c : undefined;
+/**
+ * Runs one queue call, again (at most ATTEMPTS times) while Cloud Tasks is unavailable. Every
+ * call the connector makes may be repeated safely: tasks are named, so a creation repeated
+ * after an unknown outcome answers ALREADY_EXISTS, which the caller reads as "there".
+ */
+async function call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await pRetry(run, {
+      retries: ATTEMPTS - 1,
+      minTimeout: FIRST_RETRY_MS,
+      factor: 2,
+      shouldRetry: ({ error }) => queueFailureKind(error) === 'unavailable',
+    });
+  } catch (e) {
+    throw Object.assign(new QueueError(queueFailureKind(e), operation, e), { code: (e as { code?: unknown }).code });
+  }
 }
 
 /** Runs a call on one task: true when it went through, false when the queue has no such task. */
-async function onTask(call: () => Promise<unknown>): Promise<boolean> {
+async function onTask(operation: string, run: () => Promise<unknown>): Promise<boolean> {
   try {
-    await call();
+    await call(operation, run);
     return true;
   } catch (e) {
-    if (NOT_FOUND.has(grpcCode(e) ?? 0)) return false;
+    if ((e as QueueError).kind === 'missing') return false;
     throw e;
   }
 }
@@ -62,7 +110,7 @@ export function createTaskQueue(client: CloudTasksClient, config: Config): TaskQ
       const delay = opts.delaySeconds ?? 0;
       const scheduleTime = delay > 0 ? { seconds: Math.floor(Date.now() / 1000) + Math.ceil(delay) } : undefined;
       try {
-        await client.createTask({
+        await call(`createTask ${taskId}`, () => client.createTask({
           parent: queuePath,
           task: {
             name: `${queuePath}/tasks/${taskId}`,
@@ -76,23 +124,25 @@ export function createTaskQueue(client: CloudTasksClient, config: Config): TaskQ
               oidcToken: { serviceAccountEmail: config.invokerServiceAccount, audience: config.workerUrl },
             },
           },
-        }, { timeout: CALL_TIMEOUT_MS });
+        }, CALL_OPTIONS));
         return 'created';
       } catch (e) {
-        if (ALREADY_EXISTS.has(grpcCode(e) ?? 0)) return 'exists';
+        if ((e as QueueError).kind === 'exists') return 'exists';
         throw e;
       }
     },
-    remove: (taskId) => onTask(() => client.deleteTask({ name: `${queuePath}/tasks/${taskId}` }, { timeout: CALL_TIMEOUT_MS })),
-    exists: (taskId) => onTask(() => client.getTask({ name: `${queuePath}/tasks/${taskId}` }, { timeout: CALL_TIMEOUT_MS })),
+    remove: (taskId) =>
+      onTask(`deleteTask ${taskId}`, () => client.deleteTask({ name: `${queuePath}/tasks/${taskId}` }, CALL_OPTIONS)),
+    exists: (taskId) =>
+      onTask(`getTask ${taskId}`, () => client.getTask({ name: `${queuePath}/tasks/${taskId}` }, CALL_OPTIONS)),
     async pause() {
-      await client.pauseQueue({ name: queuePath }, { timeout: CALL_TIMEOUT_MS });
+      await call('pauseQueue', () => client.pauseQueue({ name: queuePath }, CALL_OPTIONS));
     },
     async resume() {
-      await client.resumeQueue({ name: queuePath }, { timeout: CALL_TIMEOUT_MS });
+      await call('resumeQueue', () => client.resumeQueue({ name: queuePath }, CALL_OPTIONS));
     },
     async isPaused() {
-      const [q] = await client.getQueue({ name: queuePath }, { timeout: CALL_TIMEOUT_MS });
+      const [q] = await call('getQueue', () => client.getQueue({ name: queuePath }, CALL_OPTIONS));
       return q.state === 'PAUSED' || q.state === 2;
     },
   };

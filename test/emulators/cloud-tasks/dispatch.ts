@@ -4,7 +4,8 @@
  * Owns the outgoing connections (kept alive and reused), the dispatch deadline (an attempt still
  * unanswered when it passes is aborted) and the outcome of an attempt: the target's status, a
  * deadline, a connection error, or cancelled because the emulator is closing. It never
- * follows redirects: as on Google, only a 2xx answer is a success.
+ * follows redirects: as on Google, only a 2xx answer is a success. A 429 or 503 answer's
+ * Retry-After header (delta-seconds or an HTTP-date) is kept as the earliest retry time.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -18,7 +19,14 @@ export interface AttemptRequest {
 }
 
 export type AttemptOutcome =
-  | { kind: 'response'; status: number; at: number }
+  | {
+      kind: 'response';
+      status: number;
+      /** When the answer arrived (ms). */
+      at: number;
+      /** From a 429 or 503 answer's Retry-After header: no retry before this moment (ms). */
+      retryAfterAt?: number;
+    }
   | { kind: 'deadline' }
   | { kind: 'error'; message: string }
   | { kind: 'cancelled' };
@@ -66,8 +74,11 @@ export class Dispatcher {
       req.on('response', (res) => {
         const status = res.statusCode ?? 0;
         const at = Date.now();
+        const retryAfterAt =
+          status === 429 || status === 503 ? parseRetryAfter(res.headers['retry-after'], at) : undefined;
         // The status decides the attempt; the body is read and dropped.
-        const done = (): void => finish({ kind: 'response', status, at });
+        const done = (): void =>
+          finish(retryAfterAt === undefined ? { kind: 'response', status, at } : { kind: 'response', status, at, retryAfterAt });
         res.on('end', done);
         res.on('close', done);
         res.on('error', done);
@@ -85,4 +96,14 @@ export class Dispatcher {
     this.plainPool.destroy();
     this.tlsPool.destroy();
   }
+}
+
+/** A Retry-After value (delta-seconds or an HTTP-date) as a moment (ms); undefined when absent or malformed. */
+export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return now + Number(text) * 1000;
+  if (!/[A-Za-z]/.test(text)) return undefined;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : date;
 }

@@ -12,10 +12,19 @@
  * connection error or a passed dispatch deadline is a failed attempt, retried after
  * min_backoff doubled max_doublings times then growing linearly, capped at max_backoff, until
  * max_attempts attempts have been made and max_retry_duration has passed since the first.
+ * A 429 or 503 answer with a Retry-After header delays the next attempt to at least that
+ * moment. The name of a deleted queue stays reserved for a while, as on Google.
  */
 import { randomBytes } from 'node:crypto';
 import { Dispatcher, type AttemptOutcome } from './dispatch.js';
-import { RPC_CODES, alreadyExists, invalidArgument, notFound, rpcCodeForHttpStatus } from './errors.js';
+import {
+  ApiError,
+  RPC_CODES,
+  alreadyExists,
+  invalidArgument,
+  notFound,
+  rpcCodeForHttpStatus,
+} from './errors.js';
 import { MinHeap } from './heap.js';
 import type { OidcSigner } from './oidc.js';
 import {
@@ -62,6 +71,8 @@ export class Task {
   executionCount = 0;
   /** The HTTP status of the last attempt, when it got one: X-CloudTasks-TaskPreviousResponse. */
   previousResponse: number | undefined;
+  /** Why the last attempt failed: X-CloudTasks-TaskRetryReason. */
+  retryReason: string | undefined;
   firstAttempt: AttemptRecord | undefined;
   lastAttempt: AttemptRecord | undefined;
   firstDispatchMs: number | undefined;
@@ -147,13 +158,23 @@ export class Queue {
 export interface EngineOptions {
   /** How long the name of a deleted or finished task stays taken. */
   dedupWindowMs: number;
+  /** How long the name of a deleted queue stays reserved (Google: 7 days). */
+  queueNameReservationMs: number;
+  /** The shortest dispatch_deadline CreateTask accepts (Google: 15 s). */
+  minDispatchDeadlineMs: number;
   signer: OidcSigner;
 }
+
+/** Google's message for a queue name still reserved after its queue was deleted. */
+export const QUEUE_NAME_RESERVED_MESSAGE =
+  'The queue cannot be created because a queue with this name existed too recently.';
 
 export class TasksEngine {
   private readonly queues = new Map<string, Queue>();
   /** Full task name → when (ms) it may be used again. Insertion order is expiry order. */
   private readonly tombstones = new Map<string, number>();
+  /** Full queue name → when (ms) it may be created again. Insertion order is expiry order. */
+  private readonly deletedQueues = new Map<string, number>();
   private readonly dispatcher = new Dispatcher();
   private readonly attempts = new Set<Promise<void>>();
   private seq = 0;
@@ -162,6 +183,11 @@ export class TasksEngine {
   private closed = false;
 
   constructor(private readonly options: EngineOptions) {}
+
+  /** The shortest dispatch deadline CreateTask accepts. */
+  get minDispatchDeadlineMs(): number {
+    return this.options.minDispatchDeadlineMs;
+  }
 
   // -------------------------------------------------------------------------------------------
   // Queues.
@@ -174,6 +200,7 @@ export class TasksEngine {
       throw invalidArgument(`Queue name "${input.name}" is not under the request's parent "${parent}"`);
     }
     if (this.queues.has(input.name)) throw alreadyExists();
+    this.checkQueueNameFree(input.name);
     const queue = new Queue(input.name, applyQueueInput(undefined, input, undefined));
     this.queues.set(queue.name, queue);
     return queue;
@@ -202,6 +229,7 @@ export class TasksEngine {
     }
     const queue = this.queues.get(name);
     if (!queue) {
+      this.checkQueueNameFree(name);
       const created = new Queue(name, applyQueueInput(undefined, input, mask));
       this.queues.set(name, created);
       return created;
@@ -216,6 +244,23 @@ export class TasksEngine {
     this.dropAllTasks(queue);
     queue.deleted = true;
     this.queues.delete(name);
+    const now = Date.now();
+    this.pruneDeletedQueues(now);
+    this.deletedQueues.delete(name);
+    this.deletedQueues.set(name, now + this.options.queueNameReservationMs);
+  }
+
+  /** FAILED_PRECONDITION while the name of a deleted queue is still reserved. */
+  private checkQueueNameFree(name: string): void {
+    this.pruneDeletedQueues(Date.now());
+    if (this.deletedQueues.has(name)) throw new ApiError('FAILED_PRECONDITION', QUEUE_NAME_RESERVED_MESSAGE);
+  }
+
+  private pruneDeletedQueues(now: number): void {
+    for (const [name, until] of this.deletedQueues) {
+      if (until > now) break;
+      this.deletedQueues.delete(name);
+    }
   }
 
   pauseQueue(name: string): Queue {
@@ -400,6 +445,9 @@ export class TasksEngine {
     if (retryCount > 0 && task.previousResponse !== undefined) {
       headers['X-CloudTasks-TaskPreviousResponse'] = String(task.previousResponse);
     }
+    if (retryCount > 0 && task.retryReason !== undefined) {
+      headers['X-CloudTasks-TaskRetryReason'] = task.retryReason;
+    }
     return headers;
   }
 
@@ -417,6 +465,7 @@ export class TasksEngine {
     queue.inFlight--;
     if (this.closed || outcome.kind === 'cancelled') return;
     const now = Date.now();
+    let retryAfterMs = 0;
     switch (outcome.kind) {
       case 'response':
         attempt.responseTime = outcome.at * 1000;
@@ -426,15 +475,19 @@ export class TasksEngine {
         };
         task.responseCount++;
         task.previousResponse = outcome.status;
+        task.retryReason = `HTTP status code ${outcome.status}`;
         if (outcome.status < 500 || outcome.status > 599) task.executionCount++;
+        if (outcome.retryAfterAt !== undefined) retryAfterMs = outcome.retryAfterAt - now;
         break;
       case 'deadline':
         attempt.responseStatus = { code: RPC_CODES.DEADLINE_EXCEEDED, message: 'The dispatch deadline was exceeded.' };
         // No HTTP status this time: the next attempt must not report an older one as "previous".
         task.previousResponse = undefined;
+        task.retryReason = 'DEADLINE_EXCEEDED';
         break;
       case 'error':
         task.previousResponse = undefined;
+        task.retryReason = 'UNAVAILABLE';
         attempt.responseStatus = {
           code: RPC_CODES.UNAVAILABLE,
           message: `The target could not be reached: ${outcome.message}`,
@@ -446,7 +499,8 @@ export class TasksEngine {
       if (succeeded || this.exhausted(task, now)) {
         this.remove(task);
       } else {
-        const at = now + retryDelayMs(task.dispatchCount, queue.config.retryConfig);
+        // A Retry-After of the target (429 or 503) delays the retry beyond the backoff, never less.
+        const at = now + Math.max(retryDelayMs(task.dispatchCount, queue.config.retryConfig), retryAfterMs);
         task.scheduleTime = at * 1000;
         this.enqueue(task, at);
       }

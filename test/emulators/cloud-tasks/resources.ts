@@ -368,7 +368,7 @@ export function renderQueue(queue: QueueSnapshot, numericEnums: boolean): Record
 /** Google's default dispatch deadline for HTTP tasks, and its upper bound. */
 export const DEFAULT_DISPATCH_DEADLINE_MS = 600_000;
 export const MAX_DISPATCH_DEADLINE_MS = 1_800_000;
-/** Google rejects deadlines under 15 s; the emulator accepts them so tests can exercise deadlines quickly. */
+/** Google rejects deadlines under 15 s; an emulator option lowers this bound for fast tests. */
 export const GOOGLE_MIN_DISPATCH_DEADLINE_MS = 15_000;
 /** How far ahead a task may be scheduled. */
 export const MAX_SCHEDULE_AHEAD_MS = 30 * 24 * 3600 * 1000;
@@ -397,8 +397,16 @@ export interface TaskInput {
   dispatchDeadlineMs: number;
 }
 
-/** Reads the `task` of a CreateTask request made on `queueName`. */
-export function parseTaskInput(json: unknown, queueName: string, now: Micros): TaskInput {
+/**
+ * Reads the `task` of a CreateTask request made on `queueName`; a dispatch_deadline must lie
+ * from `minDispatchDeadlineMs` (Google: 15 s) to 30 minutes.
+ */
+export function parseTaskInput(
+  json: unknown,
+  queueName: string,
+  now: Micros,
+  minDispatchDeadlineMs: number = GOOGLE_MIN_DISPATCH_DEADLINE_MS,
+): TaskInput {
   const t = readMessage(json, 'task', [
     'name',
     'appEngineHttpRequest',
@@ -438,10 +446,10 @@ export function parseTaskInput(json: unknown, queueName: string, now: Micros): T
   if (t.dispatchDeadline !== undefined) {
     dispatchDeadlineMs = parseDuration(t.dispatchDeadline, 'task.dispatch_deadline');
     if (dispatchDeadlineMs === 0) dispatchDeadlineMs = DEFAULT_DISPATCH_DEADLINE_MS;
-    if (!(dispatchDeadlineMs > 0 && dispatchDeadlineMs <= MAX_DISPATCH_DEADLINE_MS)) {
+    if (!(dispatchDeadlineMs >= minDispatchDeadlineMs && dispatchDeadlineMs <= MAX_DISPATCH_DEADLINE_MS)) {
       throw invalidArgument(
-        'task.dispatch_deadline must be at most 30 minutes (Google: from 15 seconds to 30 minutes); ' +
-          `got ${formatDuration(dispatchDeadlineMs)}`,
+        `task.dispatch_deadline must be from ${formatDuration(minDispatchDeadlineMs)} to ` +
+          `${formatDuration(MAX_DISPATCH_DEADLINE_MS)}; got ${formatDuration(dispatchDeadlineMs)}`,
       );
     }
   }

@@ -6,31 +6,31 @@
  * colon (`:pause`, `:run`), request messages in JSON bodies or query parameters, enums read
  * as numbers or names and written as numbers only when the caller asks with
  * `$alt=json;enum-encoding=int` (the client library always does), errors in Google's JSON
- * shape. It also serves the OIDC discovery document and JWKS that verify dispatched tokens.
+ * shape, 401 for calls without a bearer token. It also serves the OIDC discovery document and
+ * JWKS that verify dispatched tokens, and starts the gRPC front end on its own port.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AccessControl, type FaultStatus, WWW_AUTHENTICATE } from './access.js';
 import { TasksEngine } from './engine.js';
 import { ApiError, invalidArgument, notFound } from './errors.js';
+import { startGrpcFront } from './grpc.js';
 import { GOOGLE_ISSUER, OidcSigner } from './oidc.js';
-import {
-  QUEUE_STATES,
-  parseQueueInput,
-  parseTaskInput,
-  parseUpdateMask,
-  parseView,
-  renderQueue,
-  renderTask,
-} from './resources.js';
-import { nowMicros, parseEnum, parseInt32, readMessage } from './wire.js';
+import { GOOGLE_MIN_DISPATCH_DEADLINE_MS } from './resources.js';
+import { dispatchRoute, matchRoute, rpcFor } from './routes.js';
 
 /** A running emulator. */
 export interface CloudTasksEmulator {
-  /** `http://127.0.0.1:PORT/` */
+  /** `http://127.0.0.1:PORT/`, the REST front end. */
   readonly url: string;
-  /** `127.0.0.1:PORT`, the value for CLOUD_TASKS_EMULATOR_HOST. */
+  /** `127.0.0.1:PORT` of the REST front end. */
   readonly host: string;
+  /** The REST front end's port. */
   readonly port: number;
+  /** `127.0.0.1:PORT` of the gRPC front end. */
+  readonly grpcHost: string;
+  /** The gRPC front end's port. */
+  readonly grpcPort: number;
   /** Where the public keys of dispatched OIDC tokens are served (`<url>oauth2/v3/certs`). */
   readonly jwksUrl: string;
   /** The `iss` of dispatched OIDC tokens: `https://accounts.google.com`, as Google's. */
@@ -41,43 +41,73 @@ export interface CloudTasksEmulator {
    * caller such as a scheduler can call an OIDC-protected endpoint.
    */
   mintOidcToken(serviceAccountEmail: string, audience: string): Promise<string>;
-  /** Stops the dispatch loop, every attempt in flight and the server. */
+  /**
+   * Makes the next `times` calls of `rpc` ("CreateTask", "GetTask", ...) fail with `status`,
+   * on either front end (REST answers the matching HTTP status, e.g. 503 for UNAVAILABLE).
+   * Faults are counted after authentication and before anything else.
+   */
+  injectFault(rpc: string, status: FaultStatus, times?: number): void;
+  /** Stops the dispatch loop, every attempt in flight and both servers. */
   close(): Promise<void>;
 }
 
 export interface CloudTasksEmulatorOptions {
-  /** Port to listen on; 0 (the default) picks a free one. */
+  /** REST port to listen on; 0 (the default) picks a free one. */
   port?: number;
+  /** gRPC port to listen on; 0 (the default) picks a free one. */
+  grpcPort?: number;
   /** Address to listen on; 127.0.0.1 by default. */
   host?: string;
   /** How long the name of a deleted or finished task stays taken; Google's ~1 hour by default. */
   dedupWindowMs?: number;
+  /** How long the name of a deleted queue stays reserved; Google's 7 days by default. */
+  queueNameReservationMs?: number;
+  /**
+   * The shortest dispatch_deadline CreateTask accepts; Google's 15 s by default. Tests lower it
+   * to exercise deadlines quickly.
+   */
+  minDispatchDeadlineMs?: number;
+  /** Accept calls without credentials (false by default: like Google, refuse them as UNAUTHENTICATED). */
+  open?: boolean;
 }
 
 const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
 const DEFAULT_DEDUP_WINDOW_MS = 3_600_000;
-const MAX_QUEUE_PAGE = 9800;
-const MAX_TASK_PAGE = 1000;
+const DEFAULT_QUEUE_NAME_RESERVATION_MS = 7 * 24 * 3600 * 1000;
+
+function checkDuration(value: number | undefined, name: string, min: number): void {
+  if (value !== undefined && !(Number.isFinite(value) && value >= min)) {
+    throw new Error(`startCloudTasksEmulator: ${name} must be a number of milliseconds of at least ${min}; got ${value}`);
+  }
+}
 
 /** Starts the emulator; it listens only on loopback unless told otherwise. */
 export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = {}): Promise<CloudTasksEmulator> {
   const bindHost = opts.host ?? '127.0.0.1';
+  checkDuration(opts.dedupWindowMs, 'dedupWindowMs', 0);
+  checkDuration(opts.queueNameReservationMs, 'queueNameReservationMs', 0);
+  checkDuration(opts.minDispatchDeadlineMs, 'minDispatchDeadlineMs', 1);
   const signer = await OidcSigner.create(GOOGLE_ISSUER);
-  const engine = new TasksEngine({ dedupWindowMs: opts.dedupWindowMs ?? DEFAULT_DEDUP_WINDOW_MS, signer });
+  const engine = new TasksEngine({
+    dedupWindowMs: opts.dedupWindowMs ?? DEFAULT_DEDUP_WINDOW_MS,
+    queueNameReservationMs: opts.queueNameReservationMs ?? DEFAULT_QUEUE_NAME_RESERVATION_MS,
+    minDispatchDeadlineMs: opts.minDispatchDeadlineMs ?? GOOGLE_MIN_DISPATCH_DEADLINE_MS,
+    signer,
+  });
+  const access = new AccessControl(opts.open ?? false);
   let baseUrl = '';
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const error =
         err instanceof ApiError ? err : new ApiError('INTERNAL', err instanceof Error ? err.message : String(err));
-      send(res, error.httpStatus, error.toJSON());
+      send(res, error.httpStatus, error.toJSON(), error.status === 'UNAUTHENTICATED' ? { 'WWW-Authenticate': WWW_AUTHENTICATE } : {});
     });
   });
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://emulator');
     const method = req.method ?? 'GET';
-    const body = method === 'GET' || method === 'DELETE' || method === 'HEAD' ? undefined : await readJson(req);
     if (method === 'GET' && url.pathname === '/oauth2/v3/certs') return send(res, 200, signer.jwks);
     if (method === 'GET' && url.pathname === '/.well-known/openid-configuration') {
       return send(res, 200, {
@@ -91,8 +121,13 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
     if (method === 'GET' && url.pathname === '/') {
       return send(res, 200, { service: 'cloudtasks', version: 'v2', jwks_uri: `${baseUrl}oauth2/v3/certs` });
     }
+    access.authenticate(req.headers.authorization);
     const route = matchRoute(url.pathname);
     if (!route) throw notFound(`No Cloud Tasks v2 method at ${method} ${url.pathname}`);
+    const rpc = rpcFor(route, method);
+    if (!rpc) throw notFound(`No Cloud Tasks v2 method for ${method} on this path`);
+    access.takeFault(rpc);
+    const body = method === 'GET' || method === 'DELETE' || method === 'HEAD' ? undefined : await readJson(req);
     send(res, 200, dispatchRoute(engine, route, method, url.searchParams, body));
   }
 
@@ -107,12 +142,27 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
   const hostName = bindHost.includes(':') ? `[${bindHost}]` : bindHost;
   const host = `${hostName}:${port}`;
   baseUrl = `http://${host}/`;
+  const closeHttp = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+
+  const grpcServer = await startGrpcFront(engine, access, { host: bindHost, port: opts.grpcPort ?? 0 }).catch(
+    async (err: unknown) => {
+      await engine.close();
+      await closeHttp();
+      throw err;
+    },
+  );
 
   let closing: Promise<void> | undefined;
   return {
     url: baseUrl,
     host,
     port,
+    grpcHost: `${hostName}:${grpcServer.port}`,
+    grpcPort: grpcServer.port,
     jwksUrl: `${baseUrl}oauth2/v3/certs`,
     issuer: signer.issuer,
     async mintOidcToken(serviceAccountEmail, audience) {
@@ -120,176 +170,17 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
       if (!audience) throw new Error('mintOidcToken: audience is required');
       return signer.sign(serviceAccountEmail, audience);
     },
+    injectFault(rpc, status, times = 1) {
+      access.inject(rpc, status, times);
+    },
     close() {
       closing ??= (async () => {
         await engine.close();
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        });
+        await Promise.all([grpcServer.close(), closeHttp()]);
       })();
       return closing;
     },
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Routing.
-
-type Route =
-  | { kind: 'queues'; parent: string }
-  | { kind: 'queue'; name: string; verb?: 'pause' | 'resume' | 'purge' | string }
-  | { kind: 'tasks'; parent: string }
-  | { kind: 'task'; name: string; verb?: 'run' | string };
-
-// Groups: 1 location, 2 queue id, 3 queue verb, 4 "/tasks", 5 task id, 6 task verb.
-const ROUTE = new RegExp(
-  '^/v2/(projects/[^/:]+/locations/[^/:]+)/queues' +
-    '(?:/([^/:]+)(?::([A-Za-z]+)|(/tasks)(?:/([^/:]+)(?::([A-Za-z]+))?)?)?)?$',
-);
-
-function matchRoute(pathname: string): Route | undefined {
-  const m = ROUTE.exec(pathname.replace(/%3A/gi, ':'));
-  if (!m) return undefined;
-  const decode = (s: string): string => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      throw invalidArgument(`Malformed path segment "${s}"`);
-    }
-  };
-  const location = decode(m[1] as string);
-  if (m[2] === undefined) return { kind: 'queues', parent: location };
-  const queue = `${location}/queues/${decode(m[2])}`;
-  if (m[5] !== undefined) {
-    const route: Route = { kind: 'task', name: `${queue}/tasks/${decode(m[5])}` };
-    if (m[6] !== undefined) route.verb = m[6];
-    return route;
-  }
-  if (m[4] !== undefined) return { kind: 'tasks', parent: queue };
-  const route: Route = { kind: 'queue', name: queue };
-  if (m[3] !== undefined) route.verb = m[3];
-  return route;
-}
-
-/** A query parameter by its lowerCamelCase or snake_case name. */
-function param(query: URLSearchParams, camel: string): string | undefined {
-  const snake = camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-  return query.get(camel) ?? query.get(snake) ?? undefined;
-}
-
-function wantsNumericEnums(query: URLSearchParams): boolean {
-  return [...query.getAll('$alt'), ...query.getAll('alt')].some((v) => /enum-encoding=int/i.test(v));
-}
-
-function pageSize(query: URLSearchParams, max: number): number {
-  const raw = param(query, 'pageSize');
-  if (raw === undefined || raw === '') return max;
-  const n = parseInt32(raw, 'page_size');
-  if (n < 0) throw invalidArgument('page_size must not be negative');
-  if (n > max) throw invalidArgument(`page_size must be at most ${max}`);
-  return n === 0 ? max : n;
-}
-
-/** One page of `items` (sorted by `key`) after the page token's key. */
-function page<T>(items: T[], key: (item: T) => string, query: URLSearchParams, max: number): { items: T[]; next?: string } {
-  const size = pageSize(query, max);
-  const token = param(query, 'pageToken');
-  let start = 0;
-  if (token) {
-    let after: string;
-    try {
-      after = Buffer.from(token, 'base64url').toString('utf8');
-    } catch {
-      throw invalidArgument('Invalid page_token');
-    }
-    if (!after) throw invalidArgument('Invalid page_token');
-    start = items.findIndex((item) => key(item) > after);
-    if (start < 0) start = items.length;
-  }
-  const slice = items.slice(start, start + size);
-  const last = slice[slice.length - 1];
-  if (start + size < items.length && last !== undefined) {
-    return { items: slice, next: Buffer.from(key(last), 'utf8').toString('base64url') };
-  }
-  return { items: slice };
-}
-
-function parseQueueFilter(filter: string | undefined): 'RUNNING' | 'PAUSED' | undefined {
-  if (filter === undefined || filter.trim() === '') return undefined;
-  const m = /^\s*state\s*[:=]\s*"?([A-Z_]+)"?\s*$/.exec(filter);
-  if (!m) {
-    throw invalidArgument(`Unsupported filter "${filter}": the emulator understands "state: RUNNING" or "state: PAUSED"`);
-  }
-  const state = parseEnum(m[1], QUEUE_STATES, 'filter');
-  if (state !== 'RUNNING' && state !== 'PAUSED') throw invalidArgument(`Unsupported filter "${filter}"`);
-  return state;
-}
-
-function dispatchRoute(engine: TasksEngine, route: Route, method: string, query: URLSearchParams, body: unknown): unknown {
-  const numeric = wantsNumericEnums(query);
-  switch (route.kind) {
-    case 'queues': {
-      if (method === 'GET') {
-        const queues = engine.listQueues(route.parent, parseQueueFilter(param(query, 'filter')));
-        const p = page(queues, (q) => q.name, query, MAX_QUEUE_PAGE);
-        return { queues: p.items.map((q) => renderQueue(q, numeric)), ...(p.next ? { nextPageToken: p.next } : {}) };
-      }
-      if (method === 'POST') return renderQueue(engine.createQueue(route.parent, parseQueueInput(body, 'queue')), numeric);
-      break;
-    }
-    case 'queue': {
-      if (route.verb !== undefined) {
-        if (method !== 'POST') break;
-        readMessage(body, 'request', ['name']);
-        if (route.verb === 'pause') return renderQueue(engine.pauseQueue(route.name), numeric);
-        if (route.verb === 'resume') return renderQueue(engine.resumeQueue(route.name), numeric);
-        if (route.verb === 'purge') return renderQueue(engine.purgeQueue(route.name), numeric);
-        break;
-      }
-      if (method === 'GET') return renderQueue(engine.getQueue(route.name), numeric);
-      if (method === 'PATCH') {
-        const mask = parseUpdateMask(param(query, 'updateMask') ?? param(query, 'updateMask.paths'));
-        return renderQueue(engine.updateQueue(route.name, parseQueueInput(body, 'queue'), mask), numeric);
-      }
-      if (method === 'DELETE') {
-        engine.deleteQueue(route.name);
-        return {};
-      }
-      break;
-    }
-    case 'tasks': {
-      if (method === 'GET') {
-        const view = parseView(param(query, 'responseView'), 'response_view');
-        const p = page(engine.listTasks(route.parent), (t) => t.id, query, MAX_TASK_PAGE);
-        return { tasks: p.items.map((t) => renderTask(t, view, numeric)), ...(p.next ? { nextPageToken: p.next } : {}) };
-      }
-      if (method === 'POST') {
-        const request = readMessage(body, 'request', ['parent', 'task', 'responseView']);
-        if (request.task === undefined) throw invalidArgument('task is required');
-        const view = parseView(request.responseView, 'response_view');
-        const task = engine.createTask(route.parent, parseTaskInput(request.task, route.parent, nowMicros()));
-        return renderTask(task, view, numeric);
-      }
-      break;
-    }
-    case 'task': {
-      if (route.verb !== undefined) {
-        if (method !== 'POST' || route.verb !== 'run') break;
-        const request = readMessage(body, 'request', ['name', 'responseView']);
-        return renderTask(engine.runTask(route.name), parseView(request.responseView, 'response_view'), numeric);
-      }
-      if (method === 'GET') {
-        return renderTask(engine.getTask(route.name), parseView(param(query, 'responseView'), 'response_view'), numeric);
-      }
-      if (method === 'DELETE') {
-        engine.deleteTask(route.name);
-        return {};
-      }
-      break;
-    }
-  }
-  throw notFound(`No Cloud Tasks v2 method for ${method} on this path`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,9 +205,10 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
   }
 }
 
-function send(res: http.ServerResponse, status: number, json: unknown): void {
+function send(res: http.ServerResponse, status: number, json: unknown, headers: Record<string, string> = {}): void {
   const body = JSON.stringify(json);
   res.writeHead(status, {
+    ...headers,
     'Content-Type': 'application/json; charset=UTF-8',
     'Content-Length': Buffer.byteLength(body),
   });

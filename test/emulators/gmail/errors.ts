@@ -26,6 +26,8 @@ export class ApiError extends Error {
       location?: string;
       locationType?: string;
       headers?: Record<string, string>;
+      /** errors[0].message when Google words it apart from the top-level message. */
+      itemMessage?: string;
     } = {},
   ) {
     super(message);
@@ -33,7 +35,7 @@ export class ApiError extends Error {
 
   body(): unknown {
     const item: Record<string, string> = {
-      message: this.message,
+      message: this.options.itemMessage ?? this.message,
       domain: this.options.domain ?? 'global',
       reason: this.reason,
     };
@@ -55,18 +57,6 @@ export const notFound = (): ApiError => new ApiError(404, 'Requested entity was 
 export const invalidArgument = (message: string): ApiError => new ApiError(400, message, 'invalidArgument');
 
 export const badRequest = (message = 'Bad Request'): ApiError => new ApiError(400, message, 'badRequest');
-
-export const unauthenticated = (): ApiError =>
-  new ApiError(
-    401,
-    'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
-    'required',
-    {
-      location: 'Authorization',
-      locationType: 'header',
-      headers: { 'WWW-Authenticate': 'Bearer realm="https://accounts.google.com/"' },
-    },
-  );
 
 /**
  * What Gmail answers for a user it has no mailbox for: 400 failedPrecondition

@@ -2,16 +2,21 @@
 // SDK Directory users.list, from a folder of mbox files (one mailbox per <address>.mbox).
 //
 //   const emulator = await startGmailEmulator({ dataDir: 'test/fixtures/demo' });
+//   const auth = new google.auth.OAuth2();
+//   auth.setCredentials({ access_token: OWNER_TOKEN }); // "owner"
 //   const gmail = google.gmail({ version: 'v1', rootUrl: emulator.url, auth });
 //   await gmail.users.messages.list({ userId: 'demo@example.com' });
 //   await emulator.close();
 //
-// Users are addressed by their address in the path; any Bearer token is accepted.
+// Bearer tokens: "owner" (every user, every scope; userId must be an address) or a token that
+// `tokenVerifier` knows (the Google auth emulator's verifyAccessToken): it covers its own user
+// ("me" or the address) and its own scopes. See auth.ts and README.md.
 
 import { createServer, type Server } from 'node:http';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { TokenVerifier } from './auth.js';
 import { FaultInjector, HangInjector, QuotaManager } from './quota.js';
 import { createHandler, type EmulatorState } from './routes.js';
 import { Mailbox } from './store.js';
@@ -45,7 +50,15 @@ export interface GmailEmulatorOptions {
   historyRetention?: number;
   /** Seed of the fault and hang generators. Default 1. */
   seed?: number;
+  /**
+   * Knows the bearer tokens other than "owner": returns the token's user and scopes, a service
+   * account, 'expired' or undefined (unknown). Pass the Google auth emulator's verifyAccessToken.
+   * Without it only "owner" is accepted.
+   */
+  tokenVerifier?: TokenVerifier;
 }
+
+export { OWNER_TOKEN, METHOD_SCOPES, SCOPES, type TokenInfo, type TokenVerifier } from './auth.js';
 
 export interface GmailEmulatorStats {
   /** Calls received, by method name ("messages.get", "getProfile", "directory.users.list", …). */
@@ -116,6 +129,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     hanging: new Set(),
     failing: new Set(),
     closed: false,
+    tokenVerifier: opts.tokenVerifier,
     delay: (ms, res) =>
       new Promise<boolean>((resolve) => {
         if (res?.destroyed) {

@@ -11,7 +11,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateMbox } from '../../../scripts/generate-mbox.js';
-import { startGmailEmulator } from './index.js';
+import { OWNER_TOKEN, startGmailEmulator } from './index.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     const heapAfter = settle();
     const rssAfter = process.memoryUsage().rss;
     try {
-      const headers = { Authorization: 'Bearer memory-check' };
+      const headers = { Authorization: `Bearer ${OWNER_TOKEN}` };
       let pageToken = '';
       let listed = 0;
       const ids: string[] = [];

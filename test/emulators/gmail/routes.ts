@@ -1,14 +1,18 @@
 // HTTP routes: the Gmail v1 REST paths googleapis calls (rootUrl + "gmail/v1/users/{userId}/…",
 // media uploads under "upload/gmail/v1/…") and the Admin SDK Directory users.list.
 //
-// Every call goes through the same steps: route → latency → auth (any Bearer token; none is
-// 401) → user (an address with a mailbox; others 400 failedPrecondition, see errors.ts) →
-// injected hangs and faults → quota → the method. Directory calls get latency and auth only.
+// Every call goes through the same steps: route → latency → auth (the token "owner" or one the
+// token verifier knows; anything else 401, see auth.ts) → scopes (403 insufficientPermissions)
+// → user (userId "me" is the token's user; a user token may only name its own user, 403
+// "Delegation denied"; then an address with a mailbox, others 400 failedPrecondition, see
+// errors.ts) → injected hangs and faults → quota → the method. Directory calls get latency,
+// auth, scopes and the admin's domain check only.
 // A hung call is never answered: its body is read and dropped and the response is held open
 // until the client goes away or the emulator closes (which destroys it); it costs no quota.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiError, badRequest, invalidArgument, noMailbox, notFound, rateLimited, unauthenticated } from './errors.js';
+import { authenticate, checkDirectory, checkScopes, resolveUser, type TokenVerifier } from './auth.js';
+import { ApiError, badRequest, invalidArgument, noMailbox, notFound, rateLimited } from './errors.js';
 import { applyFields, parseFields } from './fields.js';
 import { fromBase64Url, parseAttachmentId, parseHeaderBlock, splitMultipart } from './mime.js';
 import { METHOD_COSTS, type FaultInjector, type HangInjector, type QuotaManager } from './quota.js';
@@ -31,6 +35,8 @@ export interface EmulatorState {
   /** Message ids whose messages.get always answers 500 (a message Gmail cannot serve). */
   failing: Set<string>;
   closed: boolean;
+  /** Knows the tokens other than "owner" (the Google auth emulator's verifyAccessToken). */
+  tokenVerifier?: TokenVerifier;
   /** Waits `ms`; resolves early (with false) when the emulator closes or `res` closes (the client went away). */
   delay(ms: number, res?: ServerResponse): Promise<boolean>;
 }
@@ -392,14 +398,15 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
       }
     }
     try {
-      const auth = req.headers['authorization'];
-      if (typeof auth !== 'string' || !/^Bearer\s+\S+/i.test(auth)) throw unauthenticated();
+      const caller = authenticate(req.headers['authorization'], state.tokenVerifier);
+      checkScopes(caller, route.name, url.searchParams);
       if (!route.gmail) {
+        checkDirectory(caller, url.searchParams);
         const body = listDirectoryUsers(state, url.searchParams);
         send(res, 200, applyFields(body, parseFields(url.searchParams.get('fields') ?? '')));
         return;
       }
-      const user = (args[0] ?? '').toLowerCase();
+      const user = resolveUser(caller, args[0] ?? '');
       const mb = state.mailboxes.get(user);
       if (!mb) throw noMailbox();
       // Both streams draw on every call, so the n-th call's fault is the same whatever the hang rate.
