@@ -69,7 +69,7 @@ export const fanout: Benchmark = {
         const single = one.run.messages / one.run.unitSeconds;
         const aggregate = eight.run.messages / eight.run.unitSeconds;
         const linear = single * MAILBOXES;
-        const perUnit = eight.run.units.map((u) => u.counts.seen / (((u.endedAt?.toMillis() ?? NaN) - (u.startedAt?.toMillis() ?? NaN)) / 1000));
+        const perUnit = eight.run.units.map((u) => (u.counts['seen'] ?? 0) / (((u.endedAt?.toMillis() ?? NaN) - (u.startedAt?.toMillis() ?? NaN)) / 1000));
         const starts = eight.run.units.map((u) => u.startedAt?.toMillis() ?? NaN);
         const first = Math.min(...starts);
         const startOffsets = starts.map((t) => (t - first) / 1000).sort((a, b) => a - b);

@@ -2,7 +2,7 @@
  * Stop latency: a Synchronize of a large mailbox, with Gmail answering slowly,
  * is stopped after about 2 s of processing; measured from sending the Stop
  * request to the moment the action reads `Stopped` in Firestore (polled every
- * 20 ms). DESIGN §2 and §4: it ends `Stopped` within 2 s.
+ * 20 ms). docs/CONTRACT.md and §4: it ends `Stopped` within 2 s.
  *
  * Three series of runs: one with Gmail within quota; one where Gmail's
  * quota drops to a tenth for the last 2 s before the Stop, so that the Stop

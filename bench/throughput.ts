@@ -20,7 +20,7 @@ interface Scenario {
   messages: number;
 }
 
-/** Quota units of Gmail's methods the connector calls (DESIGN §4). */
+/** Quota units of Gmail's methods the connector calls (docs/CONTRACT.md). */
 const COSTS: Record<string, number> = { 'messages.get': 5, 'messages.list': 5, 'history.list': 2, 'labels.list': 1, getProfile: 1 };
 const BURST_SECONDS = 1;
 

@@ -18,12 +18,14 @@ locals {
     "logging.googleapis.com",              # structured logs
     "run.googleapis.com",                  # Cloud Run services behind the functions
     "secretmanager.googleapis.com",        # the opt-in shared secret
+    "serviceusage.googleapis.com",         # enabling the others (enable it by hand before the first apply)
     "storage.googleapis.com",              # the source bucket
   ])
 }
 
 resource "google_project_service" "apis" {
   for_each = local.apis
+  provider = google.apis
 
   project            = var.project_id
   service            = each.value

@@ -24,11 +24,18 @@ locals {
 resource "google_firestore_database" "default" {
   project                 = var.project_id
   name                    = "(default)"
-  location_id             = var.firestore_location
+  location_id             = local.firestore_location
   type                    = "FIRESTORE_NATIVE"
   delete_protection_state = var.firestore_delete_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
   # `terraform destroy` leaves the database and its documents in place.
   deletion_policy = "ABANDON"
+
+  lifecycle {
+    precondition {
+      condition     = var.firestore_location_any_continent || local.firestore_continent == local.region_continent
+      error_message = "Firestore location ${local.firestore_location} (${local.firestore_continent}) is not on the continent of region ${var.region} (${local.region_continent}): every Firestore call would cross it. Pick a location there, or set firestore_location_any_continent = true if this is meant. The location cannot be changed once the database exists."
+    }
+  }
 
   depends_on = [google_project_service.apis]
 }
@@ -72,6 +79,30 @@ resource "google_firestore_field" "override" {
       }
     }
   }
+}
+
+# Retention: a TTL policy on expireAt in both collection groups the connector's records live in.
+# An action gets expireAt = its end + action_retention_days when it ends (Finished, Cancelled,
+# Stopped, Error), and each of its units (actions/{token}/mailboxes/{unit}) when the unit ends;
+# Firestore deletes a document some time (typically within a day) after its expireAt. The sync
+# state (state/{task}/mailboxes/{address}) shares the collection group "mailboxes" but never
+# carries expireAt, so it is never deleted; nor are the sink documents. An action's results
+# (actions/{token}/results) and the lock documents of units that take no mailbox lock
+# (actions/{token}/locks) are written while it runs, with expireAt = then + action_retention_days
+# + 30 days, so they outlive any action that ends within 30 days of writing them. The field is exempt from
+# single-field indexing: nothing queries it, and an index on a timestamp written in time order
+# would only add cost.
+resource "google_firestore_field" "expire_at" {
+  for_each = toset(["actions", "mailboxes", "results", "locks"])
+
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = each.value
+  field      = "expireAt"
+
+  ttl_config {}
+
+  index_config {}
 }
 
 resource "google_firebaserules_ruleset" "firestore" {

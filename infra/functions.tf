@@ -1,6 +1,6 @@
-# The two HTTP functions (Cloud Functions v2 API: each is a Cloud Run service). Both run as the
-# runtime account with the same environment (locals.tf, function_env); action also gets
-# ACTION_SHARED_SECRET from Secret Manager in the opt-in mode.
+# The two HTTP functions (Cloud Functions v2 API: each is a Cloud Run service). Each runs as its own
+# account (iam.tf) with its own environment (locals.tf, action_env and worker_env); action also
+# gets ACTION_SHARED_SECRET from Secret Manager in the opt-in mode.
 
 locals {
   # Worker sizing. A request works one mailbox (an action over several mailboxes fans out to one
@@ -49,10 +49,11 @@ resource "google_cloudfunctions2_function" "action" {
     max_instance_request_concurrency = 80
     min_instance_count               = 0
     max_instance_count               = var.action_max_instances
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.runtime.email
-    environment_variables            = local.function_env
+    # Clients call it over the internet (with an identity token, or the secret in the opt-in mode).
+    ingress_settings               = "ALLOW_ALL"
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.action.email
+    environment_variables          = local.action_env
 
     # Opt-in shared-secret mode only (secret.tf): the secret, never a plain variable.
     dynamic "secret_environment_variables" {
@@ -79,7 +80,7 @@ resource "google_cloudfunctions2_function" "action" {
     google_project_iam_member.build_staging_objects,
     google_artifact_registry_repository_iam_member.build_image_writer,
     google_storage_bucket_iam_member.build_source_reader,
-    google_secret_manager_secret_iam_member.runtime_reads_action_secret,
+    google_secret_manager_secret_iam_member.action_reads_secret,
   ]
 }
 
@@ -111,11 +112,13 @@ resource "google_cloudfunctions2_function" "worker" {
     max_instance_request_concurrency = var.worker_concurrency
     min_instance_count               = 0
     max_instance_count               = local.worker_max_instances
-    # Reached by Cloud Tasks over the internet-facing URL; only the invoker account may call it.
-    ingress_settings               = "ALLOW_ALL"
+    # Internal only: Cloud Run counts Cloud Tasks and Cloud Scheduler of the same project as
+    # internal sources, and they are its only callers; anything from the internet is refused
+    # before IAM is even asked. Only the tasks account may invoke it (below).
+    ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
-    environment_variables          = local.function_env
+    service_account_email          = google_service_account.worker.email
+    environment_variables          = local.worker_env
   }
 
   lifecycle {
@@ -134,13 +137,20 @@ resource "google_cloudfunctions2_function" "worker" {
   ]
 }
 
-# The worker's computed URL (locals.tf) must be one Cloud Run serves for it. A check reports
-# without failing the apply: the deterministic URL works even when Cloud Run displays the older
-# hash-based one, but a mismatch is worth a look.
+# The computed URLs (locals.tf) must be ones Cloud Run serves. A check reports without failing the
+# apply: the deterministic URL works even when Cloud Run displays the older hash-based one, but a
+# mismatch is worth a look.
 check "worker_url_matches_cloud_run" {
   assert {
     condition     = google_cloudfunctions2_function.worker.service_config[0].uri == local.worker_url
     error_message = "Cloud Run reports ${google_cloudfunctions2_function.worker.service_config[0].uri} for the worker, but tasks target ${local.worker_url}. Check that deterministic run.app URLs are enabled for the service."
+  }
+}
+
+check "action_url_matches_cloud_run" {
+  assert {
+    condition     = google_cloudfunctions2_function.action.service_config[0].uri == local.action_url
+    error_message = "Cloud Run reports ${google_cloudfunctions2_function.action.service_config[0].uri} for action, but the scheduler jobs call ${local.action_url} (ACTION_URL). Check that deterministic run.app URLs are enabled for the service."
   }
 }
 

@@ -1,21 +1,43 @@
-# Service accounts and what each may do. Five accounts, each with one job:
+# Service accounts and what each may do: one account per job, each with exactly the rights its
+# code uses (README.md, "Identity matrix", lists every Google call behind each grant; the offline
+# tests in test/infra/ hold the same matrix and fail when a grant is added or dropped here without
+# it).
 #
-#   runtime    — identity of both functions: Firestore, the fetch queue, signs delegation JWTs.
-#   tasks      — the account whose OIDC token Cloud Tasks (and the reconcile job) attaches; may
-#                invoke the worker only.
-#   scheduler  — the account whose OIDC token Cloud Scheduler attaches; may invoke action only.
-#   delegate   — holds no roles at all; its OAuth client id is what the Workspace admin
-#                authorises for domain-wide delegation, and runtime signs JWTs as it.
-#   build      — Cloud Build's identity when it builds the functions from source.
+#   action      identity of the action function: Firestore; on the fetch queue createTask (Fetch),
+#               deleteTask (Cancel), getTask (the lazy reconcile of an action it reads), getQueue
+#               (GetStatus's paused flag), pauseQueue/resumeQueue (Pause, Resume); actAs the tasks
+#               account (tasks carry its OIDC token); the shared secret in the opt-in mode; signJwt
+#               as the read-only View account when view_enabled.
+#   worker      identity of the worker function: Firestore; createTask (fan-out, continuations,
+#               re-queues) and getTask (reconcile) on the fetch queue; actAs the tasks account;
+#               signJwt as the delegated account (Gmail and the Directory API for its users).
+#   tasks       the account whose OIDC token Cloud Tasks (and the reconcile job) attaches; may
+#               invoke the worker only.
+#   scheduler   the account whose OIDC token Cloud Scheduler attaches; may invoke action only.
+#   delegate    holds no roles; its OAuth client id is what the Workspace admin authorises for the
+#               worker's scopes (domain-wide delegation), and only worker signs JWTs as it.
+#   view        (view_enabled) holds no roles; authorised for gmail.readonly only; only action signs
+#               JWTs as it, for the synchronous View.
+#   build       Cloud Build's identity when it builds the functions from source.
 #
-# Nothing here is granted to allUsers or allAuthenticatedUsers; the only public grant in the
-# module is the opt-in one in secret.tf.
+# Predefined roles are used only where they hold nothing the code does not use beyond read-only
+# metadata (roles/datastore.user); every other right comes from a custom role below that holds
+# exactly the permissions named. Nothing here is granted to allUsers or allAuthenticatedUsers; the
+# only public grant in the module is the opt-in one in secret.tf.
 
-resource "google_service_account" "runtime" {
+resource "google_service_account" "action" {
   project      = var.project_id
-  account_id   = "gmail-connector-runtime"
-  display_name = "Gmail connector functions"
-  description  = "Runtime identity of the action and worker functions."
+  account_id   = "gmail-connector-action"
+  display_name = "Gmail connector action"
+  description  = "Runtime identity of the action function (the ACI endpoint)."
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "worker" {
+  project      = var.project_id
+  account_id   = "gmail-connector-worker"
+  display_name = "Gmail connector worker"
+  description  = "Runtime identity of the worker function (the Cloud Tasks target)."
   depends_on   = [google_project_service.apis]
 }
 
@@ -35,11 +57,23 @@ resource "google_service_account" "scheduler" {
   depends_on   = [google_project_service.apis]
 }
 
+# Re-creating this account (a new account_id, or a delete and apply) gives it a new unique id, i.e.
+# a new client id, which the Workspace admin must authorise again before Gmail can be read.
 resource "google_service_account" "gmail_delegate" {
   project      = var.project_id
   account_id   = var.delegated_service_account_id
   display_name = "Gmail connector domain-wide delegation"
-  description  = "Authorised by the Workspace admin for domain-wide delegation (its unique id is the client id). Holds no roles and no keys."
+  description  = "Authorised by the Workspace admin for domain-wide delegation (its unique id is the client id) with the worker's scopes. Holds no roles and no keys."
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "gmail_view" {
+  count = var.view_enabled ? 1 : 0
+
+  project      = var.project_id
+  account_id   = var.view_service_account_id
+  display_name = "Gmail connector View (read-only delegation)"
+  description  = "Authorised by the Workspace admin for domain-wide delegation with gmail.readonly only; action signs JWTs as it for the synchronous View. Holds no roles and no keys."
   depends_on   = [google_project_service.apis]
 }
 
@@ -51,85 +85,126 @@ resource "google_service_account" "build" {
   depends_on   = [google_project_service.apis]
 }
 
-# --- runtime: Firestore ------------------------------------------------------------------------
+# --- custom roles ----------------------------------------------------------------------------------
+# Each holds only the permissions listed. The predefined roles that contain them are wider:
+# roles/cloudtasks.enqueuer adds tasks.fullView, roles/cloudtasks.viewer lists every queue and task,
+# roles/cloudtasks.queueAdmin can delete, purge and re-configure the queue and rewrite its IAM
+# policy, roles/iam.serviceAccountUser adds get and list, roles/iam.serviceAccountTokenCreator mints
+# access and ID tokens and signs blobs as the account.
 
-# Read and write documents in the (default) database: actions, state, documents.
-resource "google_project_iam_member" "runtime_datastore_user" {
-  project = var.project_id
-  role    = "roles/datastore.user"
-  member  = google_service_account.runtime.member
-}
-
-# --- runtime: the fetch queue (granted on the queue, not the project) ----------------------------
-
-# createTask: action queues every Fetch; the worker queues continuations and per-mailbox children,
-# and its reconcile pass re-queues a unit whose lease expired with no task pending.
-resource "google_cloud_tasks_queue_iam_member" "runtime_enqueuer" {
-  project  = var.project_id
-  location = google_cloud_tasks_queue.fetch.location
-  name     = google_cloud_tasks_queue.fetch.name
-  role     = "roles/cloudtasks.enqueuer"
-  member   = google_service_account.runtime.member
-}
-
-# deleteTask: QueueInfo Cancel deletes the action's task and its children's.
-resource "google_cloud_tasks_queue_iam_member" "runtime_task_deleter" {
-  project  = var.project_id
-  location = google_cloud_tasks_queue.fetch.location
-  name     = google_cloud_tasks_queue.fetch.name
-  role     = "roles/cloudtasks.taskDeleter"
-  member   = google_service_account.runtime.member
-}
-
-# getQueue (GetStatus shows whether the queue is paused), getTask and listTasks (the worker's
-# reconcile pass asks whether a unit whose lease expired still has a task pending). Granted on the
-# fetch queue only: nothing about Cloud Tasks is granted project-wide.
-resource "google_cloud_tasks_queue_iam_member" "runtime_viewer" {
-  project  = var.project_id
-  location = google_cloud_tasks_queue.fetch.location
-  name     = google_cloud_tasks_queue.fetch.name
-  role     = "roles/cloudtasks.viewer"
-  member   = google_service_account.runtime.member
-}
-
-# pauseQueue / resumeQueue for QueueInfo Pause and Resume. No predefined role holds just these:
-# roles/cloudtasks.queueAdmin would also let the functions delete or purge the queue, change its
-# rate limits and retry policy, and rewrite its IAM policy. This custom role holds the two
-# permissions and is granted on the fetch queue only.
-resource "google_project_iam_custom_role" "queue_pauser" {
+# action on the fetch queue: createTask (Fetch), deleteTask (Cancel), getTask (lazy reconcile),
+# getQueue (GetStatus), pauseQueue and resumeQueue (Pause, Resume).
+resource "google_project_iam_custom_role" "action_queue" {
   project     = var.project_id
-  role_id     = "gmailConnectorQueuePauser"
-  title       = "Gmail connector queue pause/resume"
-  description = "Pause and resume a Cloud Tasks queue, nothing else (QueueInfo Pause/Resume)."
-  permissions = ["cloudtasks.queues.pause", "cloudtasks.queues.resume"]
+  role_id     = "gmailConnectorActionQueue"
+  title       = "Gmail connector action: fetch queue"
+  description = "What the action function calls on the fetch queue."
+  permissions = [
+    "cloudtasks.queues.get",
+    "cloudtasks.queues.pause",
+    "cloudtasks.queues.resume",
+    "cloudtasks.tasks.create",
+    "cloudtasks.tasks.delete",
+    "cloudtasks.tasks.get",
+  ]
+  depends_on = [google_project_service.apis]
+}
+
+# worker on the fetch queue: createTask (fan-out, continuations, re-queues), getTask (reconcile).
+resource "google_project_iam_custom_role" "worker_queue" {
+  project     = var.project_id
+  role_id     = "gmailConnectorWorkerQueue"
+  title       = "Gmail connector worker: fetch queue"
+  description = "What the worker function calls on the fetch queue."
+  permissions = ["cloudtasks.tasks.create", "cloudtasks.tasks.get"]
   depends_on  = [google_project_service.apis]
 }
 
-resource "google_cloud_tasks_queue_iam_member" "runtime_pauser" {
+# Creating a task that carries an OIDC token of the tasks account needs actAs on that account.
+resource "google_project_iam_custom_role" "act_as" {
+  project     = var.project_id
+  role_id     = "gmailConnectorActAs"
+  title       = "Gmail connector: act as an account"
+  description = "iam.serviceAccounts.actAs only: create tasks that carry the account's OIDC token."
+  permissions = ["iam.serviceAccounts.actAs"]
+  depends_on  = [google_project_service.apis]
+}
+
+# Domain-wide delegation without key files: IAM Credentials signJwt as the delegated account.
+resource "google_project_iam_custom_role" "jwt_signer" {
+  project     = var.project_id
+  role_id     = "gmailConnectorJwtSigner"
+  title       = "Gmail connector: sign delegation JWTs"
+  description = "iam.serviceAccounts.signJwt only: sign domain-wide delegation claims as the account."
+  permissions = ["iam.serviceAccounts.signJwt"]
+  depends_on  = [google_project_service.apis]
+}
+
+# --- both functions: Firestore ---------------------------------------------------------------------
+
+# Read and write documents (actions, units, sync state, the sink). roles/datastore.user's other
+# permissions are read-only metadata (databases.get, indexes.list, statistics); it cannot change
+# indexes, rules, TTL policies or the database.
+resource "google_project_iam_member" "action_datastore_user" {
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = google_service_account.action.member
+}
+
+resource "google_project_iam_member" "worker_datastore_user" {
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = google_service_account.worker.member
+}
+
+# --- the fetch queue (granted on the queue, never on the project) ----------------------------------
+
+resource "google_cloud_tasks_queue_iam_member" "action_queue" {
   project  = var.project_id
   location = google_cloud_tasks_queue.fetch.location
   name     = google_cloud_tasks_queue.fetch.name
-  role     = google_project_iam_custom_role.queue_pauser.name
-  member   = google_service_account.runtime.member
+  role     = google_project_iam_custom_role.action_queue.name
+  member   = google_service_account.action.member
 }
 
-# --- runtime: acting as the other accounts -------------------------------------------------------
+resource "google_cloud_tasks_queue_iam_member" "worker_queue" {
+  project  = var.project_id
+  location = google_cloud_tasks_queue.fetch.location
+  name     = google_cloud_tasks_queue.fetch.name
+  role     = google_project_iam_custom_role.worker_queue.name
+  member   = google_service_account.worker.member
+}
 
-# A task created with an OIDC token for the invoker account needs iam.serviceAccounts.actAs on
-# that account (the code sets oidcToken.serviceAccountEmail = TASKS_INVOKER_SERVICE_ACCOUNT).
-resource "google_service_account_iam_member" "runtime_acts_as_tasks_invoker" {
+# --- acting as the other accounts ------------------------------------------------------------------
+
+# Both functions create tasks with oidcToken.serviceAccountEmail = TASKS_INVOKER_SERVICE_ACCOUNT.
+resource "google_service_account_iam_member" "action_acts_as_tasks_invoker" {
   service_account_id = google_service_account.tasks_invoker.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = google_service_account.runtime.member
+  role               = google_project_iam_custom_role.act_as.name
+  member             = google_service_account.action.member
 }
 
-# Domain-wide delegation without key files: runtime calls IAM Credentials signJwt as the
-# delegated account (iam.serviceAccounts.signJwt is in this role) and exchanges the JWT for a
-# Gmail token for the mailbox's user.
-resource "google_service_account_iam_member" "runtime_signs_for_delegate" {
+resource "google_service_account_iam_member" "worker_acts_as_tasks_invoker" {
+  service_account_id = google_service_account.tasks_invoker.name
+  role               = google_project_iam_custom_role.act_as.name
+  member             = google_service_account.worker.member
+}
+
+# The worker signs delegation claims as the delegated account and trades them for Gmail and
+# Directory tokens of the mailbox's user (gmail/client.ts).
+resource "google_service_account_iam_member" "worker_signs_for_delegate" {
   service_account_id = google_service_account.gmail_delegate.name
-  role               = "roles/iam.serviceAccountTokenCreator"
-  member             = google_service_account.runtime.member
+  role               = google_project_iam_custom_role.jwt_signer.name
+  member             = google_service_account.worker.member
+}
+
+# action signs claims only as the read-only View account, and only when View is on.
+resource "google_service_account_iam_member" "action_signs_for_view" {
+  count = var.view_enabled ? 1 : 0
+
+  service_account_id = google_service_account.gmail_view[0].name
+  role               = google_project_iam_custom_role.jwt_signer.name
+  member             = google_service_account.action.member
 }
 
 # --- build ---------------------------------------------------------------------------------------

@@ -16,6 +16,9 @@ locals {
   # computed here; a check block in functions.tf compares it with what Cloud Run reports.
   worker_host = "${local.worker_name}-${data.google_project.this.number}.${var.region}.run.app"
   worker_url  = "https://${local.worker_host}"
+  # The same for action: the scheduler jobs call it and use it as their OIDC audience, and action
+  # checks that audience itself in shared-secret mode (ACTION_URL).
+  action_url = "https://${local.action_name}-${data.google_project.this.number}.${var.region}.run.app"
 
   # Seconds: the worker hands over to a continuation task after the budget; the function's
   # timeout equals the dispatch deadline the code gives every task (1800 s), so the last page
@@ -49,28 +52,77 @@ locals {
     if length(var.workspace_domains) > 0 && !contains([for d in var.workspace_domains : lower(d)], domain)
   ]
 
-  # Exactly the variables the functions read in production (functions/src/config.ts,
-  # PRODUCTION_ENV_VARS). ACTION_SHARED_SECRET is added to action only, from Secret Manager, in
-  # the opt-in mode; WORKER_LEASE_S keeps its default; emulator variables are never set.
-  function_env = {
-    GCLOUD_PROJECT                  = var.project_id
-    CONNECTOR_CONFIG                = local.connector_config_json
-    TASKS_LOCATION                  = google_cloud_tasks_queue.fetch.location
-    TASKS_QUEUE                     = google_cloud_tasks_queue.fetch.name
-    WORKER_URL                      = local.worker_url
-    TASKS_INVOKER_SERVICE_ACCOUNT   = google_service_account.tasks_invoker.email
+  # Each function's environment: exactly the variables it reads in production (functions/src/
+  # config.ts; test/infra/ holds the per-function lists). ACTION_SHARED_SECRET is added to action
+  # only, from Secret Manager, in the opt-in mode; WORKER_LEASE_S and the Gmail timing variables
+  # keep their defaults; emulator variables are never set.
+  common_env = {
+    GCLOUD_PROJECT                = var.project_id
+    CONNECTOR_CONFIG              = local.connector_config_json
+    TASKS_LOCATION                = google_cloud_tasks_queue.fetch.location
+    TASKS_QUEUE                   = google_cloud_tasks_queue.fetch.name
+    WORKER_URL                    = local.worker_url
+    TASKS_INVOKER_SERVICE_ACCOUNT = google_service_account.tasks_invoker.email
+    ACTION_RETENTION_DAYS         = tostring(var.action_retention_days)
+  }
+
+  # action: its own URL and the scheduler's account, to check the scheduler's OIDC token itself in
+  # shared-secret mode (where Cloud Run lets everyone in).
+  action_only_env = {
+    ACTION_URL                = local.action_url
+    SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
+  }
+
+  # action, when view_enabled: the read-only delegated account of the synchronous View.
+  view_env = {
+    GMAIL_VIEW_SERVICE_ACCOUNT = one(google_service_account.gmail_view[*].email)
+    GMAIL_VIEW_CLIENT_ID       = one(google_service_account.gmail_view[*].unique_id)
+  }
+
+  # worker: its time budget and the delegated account it reads Gmail as.
+  worker_only_env = {
     WORKER_TIME_BUDGET_S            = tostring(local.worker_time_budget_s)
     GMAIL_DELEGATED_SERVICE_ACCOUNT = google_service_account.gmail_delegate.email
     GMAIL_DELEGATED_CLIENT_ID       = google_service_account.gmail_delegate.unique_id
   }
 
-  # Domain-wide delegation scopes the Workspace admin grants to the delegated account's client id.
+  action_env = merge(local.common_env, local.action_only_env, var.view_enabled ? local.view_env : {})
+  worker_env = merge(local.common_env, local.worker_only_env)
+
+  # Domain-wide delegation scopes the Workspace admin grants to the worker's delegated account.
   delegation_scopes = concat(
     [
       "https://www.googleapis.com/auth/gmail.readonly",
       "https://www.googleapis.com/auth/admin.directory.user.readonly",
     ],
     var.gmail_modify_scope ? ["https://www.googleapis.com/auth/gmail.modify"] : [],
+  )
+
+  # ... and to the View account's client id: read-only, nothing else.
+  view_scopes = ["https://www.googleapis.com/auth/gmail.readonly"]
+
+  # Firestore's location: var.firestore_location, or else derived from the region (nam5 for us-*
+  # regions, eur3 for europe-* regions, the region itself elsewhere). A
+  # location on another continent than the functions is refused unless
+  # firestore_location_any_continent says it is meant (firestore.tf).
+  location_continents = {
+    us           = "north-america"
+    northamerica = "north-america"
+    nam          = "north-america"
+    southamerica = "south-america"
+    europe       = "europe"
+    eur          = "europe"
+    asia         = "asia"
+    australia    = "oceania"
+    me           = "middle-east"
+    africa       = "africa"
+  }
+  region_continent   = lookup(local.location_continents, split("-", var.region)[0], "unknown")
+  firestore_location = coalesce(var.firestore_location, lookup({ us = "nam5", europe = "eur3" }, split("-", var.region)[0], var.region))
+  firestore_continent = lookup(
+    local.location_continents,
+    can(regex("^[a-z]+[0-9]+$", local.firestore_location)) ? regex("^[a-z]+", local.firestore_location) : split("-", local.firestore_location)[0],
+    "unknown",
   )
 }
 

@@ -1,6 +1,6 @@
 output "action_url" {
   description = "The ACI endpoint: $ACTION_URL/action=GetVersion (path form) or $ACTION_URL/?action=GetVersion."
-  value       = google_cloudfunctions2_function.action.service_config[0].uri
+  value       = local.action_url
 }
 
 output "action_function_url" {
@@ -19,7 +19,7 @@ output "queue" {
 }
 
 output "delegated_service_account_email" {
-  description = "The account the runtime signs delegation JWTs as (GMAIL_DELEGATED_SERVICE_ACCOUNT)."
+  description = "The account the worker signs delegation JWTs as (GMAIL_DELEGATED_SERVICE_ACCOUNT)."
   value       = google_service_account.gmail_delegate.email
 }
 
@@ -33,9 +33,24 @@ output "delegation_scopes" {
   value       = join(",", local.delegation_scopes)
 }
 
-output "runtime_service_account_email" {
-  description = "Identity of both functions."
-  value       = google_service_account.runtime.email
+output "view_service_account_client_id" {
+  description = "For the Workspace admin, when view_enabled: the Client ID of the read-only View account, to authorise for view_scopes only. null when View is off."
+  value       = one(google_service_account.gmail_view[*].unique_id)
+}
+
+output "view_scopes" {
+  description = "For the Workspace admin, when view_enabled: the scope to authorise for the View account's Client ID."
+  value       = var.view_enabled ? join(",", local.view_scopes) : null
+}
+
+output "action_service_account_email" {
+  description = "Identity of the action function."
+  value       = google_service_account.action.email
+}
+
+output "worker_service_account_email" {
+  description = "Identity of the worker function."
+  value       = google_service_account.worker.email
 }
 
 output "tasks_invoker_service_account_email" {

@@ -1,5 +1,6 @@
 # One Cloud Scheduler job per task with a "schedule" in connector_config: at each tick it calls
-# action with a Synchronize of that task, as the scheduler account (OIDC). Schedule=true lets
+# action with a Synchronize of that task, as the scheduler account (OIDC token for ACTION_URL).
+# The job holds no secret: in the opt-in shared-secret mode action verifies that token itself. Schedule=true lets
 # action answer with the token of a Synchronize of the task that is still queued or running
 # instead of queuing a second one (DESIGN §3), so a slow run never piles up behind itself.
 # Below them, one more job, gmail-connector-reconcile, calls the worker's reconcile pass.
@@ -26,18 +27,17 @@ resource "google_cloud_scheduler_job" "sync" {
 
   http_target {
     http_method = "GET"
-    uri         = "${google_cloudfunctions2_function.action.service_config[0].uri}/?action=Fetch&FetchAction=Synchronize&TaskSections=${urlencode(each.key)}&Schedule=true"
-    # In the opt-in shared-secret mode action requires the secret from every caller.
-    headers = var.action_shared_secret_enabled ? { "X-ACI-Secret" = var.action_shared_secret } : {}
+    uri         = "${local.action_url}/?action=Fetch&FetchAction=Synchronize&TaskSections=${urlencode(each.key)}&Schedule=true"
 
     oidc_token {
       service_account_email = google_service_account.scheduler.email
-      audience              = google_cloudfunctions2_function.action.service_config[0].uri
+      audience              = local.action_url
     }
   }
 
   depends_on = [
     google_project_service.apis,
+    google_cloudfunctions2_function.action,
     google_cloud_run_service_iam_member.action_scheduler_invoker,
   ]
 }
@@ -54,8 +54,9 @@ resource "google_cloud_scheduler_job" "sync" {
 # audience WORKER_URL, both of which the worker checks. The Cloud Scheduler service agent mints the
 # token with the roles/cloudscheduler.serviceAgent role Google grants it when the API is enabled,
 # as for the sync jobs above; whoever applies needs iam.serviceAccounts.actAs on the invoker
-# account (Owner or Service Account User covers it). What reconcile itself calls (getTask,
-# listTasks, createTask on the queue) it calls as the runtime account: iam.tf.
+# account (Owner or Service Account User covers it). What reconcile itself calls (getTask and
+# createTask on the queue) it calls as the worker's account: iam.tf. The worker's ingress is
+# internal only; Cloud Scheduler of the same project counts as internal.
 
 resource "google_cloud_scheduler_job" "reconcile" {
   project     = var.project_id

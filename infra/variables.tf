@@ -13,9 +13,26 @@ variable "region" {
 }
 
 variable "firestore_location" {
-  description = "Location of the (default) Firestore database, e.g. nam5 (multi-region US), eur3, or a region. Cannot be changed once the database exists."
+  description = "Location of the (default) Firestore database, e.g. nam5 (multi-region US), eur3 (multi-region Europe), or a region. null derives it from region: nam5 for us-* regions, eur3 for europe-* regions, the region itself elsewhere. Cannot be changed once the database exists."
   type        = string
-  default     = "nam5"
+  default     = null
+}
+
+variable "firestore_location_any_continent" {
+  description = "Allow a Firestore location on another continent than region (refused at plan time otherwise: every call of the functions would cross continents)."
+  type        = bool
+  default     = false
+}
+
+variable "action_retention_days" {
+  description = "Days an ended action and its units are kept; then Firestore's TTL policy deletes them (ACTION_RETENTION_DAYS). Sync state and sink documents are never deleted."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.action_retention_days >= 1 && var.action_retention_days <= 3650 && floor(var.action_retention_days) == var.action_retention_days
+    error_message = "action_retention_days must be a whole number of days from 1 to 3650."
+  }
 }
 
 variable "connector_config" {
@@ -49,6 +66,18 @@ variable "delegated_service_account_id" {
   default     = "gmail-connector-delegate"
 }
 
+variable "view_enabled" {
+  description = "Whether action gets a read-only delegated identity for the synchronous View: a second delegated account (view_service_account_id), authorised for gmail.readonly only, that only action may sign JWTs as."
+  type        = bool
+  default     = true
+}
+
+variable "view_service_account_id" {
+  description = "Account id of the read-only delegated account of View (view_enabled), whose client id the Workspace admin authorises for gmail.readonly only."
+  type        = string
+  default     = "gmail-connector-view"
+}
+
 variable "gmail_modify_scope" {
   description = "Whether the scopes shown for the Workspace admin include gmail.modify (only when write actions are enabled in the connector)."
   type        = bool
@@ -73,10 +102,22 @@ variable "action_shared_secret_enabled" {
 }
 
 variable "action_shared_secret" {
-  description = "The shared secret (at least 16 characters) when action_shared_secret_enabled; stored in Secret Manager and given to action as ACTION_SHARED_SECRET."
+  description = "The shared secret (at least 16 characters) when action_shared_secret_enabled; written to Secret Manager and given to action as ACTION_SHARED_SECRET. Ephemeral: never in the plan or the state, so it is needed at every plan and apply that writes it (TF_VAR_action_shared_secret)."
   type        = string
   default     = null
   sensitive   = true
+  ephemeral   = true
+
+  validation {
+    condition     = !var.action_shared_secret_enabled || try(length(var.action_shared_secret), 0) >= 16
+    error_message = "action_shared_secret_enabled needs action_shared_secret, at least 16 characters."
+  }
+}
+
+variable "action_shared_secret_version" {
+  description = "Version of the shared secret: raise it by one to write a new action_shared_secret (the value itself is never in state, so Terraform cannot see that it changed)."
+  type        = number
+  default     = 1
 }
 
 variable "worker_concurrency" {

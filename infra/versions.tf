@@ -1,21 +1,19 @@
-# Terraform and provider versions for the Gmail connector deployment.
+# Terraform and provider versions, the providers' settings and the state backend.
 #
-# The google and google-beta providers are pinned to the same 7.x line: every resource here
-# uses google (GA) arguments; google-beta is configured identically so a beta-only argument can
-# be adopted later by adding `provider = google-beta` to one resource without re-initialising.
-# archive builds the functions' source zip locally.
+# Terraform 1.11: the shared secret is written with a write-only argument (secret_data_wo) from an
+# ephemeral variable, so it never reaches the plan or the state; write-only arguments need 1.11.
+# google 7.x is the only cloud provider: every resource uses its GA arguments. archive builds the
+# functions' source zip locally.
+#
+# The provider lock file (.terraform.lock.hcl) is written by the first `terraform init`, which
+# needs the registry; commit it then, so that every later init installs the same provider builds.
 
 terraform {
-  # 1.5: `check` blocks. Nothing newer is needed.
-  required_version = ">= 1.5.0"
+  required_version = ">= 1.11.0"
 
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = "~> 7.45"
-    }
-    google-beta = {
-      source  = "hashicorp/google-beta"
       version = "~> 7.45"
     }
     archive = {
@@ -23,15 +21,30 @@ terraform {
       version = ">= 2.4.0, < 3.0.0"
     }
   }
+
+  # Remote state in a Cloud Storage bucket, configured at init time:
+  #   terraform init -backend-config=backend.hcl
+  # with backend.hcl made from backend.hcl.example (README.md, "State bucket and backend").
+  backend "gcs" {}
 }
 
+# Every API call bills quota to the deployment's project and sends it as the quota project
+# (X-Goog-User-Project). With user credentials (gcloud auth application-default login) some APIs,
+# Firebase Rules among them, refuse calls that name no quota project: "end user credentials ...
+# not supported". The project must have Service Usage and Cloud Resource Manager enabled before
+# the first plan (README.md, "First apply").
 provider "google" {
-  project        = var.project_id
-  region         = var.region
-  default_labels = local.labels
+  project               = var.project_id
+  region                = var.region
+  default_labels        = local.labels
+  user_project_override = true
+  billing_project       = var.project_id
 }
 
-provider "google-beta" {
+# Enabling the APIs themselves (apis.tf) goes without the override: on a fresh project the quota
+# project would have to have those very APIs enabled already.
+provider "google" {
+  alias          = "apis"
   project        = var.project_id
   region         = var.region
   default_labels = local.labels

@@ -1,5 +1,5 @@
 /**
- * `npm start`: the local stack of DESIGN §6 on 127.0.0.1 — the Firestore
+ * `npm start`: the local stack of docs/CONTRACT.md on 127.0.0.1 — the Firestore
  * emulator, our Cloud Tasks and Gmail emulators, and the `action` and `worker`
  * functions through the Functions Framework (the worker as a child process that
  * is started again when it dies, as the platform would). Prints
@@ -7,6 +7,7 @@
  * everything on SIGINT or SIGTERM.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startCloudTasksEmulator } from '../test/emulators/cloud-tasks/index.js';
@@ -45,7 +46,40 @@ async function shutdown(code: number): Promise<never> {
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
+/** Whether nothing listens on 127.0.0.1:`port` yet. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const probe = createServer();
+    probe.once('error', () => res(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => res(true)));
+  });
+}
+
+/**
+ * Every fixed port the stack will listen on must be free before anything starts: a taken port
+ * would otherwise leave the stack talking to whatever holds it (another stack's Firestore, say).
+ * A port of 0 is picked free; an emulator named by its *_EMULATOR_HOST variable is used, not started.
+ */
+async function claimPorts(ports: { variable: string; port: number; useExisting?: string }[]): Promise<void> {
+  for (const { variable, port, useExisting } of ports) {
+    if (port === 0) continue;
+    if (await portFree(port)) continue;
+    const existing = useExisting ? `, or set ${useExisting} to use the emulator already there` : '';
+    note(`port ${port} (${variable}) is already in use: stop what holds it, or set ${variable} to another port (0 picks a free one)${existing}`);
+    process.exit(2);
+  }
+}
+
 try {
+  await claimPorts([
+    ...(env.FIRESTORE_EMULATOR_HOST ? [] : [{ variable: 'FIRESTORE_EMULATOR_PORT', port: intVar('FIRESTORE_EMULATOR_PORT', 8080), useExisting: 'FIRESTORE_EMULATOR_HOST' }]),
+    { variable: 'CLOUD_TASKS_EMULATOR_PORT', port: intVar('CLOUD_TASKS_EMULATOR_PORT', 8123) },
+    { variable: 'CLOUD_TASKS_EMULATOR_GRPC_PORT', port: intVar('CLOUD_TASKS_EMULATOR_GRPC_PORT', 8122) },
+    { variable: 'GMAIL_EMULATOR_PORT', port: intVar('GMAIL_EMULATOR_PORT', 8124) },
+    { variable: 'AUTH_EMULATOR_PORT', port: intVar('AUTH_EMULATOR_PORT', 8126) },
+    { variable: 'ACI_PORT', port: intVar('ACI_PORT', 7700) },
+    { variable: 'WORKER_PORT', port: intVar('WORKER_PORT', 7701) },
+  ]);
   const firestore = await startFirestoreEmulator({ port: intVar('FIRESTORE_EMULATOR_PORT', 8080) });
   closers.push(() => firestore.close());
   const tasks = await startCloudTasksEmulator({
@@ -61,6 +95,11 @@ try {
   const auth = await startGoogleAuthEmulator({ port: intVar('AUTH_EMULATOR_PORT', 8126), projectId: project, runtimeServiceAccount: runtimeAccount });
   closers.push(() => auth.close());
   auth.allowSigning(runtimeAccount, delegatedAccount);
+  // View's read-only identity, signed for by the action function, granted gmail.readonly only.
+  const viewAccount = `gmail-view@${project}.iam.gserviceaccount.com`;
+  const viewClientId = '100000000000000000002';
+  auth.allowSigning(runtimeAccount, viewAccount);
+  auth.delegate(viewAccount, { clientId: viewClientId, scopes: ['https://www.googleapis.com/auth/gmail.readonly'] });
   auth.delegate(delegatedAccount, {
     clientId: delegatedClientId,
     scopes: ['https://www.googleapis.com/auth/gmail.readonly', 'https://www.googleapis.com/auth/admin.directory.user.readonly'],
@@ -100,6 +139,8 @@ try {
     OAUTH_TOKEN_URL: auth.tokenUrl,
     GMAIL_DELEGATED_SERVICE_ACCOUNT: delegatedAccount,
     GMAIL_DELEGATED_CLIENT_ID: delegatedClientId,
+    GMAIL_VIEW_SERVICE_ACCOUNT: viewAccount,
+    GMAIL_VIEW_CLIENT_ID: viewClientId,
   };
 
   await createFetchQueue(tasks.grpcHost, project, fnEnv.TASKS_LOCATION ?? 'us-central1', {

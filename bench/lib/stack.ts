@@ -27,7 +27,7 @@ export interface BenchStackOptions {
   /** A short name for the project id and the log files. */
   name: string;
   firestore: FirestoreEmulator;
-  /** The connector configuration (DESIGN §5). */
+  /** The connector configuration (docs/CONTRACT.md). */
   connector: Record<string, unknown>;
   /** Folder of `<address>.mbox` files. */
   mailDir: string;

@@ -73,7 +73,7 @@ export async function measureSync(
       token,
       action,
       units,
-      messages: units.reduce((n, u) => n + u.counts.seen, 0),
+      messages: units.reduce((n, u) => n + (u.counts['seen'] ?? 0), 0),
       unitSeconds: starts.length && ends.length ? (Math.max(...ends) - Math.min(...starts)) / 1000 : NaN,
       submitSeconds: ((action.endedAt?.toMillis() ?? Date.now()) - submitted) / 1000,
       workerCpuMs: cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null,

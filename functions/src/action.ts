@@ -4,7 +4,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { actionName, ACTIONS } from './aci/actions.js';
+import { CallerRefused, createCallerCheck } from './auth/oidc.js';
+import { actionName, ACTIONS, RawAnswer, readsOnly } from './aci/actions.js';
 import { AciError, internal, methodNotAllowed } from './aci/errors.js';
 import { parseAciRequest, type AciParams } from './aci/request.js';
 import { chooseFormat, renderError, renderSuccess, type ResponseFormat } from './aci/response.js';
@@ -15,7 +16,30 @@ function digest(s: string): Buffer {
 }
 
 export function createActionHandler(deps: Deps) {
-  const secret = deps.config.actionSharedSecret ? digest(deps.config.actionSharedSecret) : undefined;
+  const { config } = deps;
+  const secret = config.actionSharedSecret ? digest(config.actionSharedSecret) : undefined;
+  // Shared-secret mode lets everyone through Cloud Run, so action checks Cloud Scheduler's OIDC
+  // token itself: signed by Google, for ACTION_URL, issued to SCHEDULER_SERVICE_ACCOUNT. The
+  // scheduler jobs thus carry no copy of the secret. Outside that mode Cloud Run checks callers.
+  const schedulerCheck =
+    secret && config.actionUrl && config.schedulerServiceAccount
+      ? createCallerCheck({ jwksUrl: config.oidcJwksUrl, audience: config.actionUrl, serviceAccount: config.schedulerServiceAccount })
+      : undefined;
+  /** Whether the request carries the secret or, without one, the scheduler's token. */
+  const admitted = async (req: Request): Promise<boolean> => {
+    if (!secret) return true;
+    const given = req.get('x-aci-secret');
+    // Compared as digests so that neither the length nor the content leaks through timing.
+    if (given !== undefined) return timingSafeEqual(digest(given), secret);
+    if (!schedulerCheck || req.get('authorization') === undefined) return false;
+    try {
+      await schedulerCheck(req.get('authorization'));
+      return true;
+    } catch (e) {
+      if (e instanceof CallerRefused) return false;
+      throw e;
+    }
+  };
   return async function action(req: Request, res: Response): Promise<void> {
     let params: AciParams | undefined;
     let format: ResponseFormat = 'xml';
@@ -23,29 +47,39 @@ export function createActionHandler(deps: Deps) {
     const send = (r: { status: number; contentType: string; body: string }) => {
       res.status(r.status).set('Content-Type', r.contentType).send(r.body);
     };
-    // Only GET and POST run actions: a HEAD, a browser's OPTIONS preflight or a DELETE must never
-    // start a sync or pause the queue. OPTIONS is answered with what is allowed; HEAD has no body.
-    if (req.method !== 'GET' && req.method !== 'POST') {
-      res.set('Allow', 'GET, POST');
+    // Only GET and POST run actions: a browser's OPTIONS preflight or a DELETE must never start a
+    // sync or pause the queue. OPTIONS is answered with what is allowed. HEAD answers as GET would,
+    // without a body, for actions that only read; one that would write is refused.
+    const head = req.method === 'HEAD';
+    if (req.method !== 'GET' && req.method !== 'POST' && !head) {
+      res.set('Allow', 'GET, POST, HEAD');
       if (req.method === 'OPTIONS') res.status(204).end();
-      else if (req.method === 'HEAD') res.status(405).end();
       else send(renderError(undefined, methodNotAllowed(req.method), 'xml', new Date(deps.now())));
       return;
     }
     try {
-      if (secret) {
-        const given = req.get('x-aci-secret');
-        // Compared as digests so that neither the length nor the content leaks through timing.
-        if (given === undefined || !timingSafeEqual(digest(given), secret)) {
-          res.status(401).set('Content-Type', 'text/plain; charset=utf-8').send('missing or wrong X-ACI-Secret header\n');
-          return;
-        }
+      if (!(await admitted(req))) {
+        res.status(401).set('Content-Type', 'text/plain; charset=utf-8').send('missing or wrong X-ACI-Secret header\n');
+        return;
       }
-      params = await parseAciRequest({ method: req.method, url: req.originalUrl ?? req.url, headers: req.headers, rawBody: req.rawBody, body: req });
+      params = await parseAciRequest({ method: head ? 'GET' : req.method, url: req.originalUrl ?? req.url, headers: req.headers, rawBody: req.rawBody, body: req });
       format = chooseFormat(params);
       const n = actionName(params);
       name = n;
+      if (head && !readsOnly(n, params)) {
+        res.set('Allow', 'GET, POST');
+        throw methodNotAllowed('HEAD', `action ${n} changes state: HEAD answers only actions that read`);
+      }
       const data = await ACTIONS[n](params, deps);
+      if (data instanceof RawAnswer) {
+        // View with NoACI=true: the message's own bytes, as a download.
+        res
+          .status(200)
+          .set('Content-Type', data.contentType)
+          .set('Content-Disposition', `attachment; filename="${data.filename}"`)
+          .send(data.body);
+        return;
+      }
       send(renderSuccess(n, data, format));
     } catch (e) {
       const err = e instanceof AciError ? e : internal('the connector failed to answer; see its logs', e);

@@ -1,5 +1,5 @@
 /**
- * Configuration: the one module that reads the environment (DESIGN §5, §6).
+ * Configuration: the one module that reads the environment (docs/CONTRACT.md).
  *
  * `loadConfig(env)` validates every variable and the connector configuration
  * (`CONNECTOR_CONFIG`, a path or inline JSON) once, and returns a frozen object.
@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
-/** Variables the deployed functions read; Terraform sets exactly these. */
+/** Variables the deployed functions read; Terraform sets each on the functions whose code reads it (test/infra/ holds the per-function lists). */
 export const PRODUCTION_ENV_VARS = [
   'GCLOUD_PROJECT',
   'CONNECTOR_CONFIG',
@@ -22,12 +22,17 @@ export const PRODUCTION_ENV_VARS = [
   'GMAIL_DELEGATED_CLIENT_ID',
 ] as const;
 
-/** Optional production variables, set only when the matching feature is on. */
+/** Optional production variables: left to their defaults, or set by Terraform only on the function (or in the mode) that needs them. */
 export const OPTIONAL_ENV_VARS = [
   'ACTION_SHARED_SECRET',
   'WORKER_LEASE_S',
   'GMAIL_CALL_TIMEOUT_S',
   'GMAIL_BACKOFF_MS',
+  'ACTION_RETENTION_DAYS',
+  'ACTION_URL',
+  'SCHEDULER_SERVICE_ACCOUNT',
+  'GMAIL_VIEW_SERVICE_ACCOUNT',
+  'GMAIL_VIEW_CLIENT_ID',
 ] as const;
 
 /** Variables that point the functions at emulators; never set in production. */
@@ -96,9 +101,11 @@ const connectorSchema = z.strictObject({
   tasks: z
     .record(taskName, taskSchema)
     .refine((t) => Object.keys(t).length > 0, 'configure at least one task'),
+  /** Whether `action=View` reads messages (with the action function's own read-only identity). */
+  view: z.boolean().default(true),
 });
 
-/** The connector configuration (DESIGN §5). */
+/** The connector configuration (docs/CONTRACT.md). */
 export type ConnectorConfig = z.infer<typeof connectorSchema>;
 /** One task section. */
 export type TaskConfig = z.infer<typeof taskSchema>;
@@ -124,8 +131,18 @@ export interface Config {
   readonly delegatedServiceAccount: string | undefined;
   /** That account's OAuth client id (its unique id), named in messages to the Workspace admin. */
   readonly delegatedClientId: string | undefined;
-  /** When set, `action` requires this secret in the `X-ACI-Secret` header. */
+  /** When set, `action` requires this secret in the `X-ACI-Secret` header (or the scheduler's OIDC token). */
   readonly actionSharedSecret: string | undefined;
+  /** Days an ended action and its units are kept before Firestore's TTL policy deletes them. */
+  readonly actionRetentionDays: number;
+  /** `action`'s own URL: the audience of the scheduler's OIDC token, checked in shared-secret mode. */
+  readonly actionUrl: string | undefined;
+  /** The account Cloud Scheduler calls `action` as; in shared-secret mode its OIDC token replaces the secret. */
+  readonly schedulerServiceAccount: string | undefined;
+  /** The read-only delegated account `action` signs claims as for a synchronous View (gmail.readonly only). */
+  readonly viewServiceAccount: string | undefined;
+  /** That account's OAuth client id (its unique id). */
+  readonly viewClientId: string | undefined;
   readonly firestoreEmulatorHost: string | undefined;
   readonly tasksEmulatorHost: string | undefined;
   readonly gmailRootUrl: string | undefined;
@@ -180,6 +197,22 @@ function url(env: Env, name: EnvName): string | undefined {
   return v;
 }
 
+/** An optional service account email. */
+function serviceAccount(env: Env, name: EnvName): string | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!email.safeParse(v).success) throw new ConfigError(`${name} must be a service account email, got "${v}"`);
+  return v;
+}
+
+/** An optional OAuth client id: a service account's numeric unique id. */
+function clientIdOf(env: Env, name: EnvName): string | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d{10,30}$/.test(v)) throw new ConfigError(`${name} must be the service account's numeric client id (unique id), got "${v}"`);
+  return v;
+}
+
 /** Parses and validates the connector configuration: inline JSON (starting with `{`) or a file path. */
 export function parseConnectorConfig(value: string): ConnectorConfig {
   let text = value;
@@ -227,14 +260,12 @@ export function loadConfig(env: Env): Config {
   if (secret !== undefined && secret !== '' && secret.length < 16) {
     throw new ConfigError('ACTION_SHARED_SECRET must be at least 16 characters');
   }
-  const delegated = env.GMAIL_DELEGATED_SERVICE_ACCOUNT;
-  if (delegated !== undefined && delegated !== '' && !email.safeParse(delegated).success) {
-    throw new ConfigError(`GMAIL_DELEGATED_SERVICE_ACCOUNT must be a service account email, got "${delegated}"`);
-  }
-  const clientId = env.GMAIL_DELEGATED_CLIENT_ID;
-  if (clientId !== undefined && clientId !== '' && !/^\d{10,30}$/.test(clientId)) {
-    throw new ConfigError(`GMAIL_DELEGATED_CLIENT_ID must be the service account's numeric client id (unique id), got "${clientId}"`);
-  }
+  const delegated = serviceAccount(env, 'GMAIL_DELEGATED_SERVICE_ACCOUNT');
+  const clientId = clientIdOf(env, 'GMAIL_DELEGATED_CLIENT_ID');
+  const viewAccount = serviceAccount(env, 'GMAIL_VIEW_SERVICE_ACCOUNT');
+  const viewClientId = clientIdOf(env, 'GMAIL_VIEW_CLIENT_ID');
+  const scheduler = serviceAccount(env, 'SCHEDULER_SERVICE_ACCOUNT');
+  const actionUrl = url(env, 'ACTION_URL');
   const invoker = required(env, 'TASKS_INVOKER_SERVICE_ACCOUNT');
   if (!email.safeParse(invoker).success) {
     throw new ConfigError(`TASKS_INVOKER_SERVICE_ACCOUNT must be a service account email, got "${invoker}"`);
@@ -252,9 +283,14 @@ export function loadConfig(env: Env): Config {
     leaseS: positiveInt(env, 'WORKER_LEASE_S', 60, 600),
     gmailCallTimeoutS: positiveInt(env, 'GMAIL_CALL_TIMEOUT_S', 60, 600),
     gmailBackoffMs: positiveInt(env, 'GMAIL_BACKOFF_MS', 500, 10_000),
-    delegatedServiceAccount: delegated || undefined,
-    delegatedClientId: clientId || undefined,
+    delegatedServiceAccount: delegated,
+    delegatedClientId: clientId,
     actionSharedSecret: secret || undefined,
+    actionRetentionDays: positiveInt(env, 'ACTION_RETENTION_DAYS', 30, 3650),
+    actionUrl,
+    schedulerServiceAccount: scheduler,
+    viewServiceAccount: viewAccount,
+    viewClientId,
     firestoreEmulatorHost: hostPort(env, 'FIRESTORE_EMULATOR_HOST'),
     tasksEmulatorHost: hostPort(env, 'CLOUD_TASKS_EMULATOR_HOST'),
     gmailRootUrl: url(env, 'GMAIL_API_ROOT_URL'),

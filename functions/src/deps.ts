@@ -19,6 +19,8 @@ export interface Deps {
   units: UnitStore;
   queue: TaskQueue;
   google: GoogleAccess;
+  /** Gmail as the action function's read-only View identity. */
+  viewGoogle: GoogleAccess;
   log: Logger;
   now: () => number;
   /** When the process started (for GetStatus's uptime). */
@@ -34,7 +36,7 @@ export function createDeps(config: Config, overrides: Partial<Pick<Deps, 'log' |
     ...(config.firestoreEmulatorHost ? { host: config.firestoreEmulatorHost, ssl: false, universeDomain: 'googleapis.com' } : {}),
   });
   const now = overrides.now ?? Date.now;
-  const store = new ActionStore(db, now);
+  const store = new ActionStore(db, now, config.actionRetentionDays);
   return {
     config,
     db,
@@ -42,6 +44,7 @@ export function createDeps(config: Config, overrides: Partial<Pick<Deps, 'log' |
     units: new UnitStore(db, store, now),
     queue: createTaskQueue(createTasksClient({ emulatorHost: config.tasksEmulatorHost }), config),
     google: createGoogleAccess(config),
+    viewGoogle: createGoogleAccess(config, 'view'),
     log: overrides.log ?? createLogger(),
     now,
     startedAt: now(),

@@ -9,8 +9,15 @@ import { fileURLToPath } from 'node:url';
 
 import { EMULATOR_ENV_VARS, OPTIONAL_ENV_VARS, PRODUCTION_ENV_VARS } from '../../functions/src/config.js';
 import { QUERIES } from '../../functions/src/store/queries.js';
+import { codeNeeds, IDENTITY_MATRIX, unknownGoogleCalls, type MatrixGrant } from './identity.js';
 import {
   checkFirestoreDeployment,
+  checkFirestoreLocation,
+  checkIdentityMatrix,
+  checkProvidersAndState,
+  checkRetention,
+  checkSecretNotInState,
+  checkWorkerIngress,
   checkFirestoreIndexes,
   checkFirestoreRules,
   checkFunctionEnvironment,
@@ -21,8 +28,8 @@ import {
   checkScheduledTasks,
   checkTaskWiring,
   checkVariables,
-  checkWorkerQueueAccess,
   first,
+  grantsByAccount,
   isObject,
   loadExampleConfigs,
   parseModuleTexts,
@@ -30,17 +37,30 @@ import {
   type ExampleConfig,
   type Json,
   type JsonObject,
+  type EnvMatrix,
   type TfModule,
 } from './terraform.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ENV = { production: PRODUCTION_ENV_VARS, optional: OPTIONAL_ENV_VARS, emulator: EMULATOR_ENV_VARS };
 
+/** Each function's plain environment (README.md, "Identity matrix"); ACTION_SHARED_SECRET comes from Secret Manager. */
+const COMMON_ENV = ['GCLOUD_PROJECT', 'CONNECTOR_CONFIG', 'TASKS_LOCATION', 'TASKS_QUEUE', 'WORKER_URL', 'TASKS_INVOKER_SERVICE_ACCOUNT', 'ACTION_RETENTION_DAYS'];
+const ENV_MATRIX: EnvMatrix = {
+  action: {
+    always: [...COMMON_ENV, 'ACTION_URL', 'SCHEDULER_SERVICE_ACCOUNT'],
+    gated: { view_enabled: ['GMAIL_VIEW_SERVICE_ACCOUNT', 'GMAIL_VIEW_CLIENT_ID'] },
+  },
+  worker: { always: [...COMMON_ENV, 'WORKER_TIME_BUDGET_S', 'GMAIL_DELEGATED_SERVICE_ACCOUNT', 'GMAIL_DELEGATED_CLIENT_ID'] },
+};
+
 let texts: Record<string, string>;
 let parsed: TfModule;
 let examples: ExampleConfig[];
 let indexesFile: Json;
 let rulesText: string;
+let backendExample: string | undefined;
+let needs: Map<string, Set<string>>;
 
 /** A deep copy of the parsed module, to break. */
 function copy(): TfModule {
@@ -63,9 +83,7 @@ function body(m: TfModule, type: string, name: string): JsonObject {
 }
 
 function env(m: TfModule): JsonObject {
-  const value = m.locals['function_env'];
-  assert.ok(isObject(value), 'local.function_env is not a map');
-  return value;
+  return envLocal(m, 'common_env');
 }
 
 function serviceConfig(m: TfModule, name: string): JsonObject {
@@ -90,7 +108,23 @@ before(async () => {
   examples = await loadExampleConfigs(ROOT);
   indexesFile = JSON.parse(readFileSync(join(ROOT, 'firestore.indexes.json'), 'utf8')) as Json;
   rulesText = readFileSync(join(ROOT, 'firestore.rules'), 'utf8');
+  try {
+    backendExample = readFileSync(join(ROOT, 'infra', 'backend.hcl.example'), 'utf8');
+  } catch {
+    backendExample = undefined;
+  }
+  needs = new Map([
+    ['action', codeNeeds(ROOT, 'functions/src/action.ts').needs],
+    ['worker', codeNeeds(ROOT, 'functions/src/worker.ts').needs],
+  ]);
 });
+
+/** The env local of one function (action_only_env, worker_only_env, common_env). */
+function envLocal(m: TfModule, name: string): JsonObject {
+  const value = m.locals[name];
+  assert.ok(isObject(value), `local.${name} is not a map`);
+  return value;
+}
 
 void describe('variables', () => {
   void it('every var.X used is declared, and every declared variable is used', async () => {
@@ -161,7 +195,7 @@ void describe('tasks reach the worker as the invoker account', () => {
   void it('reports a queue routed to another host or with another OIDC account', async () => {
     const m = await withText('queue.tf', 'host                      = local.worker_host', 'host = "example.com"');
     assertReports(await checkTaskWiring(m), 'routes tasks to https://example.com');
-    const n = await withText('queue.tf', 'service_account_email = google_service_account.tasks_invoker.email', 'service_account_email = google_service_account.runtime.email');
+    const n = await withText('queue.tf', 'service_account_email = google_service_account.tasks_invoker.email', 'service_account_email = google_service_account.worker.email');
     assertReports(await checkTaskWiring(n), "the queue's OIDC account");
   });
 
@@ -184,10 +218,13 @@ void describe('tasks reach the worker as the invoker account', () => {
     assertReports(await checkTaskWiring(m), 'may invoke the worker only');
   });
 
-  void it('reports a runtime account that may not act as the invoker account', async () => {
+  void it('reports a function account that may not act as the invoker account', async () => {
     const m = copy();
-    delete m.resource['google_service_account_iam_member']?.['runtime_acts_as_tasks_invoker'];
-    assertReports(await checkTaskWiring(m), 'roles/iam.serviceAccountUser');
+    delete m.resource['google_service_account_iam_member']?.['worker_acts_as_tasks_invoker'];
+    assertReports(await checkTaskWiring(m), "google_cloudfunctions2_function.worker's account (google_service_account.worker) needs iam.serviceAccounts.actAs");
+    const n = copy();
+    delete n.resource['google_service_account_iam_member']?.['action_acts_as_tasks_invoker'];
+    assertReports(await checkTaskWiring(n), "google_cloudfunctions2_function.action's account (google_service_account.action) needs iam.serviceAccounts.actAs");
   });
 
   void it('reports a TASKS_QUEUE other than the queue', async () => {
@@ -241,43 +278,64 @@ void describe('no public access but the opt-in', () => {
 });
 
 void describe('the functions environment', () => {
-  void it('is exactly PRODUCTION_ENV_VARS, plus ACTION_SHARED_SECRET from the opt-in secret', async () => {
-    assert.deepEqual(await checkFunctionEnvironment(parsed, ENV), []);
+  void it("is exactly each function's variables of the matrix, plus ACTION_SHARED_SECRET from the opt-in secret", async () => {
+    assert.deepEqual(await checkFunctionEnvironment(parsed, ENV, ENV_MATRIX), []);
   });
 
-  void it('reports a missing production variable', async () => {
+  void it('reports a missing variable', async () => {
     const m = copy();
-    delete env(m)['GMAIL_DELEGATED_SERVICE_ACCOUNT'];
-    assertReports(await checkFunctionEnvironment(m, ENV), 'GMAIL_DELEGATED_SERVICE_ACCOUNT is not set');
+    delete envLocal(m, 'worker_only_env')['GMAIL_DELEGATED_SERVICE_ACCOUNT'];
+    assertReports(await checkFunctionEnvironment(m, ENV, ENV_MATRIX), 'google_cloudfunctions2_function.worker: GMAIL_DELEGATED_SERVICE_ACCOUNT is not set');
+    const n = copy();
+    delete envLocal(n, 'view_env')['GMAIL_VIEW_CLIENT_ID'];
+    assertReports(await checkFunctionEnvironment(n, ENV, ENV_MATRIX), 'GMAIL_VIEW_CLIENT_ID is not set when var.view_enabled');
+  });
+
+  void it("reports a variable given to a function the matrix does not give it to (the old shared environment)", async () => {
+    const m = copy();
+    envLocal(m, 'common_env')['GMAIL_DELEGATED_SERVICE_ACCOUNT'] = '${google_service_account.gmail_delegate.email}';
+    assertReports(await checkFunctionEnvironment(m, ENV, ENV_MATRIX), 'action: GMAIL_DELEGATED_SERVICE_ACCOUNT is set, but the environment matrix does not give it to action');
+    const n = await withText('locals.tf', 'var.view_enabled ? local.view_env : {}', 'local.view_env');
+    assertReports(await checkFunctionEnvironment(n, ENV, ENV_MATRIX), 'GMAIL_VIEW_SERVICE_ACCOUNT is set, but the environment matrix does not give it to action');
+  });
+
+  void it('reports an environment the checks cannot read', async () => {
+    const m = await withText('locals.tf', 'worker_env = merge(local.common_env, local.worker_only_env)', 'worker_env = merge(local.common_env, jsondecode("{}"))');
+    assertReports(await checkFunctionEnvironment(m, ENV, ENV_MATRIX), 'environment_variables is not a map (or merge of maps) the checks can read');
   });
 
   void it('reports an emulator variable, in the runtime or the build environment', async () => {
     const m = copy();
     env(m)['FIRESTORE_EMULATOR_HOST'] = '127.0.0.1:8080';
-    assertReports(await checkFunctionEnvironment(m, ENV), 'emulator variable FIRESTORE_EMULATOR_HOST is set');
+    assertReports(await checkFunctionEnvironment(m, ENV, ENV_MATRIX), 'emulator variable FIRESTORE_EMULATOR_HOST is set');
     const n = copy();
     const build = first(body(n, 'google_cloudfunctions2_function', 'worker')['build_config']);
     assert.ok(build);
     build['environment_variables'] = { GMAIL_API_ROOT_URL: 'http://127.0.0.1:8124' };
-    assertReports(await checkFunctionEnvironment(n, ENV), 'GMAIL_API_ROOT_URL is set in the build environment');
+    assertReports(await checkFunctionEnvironment(n, ENV, ENV_MATRIX), 'GMAIL_API_ROOT_URL is set in the build environment');
   });
 
-  void it('reports optional and unknown variables set as plain variables', async () => {
+  void it('reports the secret or unknown variables set as plain variables', async () => {
     const m = copy();
     env(m)['ACTION_SHARED_SECRET'] = 'in-the-clear-secret';
     env(m)['WORKER_LEASE_S'] = '60';
     env(m)['DEBUG'] = '1';
-    assertReports(await checkFunctionEnvironment(m, ENV), 'ACTION_SHARED_SECRET is set as a plain variable', 'WORKER_LEASE_S is set as a plain variable', 'DEBUG is not a variable the functions read');
+    assertReports(await checkFunctionEnvironment(m, ENV, ENV_MATRIX), 'ACTION_SHARED_SECRET is set, but the environment matrix does not give it to action (the secret comes from Secret Manager only)', 'WORKER_LEASE_S is set, but', 'DEBUG is not a variable the functions read');
+  });
+
+  void it('reports a matrix naming variables the functions do not read, or leaving a production variable out', async () => {
+    const matrix: EnvMatrix = { ...ENV_MATRIX, worker: { always: [...COMMON_ENV, 'WORKER_TIME_BUDGET_S', 'GMAIL_DELEGATED_SERVICE_ACCOUNT', 'NOPE'] } };
+    assertReports(await checkFunctionEnvironment(parsed, ENV, matrix), 'gives worker NOPE', 'production variable GMAIL_DELEGATED_CLIENT_ID is set on no function');
   });
 
   void it('reports a secret variable that is not gated, not ACTION_SHARED_SECRET, or on the worker', async () => {
     const ungated = await withText('functions.tf', 'for_each = var.action_shared_secret_enabled ? [1] : []', 'for_each = [1]');
-    assertReports(await checkFunctionEnvironment(ungated, ENV), 'is not gated by an off-by-default bool variable');
+    assertReports(await checkFunctionEnvironment(ungated, ENV, ENV_MATRIX), 'is not gated by an off-by-default bool variable');
     const renamed = await withText('functions.tf', 'key        = "ACTION_SHARED_SECRET"', 'key        = "OIDC_JWKS_URL"');
-    assertReports(await checkFunctionEnvironment(renamed, ENV), 'secret variable OIDC_JWKS_URL is not ACTION_SHARED_SECRET', 'emulator variable OIDC_JWKS_URL is set from a secret');
+    assertReports(await checkFunctionEnvironment(renamed, ENV, ENV_MATRIX), 'secret variable OIDC_JWKS_URL is not ACTION_SHARED_SECRET', 'emulator variable OIDC_JWKS_URL is set from a secret');
     const m = copy();
     serviceConfig(m, 'worker')['dynamic'] = structuredClone(serviceConfig(m, 'action')['dynamic'] ?? null);
-    assertReports(await checkFunctionEnvironment(m, ENV), 'only action takes ACTION_SHARED_SECRET');
+    assertReports(await checkFunctionEnvironment(m, ENV, ENV_MATRIX), 'only action takes ACTION_SHARED_SECRET');
   });
 });
 
@@ -397,40 +455,224 @@ void describe('the reconcile job', () => {
   });
 });
 
-void describe("the worker's account on the queue", () => {
-  void it('may get, list and create tasks on the fetch queue, and holds nothing about Cloud Tasks project-wide', async () => {
-    assert.deepEqual(await checkWorkerQueueAccess(parsed), []);
+void describe('the identity matrix', () => {
+  void it('the code of each function needs what the matrix says, and nothing the table does not know', () => {
+    assert.deepEqual(unknownGoogleCalls(ROOT), []);
+    assert.deepEqual([...(needs.get('action') ?? [])].sort(), [
+      'actAs:TASKS_INVOKER_SERVICE_ACCOUNT',
+      'cloudtasks.queues.get',
+      'cloudtasks.queues.pause',
+      'cloudtasks.queues.resume',
+      'cloudtasks.tasks.create',
+      'cloudtasks.tasks.delete',
+      'cloudtasks.tasks.get',
+      'firestore',
+      'signJwt:GMAIL_VIEW_SERVICE_ACCOUNT',
+    ]);
+    assert.deepEqual([...(needs.get('worker') ?? [])].sort(), ['actAs:TASKS_INVOKER_SERVICE_ACCOUNT', 'cloudtasks.tasks.create', 'cloudtasks.tasks.get', 'firestore', 'signJwt:GMAIL_DELEGATED_SERVICE_ACCOUNT']);
   });
 
-  void it('reports a runtime account without get/list (or create) on the queue', async () => {
+  void it('every account holds exactly its grants of the matrix, covering what its code needs', async () => {
+    assert.deepEqual(await checkIdentityMatrix(parsed, IDENTITY_MATRIX, needs), []);
+  });
+
+  void it('each matrix grant says why', () => {
+    for (const [account, grants] of Object.entries(IDENTITY_MATRIX)) {
+      for (const g of grants) assert.ok(g.why.length > 10, `${account}: "${g.grant}" has no reason`);
+    }
+  });
+
+  void it('reports the old wiring: one runtime account for both functions with Token Creator and the wide queue roles', async () => {
     const m = copy();
-    delete m.resource['google_cloud_tasks_queue_iam_member']?.['runtime_viewer'];
-    assertReports(await checkWorkerQueueAccess(m), 'lacks cloudtasks.tasks.get', 'lacks cloudtasks.tasks.list');
+    const accounts = m.resource['google_service_account'] ?? {};
+    accounts['runtime'] = accounts['worker'] ?? [];
+    serviceConfig(m, 'action')['service_account_email'] = '${google_service_account.runtime.email}';
+    serviceConfig(m, 'worker')['service_account_email'] = '${google_service_account.runtime.email}';
+    body(m, 'google_service_account_iam_member', 'worker_signs_for_delegate')['member'] = '${google_service_account.runtime.member}';
+    body(m, 'google_service_account_iam_member', 'worker_signs_for_delegate')['role'] = 'roles/iam.serviceAccountTokenCreator';
+    body(m, 'google_cloud_tasks_queue_iam_member', 'worker_queue')['role'] = 'roles/cloudtasks.enqueuer';
+    assertReports(
+      await checkIdentityMatrix(m, IDENTITY_MATRIX, needs),
+      'google_service_account.runtime is not in the identity matrix',
+      'google_service_account.worker lacks "serviceAccount:gmail_delegate {iam.serviceAccounts.signJwt}"',
+    );
+  });
+
+  void it('reports a grant the matrix does not list, and one it lists that is missing', async () => {
+    const m = copy();
+    body(m, 'google_service_account_iam_member', 'worker_signs_for_delegate')['role'] = 'roles/iam.serviceAccountTokenCreator';
+    assertReports(await checkIdentityMatrix(m, IDENTITY_MATRIX, needs), 'is granted "serviceAccount:gmail_delegate roles/iam.serviceAccountTokenCreator"', 'lacks "serviceAccount:gmail_delegate {iam.serviceAccounts.signJwt}"');
     const n = copy();
-    delete n.resource['google_cloud_tasks_queue_iam_member']?.['runtime_enqueuer'];
-    assertReports(await checkWorkerQueueAccess(n), 'lacks cloudtasks.tasks.create');
-  });
-
-  void it('accepts a custom role holding get and list in place of the viewer role', async () => {
-    const m = copy();
-    body(m, 'google_project_iam_custom_role', 'queue_pauser')['permissions'] = ['cloudtasks.queues.pause', 'cloudtasks.queues.resume', 'cloudtasks.tasks.get', 'cloudtasks.tasks.list'];
-    delete m.resource['google_cloud_tasks_queue_iam_member']?.['runtime_viewer'];
-    assert.deepEqual(await checkWorkerQueueAccess(m), []);
-  });
-
-  void it('reports Cloud Tasks or basic roles granted project-wide, and admin roles on the queue', async () => {
-    const m = copy();
-    body(m, 'google_project_iam_member', 'runtime_datastore_user')['role'] = 'roles/cloudtasks.viewer';
-    assertReports(await checkWorkerQueueAccess(m), 'google_project_iam_member.runtime_datastore_user: roles/cloudtasks.viewer project-wide');
-    const n = copy();
-    body(n, 'google_project_iam_member', 'runtime_datastore_user')['role'] = 'roles/editor';
-    assertReports(await checkWorkerQueueAccess(n), 'roles/editor project-wide');
+    body(n, 'google_project_iam_custom_role', 'worker_queue')['permissions'] = ['cloudtasks.tasks.create', 'cloudtasks.tasks.get', 'cloudtasks.tasks.delete'];
+    assertReports(await checkIdentityMatrix(n, IDENTITY_MATRIX, needs), 'google_service_account.worker is granted "queue:fetch {cloudtasks.tasks.create,cloudtasks.tasks.delete,cloudtasks.tasks.get}"');
     const o = copy();
-    body(o, 'google_project_iam_member', 'runtime_datastore_user')['role'] = '${google_project_iam_custom_role.queue_pauser.name}';
-    assertReports(await checkWorkerQueueAccess(o), 'project-wide');
+    delete o.resource['google_service_account_iam_member']?.['action_signs_for_view'];
+    assertReports(await checkIdentityMatrix(o, IDENTITY_MATRIX, needs), 'google_service_account.action lacks "serviceAccount:gmail_view {iam.serviceAccounts.signJwt} if var.view_enabled"');
     const p = copy();
-    body(p, 'google_cloud_tasks_queue_iam_member', 'runtime_viewer')['role'] = 'roles/cloudtasks.queueAdmin';
-    assertReports(await checkWorkerQueueAccess(p), 'roles/cloudtasks.queueAdmin on the queue is broader');
+    body(p, 'google_project_iam_member', 'worker_datastore_user')['role'] = 'roles/datastore.owner';
+    assertReports(await checkIdentityMatrix(p, IDENTITY_MATRIX, needs), 'is granted "project roles/datastore.owner"');
+  });
+
+  void it('reports the delegation right given to action, which can then mint a token for any mailbox', async () => {
+    const m = copy();
+    body(m, 'google_service_account_iam_member', 'action_signs_for_view')['service_account_id'] = '${google_service_account.gmail_delegate.name}';
+    assertReports(await checkIdentityMatrix(m, IDENTITY_MATRIX, needs), 'google_service_account.action is granted "serviceAccount:gmail_delegate {iam.serviceAccounts.signJwt} if var.view_enabled"');
+  });
+
+  void it('reports code that needs a right the matrix does not cover, and a grant the code no longer needs', async () => {
+    const more = new Map(needs);
+    more.set('worker', new Set([...(needs.get('worker') ?? []), 'cloudtasks.tasks.delete']));
+    assertReports(await checkIdentityMatrix(parsed, IDENTITY_MATRIX, more), "worker's code needs cloudtasks.tasks.delete, which no grant");
+    const less = new Map(needs);
+    less.set('worker', new Set([...(needs.get('worker') ?? [])].filter((x) => x !== 'cloudtasks.tasks.get')));
+    assertReports(await checkIdentityMatrix(parsed, IDENTITY_MATRIX, less), 'for cloudtasks.tasks.get, which worker\'s code no longer needs');
+  });
+
+  void it('reports a signing right on another account than the one the environment names', async () => {
+    const m = copy();
+    envLocal(m, 'worker_only_env')['GMAIL_DELEGATED_SERVICE_ACCOUNT'] = '${google_service_account.scheduler.email}';
+    assertReports(await checkIdentityMatrix(m, IDENTITY_MATRIX, needs), 'needs iam.serviceAccounts.signJwt on the account GMAIL_DELEGATED_SERVICE_ACCOUNT names (scheduler)');
+  });
+
+  void it('the matrix covers a right the code does not show yet only when it is planned', async () => {
+    const withoutView = new Map(needs);
+    withoutView.set('action', new Set([...(needs.get('action') ?? [])].filter((x) => x !== 'signJwt:GMAIL_VIEW_SERVICE_ACCOUNT')));
+    assertReports(await checkIdentityMatrix(parsed, IDENTITY_MATRIX, withoutView), "for signJwt:GMAIL_VIEW_SERVICE_ACCOUNT, which action's code no longer needs");
+    const planned: Record<string, MatrixGrant[]> = {
+      ...IDENTITY_MATRIX,
+      action: (IDENTITY_MATRIX['action'] ?? []).map((g) => (g.covers.includes('signJwt:GMAIL_VIEW_SERVICE_ACCOUNT') ? { ...g, planned: true } : g)),
+    };
+    assert.deepEqual(await checkIdentityMatrix(parsed, planned, withoutView), []);
+  });
+
+  void it("reports action's code reaching the worker's delegated account", async () => {
+    const more = new Map(needs);
+    more.set('action', new Set([...(needs.get('action') ?? []), 'signJwt:GMAIL_DELEGATED_SERVICE_ACCOUNT']));
+    assertReports(await checkIdentityMatrix(parsed, IDENTITY_MATRIX, more), "action's code needs signJwt:GMAIL_DELEGATED_SERVICE_ACCOUNT, which no grant of google_service_account.action");
+  });
+
+  void it('renders each grant with its scope, its permissions and its gate', async () => {
+    const grants = await grantsByAccount(parsed);
+    assert.deepEqual(grants.get('tasks_invoker'), ['function:worker roles/run.invoker']);
+    assert.deepEqual(grants.get('gmail_delegate'), []);
+  });
+});
+
+void describe('the worker is internal', () => {
+  void it('takes internal traffic only, from the tasks account only', async () => {
+    assert.deepEqual(await checkWorkerIngress(parsed), []);
+  });
+
+  void it('reports the old ALLOW_ALL ingress and another invoker', async () => {
+    const m = await withText('functions.tf', 'ingress_settings               = "ALLOW_INTERNAL_ONLY"', 'ingress_settings               = "ALLOW_ALL"');
+    assertReports(await checkWorkerIngress(m), 'ingress_settings is ALLOW_ALL');
+    const n = copy();
+    body(n, 'google_cloud_run_service_iam_member', 'worker_tasks_invoker')['member'] = 'user:ops@example.com';
+    assertReports(await checkWorkerIngress(n), 'user:ops@example.com may invoke the worker');
+  });
+});
+
+void describe('a first apply that works', () => {
+  void it('Terraform 1.11, no google-beta, the quota project on the provider, APIs through an alias, a gcs backend', async () => {
+    assert.deepEqual(await checkProvidersAndState(parsed, backendExample), []);
+  });
+
+  void it('reports the old versions.tf', async () => {
+    const old = `terraform {
+  required_version = ">= 1.5.0"
+  required_providers {
+    google      = { source = "hashicorp/google", version = "~> 7.45" }
+    google-beta = { source = "hashicorp/google-beta", version = "~> 7.45" }
+  }
+}
+provider "google" {
+  project = var.project_id
+}
+provider "google-beta" {
+  project = var.project_id
+}
+`;
+    const m = await parseModuleTexts({ ...texts, 'versions.tf': old });
+    assertReports(
+      await checkProvidersAndState(m, undefined),
+      'required_version ">= 1.5.0" must be at least 1.11.0',
+      'required_providers names google-beta',
+      'user_project_override must be true',
+      'billing_project must be var.project_id',
+      'no backend "gcs" block',
+      'backend.hcl.example is missing',
+      'enable the APIs through a provider alias',
+    );
+  });
+});
+
+void describe('no secret in state', () => {
+  void it('the secret is ephemeral and written only through secret_data_wo', async () => {
+    assert.deepEqual(await checkSecretNotInState(parsed), []);
+  });
+
+  void it('reports secret_data, a non-ephemeral variable, and the secret in a scheduler header', async () => {
+    const m = await withText('secret.tf', /secret_data_wo {9}= var\.action_shared_secret\n\s*secret_data_wo_version = var\.action_shared_secret_version/, 'secret_data = var.action_shared_secret');
+    assertReports(await checkSecretNotInState(m), 'secret_data is stored in state', 'needs secret_data_wo_version');
+    const n = await withText('variables.tf', '  ephemeral   = true\n', '');
+    assertReports(await checkSecretNotInState(n), 'variable "action_shared_secret" must be ephemeral');
+    const o = await withText('scheduler.tf', 'http_method = "GET"', 'http_method = "GET"\n    headers     = { "X-ACI-Secret" = var.action_shared_secret }');
+    assertReports(await checkSecretNotInState(o), 'var.action_shared_secret is used in google_cloud_scheduler_job.sync.http_target');
+    assertReports(await checkScheduledTasks(o, examples), 'a scheduler job carries no secret');
+  });
+});
+
+void describe('Firestore location', () => {
+  void it('is derived from the region and checked against its continent', async () => {
+    assert.deepEqual(await checkFirestoreLocation(parsed), []);
+  });
+
+  void it('reports the old unchecked nam5 default', async () => {
+    const m = await withText('firestore.tf', 'location_id             = local.firestore_location', 'location_id             = var.firestore_location');
+    const lifecycle = body(m, 'google_firestore_database', 'default');
+    delete lifecycle['lifecycle'];
+    const variable = m.variable['firestore_location']?.[0];
+    assert.ok(variable);
+    variable['default'] = 'nam5';
+    assertReports(await checkFirestoreLocation(m), 'not the checked firestore_location', 'no precondition compares', 'defaults to "nam5"');
+  });
+
+  void it('reports a precondition that cannot be overridden', async () => {
+    const m = await withText('firestore.tf', 'var.firestore_location_any_continent || ', '');
+    assertReports(await checkFirestoreLocation(m), 'no off-by-default variable to override it');
+  });
+});
+
+void describe('retention', () => {
+  void it('TTL policies on expireAt of actions and mailboxes, and ACTION_RETENTION_DAYS from action_retention_days', async () => {
+    assert.deepEqual(await checkRetention(parsed, indexesFile), []);
+  });
+
+  void it('reports no TTL policy, a policy on another field or group, and an indexed TTL field', async () => {
+    const m = copy();
+    delete m.resource['google_firestore_field']?.['expire_at'];
+    assertReports(
+      await checkRetention(m, indexesFile),
+      'no TTL policy on expireAt in collection group actions',
+      'no TTL policy on expireAt in collection group mailboxes',
+      'no TTL policy on expireAt in collection group results',
+      'no TTL policy on expireAt in collection group locks',
+    );
+    const n = await withText('firestore.tf', 'for_each = toset(["actions", "mailboxes", "results", "locks"])', 'for_each = toset(["actions", "state", "results", "locks"])');
+    assertReports(await checkRetention(n, indexesFile), 'no TTL policy on expireAt in collection group mailboxes');
+    const o = await withText('firestore.tf', 'field      = "expireAt"', 'field      = "expiresAt"');
+    assertReports(await checkRetention(o, indexesFile), 'the TTL field is expiresAt');
+    const p = await withText('firestore.tf', /\n  ttl_config \{\}\n\n  index_config \{\}\n/, '\n  ttl_config {}\n');
+    assertReports(await checkRetention(p, indexesFile), 'exempt the TTL field from single-field indexes');
+  });
+
+  void it('reports a function without ACTION_RETENTION_DAYS, and an override of expireAt in firestore.indexes.json', async () => {
+    const m = copy();
+    delete envLocal(m, 'common_env')['ACTION_RETENTION_DAYS'];
+    assertReports(await checkRetention(m, indexesFile), 'google_cloudfunctions2_function.action: ACTION_RETENTION_DAYS must come from var.action_retention_days');
+    const file = structuredClone(indexesFile) as JsonObject;
+    (file['fieldOverrides'] as Json[]).push({ collectionGroup: 'actions', fieldPath: 'expireAt', indexes: [] });
+    assertReports(await checkRetention(parsed, file), 'firestore.indexes.json overrides actions.expireAt');
   });
 });
 
@@ -455,7 +697,8 @@ void describe('Firestore', () => {
 
   void it('reports an index with another direction or scope', () => {
     const file = structuredClone(indexesFile) as JsonObject;
-    const index = (file['indexes'] as JsonObject[])[1];
+    // The index of activeSyncOfTask (scheduleKey, status, queuedAt), wherever it is in the file.
+    const index = (file['indexes'] as JsonObject[]).find((x) => (x['fields'] as JsonObject[]).some((f) => f['fieldPath'] === 'scheduleKey'));
     assert.ok(index);
     const fields = index['fields'] as JsonObject[];
     const last = fields[fields.length - 1];

@@ -341,6 +341,11 @@ export async function checkReferences(m: TfModule): Promise<string[]> {
   for (const { ref, where, scope } of await allReferences(m)) {
     const [root = '', a, b] = ref.split('.');
     if (root === 'var' || BUILTIN_ROOTS.has(root) || scope.includes(root)) continue;
+    if (root in m.provider && where.endsWith('.provider')) {
+      // `provider = google.alias`: a provider block with that alias must exist.
+      if (!(m.provider[root] ?? []).some((p) => p['alias'] === a)) problems.push(`${ref} (in ${where}) names no provider alias`);
+      continue;
+    }
     let ok: boolean;
     let target: JsonObject | undefined;
     let next: string | undefined;
@@ -381,14 +386,88 @@ export function functionsByEntryPoint(m: TfModule): Map<string, Block> {
   return out;
 }
 
+/** A function's plain environment: the variables always set, and those set only when a bool variable is true. */
+export interface FunctionEnv {
+  always: JsonObject;
+  /** Variable name → the variables added when it is true. */
+  gated: Map<string, JsonObject>;
+}
+
+/** Splits the arguments of a call's text at its top-level commas. */
+function splitArgs(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let current = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] ?? '';
+    if (c === '"' && text[i - 1] !== '\\') quoted = !quoted;
+    if (!quoted) {
+      if ('([{'.includes(c)) depth++;
+      if (')]}'.includes(c)) depth--;
+      if (c === ',' && depth === 0) {
+        out.push(current.trim());
+        current = '';
+        continue;
+      }
+    }
+    current += c;
+  }
+  if (current.trim()) out.push(current.trim());
+  return out;
+}
+
+/**
+ * Reads an environment map: a literal map, `local.X`, or `merge(...)` of those and of
+ * `var.V ? local.X : {}` (added when V is true). Anything else is undefined: the checks cannot
+ * read it, and say so.
+ */
+export function readEnv(m: TfModule, value: Json | undefined, depth = 0): FunctionEnv | undefined {
+  if (depth > 10) return undefined;
+  const resolved = resolve(m, value);
+  if (isObject(resolved)) return { always: resolved, gated: new Map() };
+  if (typeof resolved !== 'string') return undefined;
+  const call = /^\$\{merge\(([\s\S]*)\)\}$/.exec(resolved.trim())?.[1];
+  if (call === undefined) return undefined;
+  const env: FunctionEnv = { always: {}, gated: new Map() };
+  for (const arg of splitArgs(call)) {
+    if (arg === '{}') continue;
+    const local = /^local\.([\w-]+)$/.exec(arg)?.[1];
+    if (local !== undefined) {
+      const inner = readEnv(m, `\${local.${local}}`, depth + 1);
+      if (!inner) return undefined;
+      Object.assign(env.always, inner.always);
+      for (const [k, v] of inner.gated) env.gated.set(k, { ...(env.gated.get(k) ?? {}), ...v });
+      continue;
+    }
+    const gated = /^var\.([\w-]+)\s*\?\s*local\.([\w-]+)\s*:\s*\{\}$/.exec(arg);
+    if (gated?.[1] !== undefined && gated[2] !== undefined) {
+      const inner = m.locals[gated[2]];
+      if (!isObject(inner)) return undefined;
+      env.gated.set(gated[1], { ...(env.gated.get(gated[1]) ?? {}), ...inner });
+      continue;
+    }
+    return undefined;
+  }
+  return env;
+}
+
+export function functionEnv(m: TfModule, fn: Block): FunctionEnv | undefined {
+  return readEnv(m, first(fn.body['service_config'])?.['environment_variables']);
+}
+
+/** Every plain variable a function may get (always, or when some variable is true). */
 function envOf(m: TfModule, fn: Block): JsonObject | undefined {
-  const env = resolve(m, first(fn.body['service_config'])?.['environment_variables']);
-  return isObject(env) ? env : undefined;
+  const env = functionEnv(m, fn);
+  if (!env) return undefined;
+  const all: JsonObject = { ...env.always };
+  for (const extra of env.gated.values()) Object.assign(all, extra);
+  return all;
 }
 
 /** `${google_service_account.X.email|member|name|id}` (or serviceAccount:${...email}) → X. */
 export function serviceAccountOf(text: string): string | undefined {
-  const match = /^(?:serviceAccount:)?\$\{google_service_account\.([\w-]+)\.(?:email|member|name|id)\}$/.exec(text.trim());
+  const match = /^(?:serviceAccount:)?\$\{(?:one\()?google_service_account\.([\w-]+)(?:\[(?:\d+|\*)\])?\.(?:email|member|name|id)\)?\}$/.exec(text.trim());
   return match?.[1];
 }
 
@@ -435,8 +514,8 @@ function fnRef(fn: Block): string {
  * The tasks' target and identity are the worker and the invoker account: both functions' WORKER_URL
  * denotes the worker; the queue is the TASKS_QUEUE in TASKS_LOCATION; a queue-level http target,
  * if any, routes to that URL with an OIDC token of TASKS_INVOKER_SERVICE_ACCOUNT for that
- * audience; that account has run.invoker on the worker and not on action; and the runtime account
- * may act as it (createTask with its OIDC token).
+ * audience; that account has run.invoker on the worker and not on action; and each function's
+ * account may act as it (createTask with its OIDC token).
  */
 export async function checkTaskWiring(m: TfModule): Promise<string[]> {
   const problems: string[] = [];
@@ -519,18 +598,22 @@ export async function checkTaskWiring(m: TfModule): Promise<string[]> {
     problems.push(`${g.block.address}: the tasks invoker account may invoke the worker only, not action`);
   }
 
-  const runtime = serviceAccountOf(expand(m, first(worker.body['service_config'])?.['service_account_email']));
-  if (!runtime) {
-    problems.push(`${worker.address}: service_account_email is not a google_service_account of the module`);
-  } else {
+  // Both functions create tasks carrying the invoker account's OIDC token: each function's account
+  // needs iam.serviceAccounts.actAs on that account.
+  for (const fn of [action, worker]) {
+    const account = serviceAccountOf(expand(m, first(fn.body['service_config'])?.['service_account_email']));
+    if (!account) {
+      problems.push(`${fn.address}: service_account_email is not a google_service_account of the module`);
+      continue;
+    }
     const actsAs = resources(m, 'google_service_account_iam_member').some(
       (b) =>
         serviceAccountOf(expand(m, b.body['service_account_id'])) === invoker &&
-        expand(m, b.body['role']) === 'roles/iam.serviceAccountUser' &&
-        serviceAccountOf(expand(m, b.body['member'])) === runtime,
+        (permissionsOf(m, expand(m, b.body['role'])) ?? []).includes('iam.serviceAccounts.actAs') &&
+        serviceAccountOf(expand(m, b.body['member'])) === account,
     );
     if (!actsAs) {
-      problems.push(`the runtime account (google_service_account.${runtime}) needs roles/iam.serviceAccountUser on google_service_account.${invoker} to create tasks with its OIDC token`);
+      problems.push(`${fn.address}'s account (google_service_account.${account}) needs iam.serviceAccounts.actAs on google_service_account.${invoker} to create tasks with its OIDC token`);
     }
   }
   return problems;
@@ -616,31 +699,53 @@ export async function checkPublicAccess(m: TfModule): Promise<string[]> {
 
 // --- invariant: the functions' environment --------------------------------------------------------
 
+/** Each function's plain environment variables: always set, and set only when a bool variable is true. */
+export type EnvMatrix = Readonly<Record<string, { always: readonly string[]; gated?: Readonly<Record<string, readonly string[]>> }>>;
+
 /**
- * The plain environment variables of each function are exactly PRODUCTION_ENV_VARS; the only
- * secret environment variable is ACTION_SHARED_SECRET, on action, inside a dynamic block gated by
- * an off-by-default bool variable; no optional variable is set otherwise, and no emulator variable
- * is set anywhere (runtime or build environment).
+ * The plain environment variables of each function are exactly the matrix's (always, and under
+ * each gate exactly the gated ones); every name is one the functions read (PRODUCTION_ENV_VARS or
+ * OPTIONAL_ENV_VARS), and every production variable is set on some function; the only secret
+ * environment variable is ACTION_SHARED_SECRET, on action, inside a dynamic block gated by an
+ * off-by-default bool variable; no emulator variable is set anywhere (runtime or build
+ * environment).
  */
-export async function checkFunctionEnvironment(m: TfModule, lists: EnvLists): Promise<string[]> {
+export async function checkFunctionEnvironment(m: TfModule, lists: EnvLists, matrix: EnvMatrix): Promise<string[]> {
   const problems: string[] = [];
   const fns = resources(m, 'google_cloudfunctions2_function');
   if (fns.length === 0) return ['no google_cloudfunctions2_function in the module'];
+  const known = new Set([...lists.production, ...lists.optional]);
+  for (const [entry, spec] of Object.entries(matrix)) {
+    for (const name of [...spec.always, ...Object.values(spec.gated ?? {}).flat()]) {
+      if (!known.has(name)) problems.push(`the environment matrix gives ${entry} ${name}, which is not a variable the functions read (config.ts)`);
+    }
+  }
+  const setSomewhere = new Set(Object.values(matrix).flatMap((spec) => [...spec.always, ...Object.values(spec.gated ?? {}).flat()]));
+  for (const name of lists.production) if (!setSomewhere.has(name)) problems.push(`production variable ${name} is set on no function in the environment matrix`);
   for (const fn of fns) {
     const service = first(fn.body['service_config']);
-    const env = envOf(m, fn);
     const entry = expand(m, first(fn.body['build_config'])?.['entry_point']);
+    const env = functionEnv(m, fn);
     if (!env) {
-      problems.push(`${fn.address}: environment_variables is not a map the checks can read`);
+      problems.push(`${fn.address}: environment_variables is not a map (or merge of maps) the checks can read`);
       continue;
     }
-    const keys = Object.keys(env);
-    for (const name of lists.production) if (!keys.includes(name)) problems.push(`${fn.address}: ${name} is not set`);
-    for (const name of keys) {
-      if (lists.emulator.includes(name)) problems.push(`${fn.address}: emulator variable ${name} is set`);
-      else if (lists.optional.includes(name)) problems.push(`${fn.address}: ${name} is set as a plain variable (optional variables are left to their defaults, or come from Secret Manager)`);
-      else if (!lists.production.includes(name)) problems.push(`${fn.address}: ${name} is not a variable the functions read`);
+    const spec = matrix[entry];
+    if (!spec) {
+      problems.push(`${fn.address}: entry point ${entry} is not in the environment matrix`);
+      continue;
     }
+    const compare = (what: string, actual: string[], wanted: readonly string[]): void => {
+      for (const name of wanted) if (!actual.includes(name)) problems.push(`${fn.address}: ${name} is not set${what}`);
+      for (const name of actual) {
+        if (lists.emulator.includes(name)) problems.push(`${fn.address}: emulator variable ${name} is set`);
+        else if (!known.has(name)) problems.push(`${fn.address}: ${name} is not a variable the functions read`);
+        else if (!wanted.includes(name)) problems.push(`${fn.address}: ${name} is set${what}, but the environment matrix does not give it to ${entry}${name === 'ACTION_SHARED_SECRET' ? ' (the secret comes from Secret Manager only)' : ''}`);
+      }
+    };
+    compare('', Object.keys(env.always), spec.always);
+    const gates = new Set([...env.gated.keys(), ...Object.keys(spec.gated ?? {})]);
+    for (const gate of gates) compare(` when var.${gate}`, Object.keys(env.gated.get(gate) ?? {}), spec.gated?.[gate] ?? []);
     const buildEnv = resolve(m, first(fn.body['build_config'])?.['environment_variables']);
     for (const name of isObject(buildEnv) ? Object.keys(buildEnv) : []) {
       if (lists.emulator.includes(name)) problems.push(`${fn.address}: emulator variable ${name} is set in the build environment`);
@@ -656,8 +761,8 @@ export async function checkFunctionEnvironment(m: TfModule, lists: EnvLists): Pr
       if (key !== 'ACTION_SHARED_SECRET') problems.push(`${fn.address}: secret variable ${key} is not ACTION_SHARED_SECRET`);
       if (lists.emulator.includes(key)) problems.push(`${fn.address}: emulator variable ${key} is set from a secret`);
       if (entry !== 'action') problems.push(`${fn.address}: only action takes ACTION_SHARED_SECRET`);
-      const gates = await varsIn(item['for_each']);
-      if (!gates.some((g) => isOffByDefault(m, g))) {
+      const gatesOf = await varsIn(item['for_each']);
+      if (!gatesOf.some((g) => isOffByDefault(m, g))) {
         problems.push(`${fn.address}: the secret variable ${key} is not gated by an off-by-default bool variable`);
       }
     }
@@ -883,7 +988,10 @@ export async function checkScheduledTasks(m: TfModule, examples: readonly Exampl
   if (!target || !action) return [...problems, `${job.address}: no http_target to action`];
   if (expand(m, target['http_method']) !== 'GET') problems.push(`${job.address}: http_method must be GET`);
   const uri = expand(m, target['uri']);
-  if (!uri.startsWith(`\${${fnRef(action)}.`)) problems.push(`${job.address}: the job does not call action (${uri})`);
+  // action's URL: its resource's, or ACTION_URL (the deterministic URL it checks tokens against).
+  const actionUrl = expand(m, envOf(m, action)?.['ACTION_URL']);
+  const callsAction = (text: string): boolean => text.startsWith(`\${${fnRef(action)}.`) || (actionUrl !== '' && text.startsWith(actionUrl));
+  if (!callsAction(uri)) problems.push(`${job.address}: the job does not call action (${uri})`);
   const query = uri.replace(/^[^?]*\?/, '');
   for (const part of ['action=Fetch', 'FetchAction=Synchronize', 'Schedule=true']) {
     if (!query.split('&').includes(part)) problems.push(`${job.address}: the URL lacks ${part}`);
@@ -893,7 +1001,15 @@ export async function checkScheduledTasks(m: TfModule, examples: readonly Exampl
   const oidc = first(target['oidc_token']);
   const account = serviceAccountOf(expand(m, oidc?.['service_account_email']));
   if (!oidc || !account) return [...problems, `${job.address}: the job must call action with an OIDC token of a google_service_account`];
-  if (!expand(m, oidc['audience']).startsWith(`\${${fnRef(action)}.`)) problems.push(`${job.address}: the OIDC audience must be action's URL`);
+  const audience = expand(m, oidc['audience']);
+  if (actionUrl !== '' ? audience !== actionUrl : !callsAction(audience)) {
+    problems.push(`${job.address}: the OIDC audience must be action's URL${actionUrl ? ` (ACTION_URL, ${actionUrl}), which action checks in shared-secret mode` : ''}, got ${audience || '(unset)'}`);
+  }
+  const scheduler = expand(m, envOf(m, action)?.['SCHEDULER_SERVICE_ACCOUNT']);
+  if (scheduler !== '' && serviceAccountOf(scheduler) !== account) {
+    problems.push(`${job.address}: the job calls as google_service_account.${account}, but action's SCHEDULER_SERVICE_ACCOUNT is ${scheduler}`);
+  }
+  if (target['headers'] !== undefined) problems.push(`${job.address}: the job sends headers; a scheduler job carries no secret (action checks its OIDC token)`);
   const grants = invokerGrants(m);
   if (!grants.some((g) => g.target === action.name && g.account === account)) {
     problems.push(`${job.address}: google_service_account.${account} has no run.invoker grant on action`);
@@ -977,26 +1093,38 @@ export function checkReconcileJob(m: TfModule): Promise<string[]> {
   return Promise.resolve(problems);
 }
 
-// --- invariant: the runtime account and the queue -------------------------------------------------
+// --- invariant: the identity matrix --------------------------------------------------------------
 
-/** The Cloud Tasks permissions of the predefined roles the checks know. */
-const TASKS_ROLE_PERMISSIONS: Record<string, readonly string[]> = {
+/** The permissions of the predefined roles the checks know. */
+const ROLE_PERMISSIONS: Record<string, readonly string[]> = {
   'roles/cloudtasks.viewer': ['cloudtasks.locations.get', 'cloudtasks.locations.list', 'cloudtasks.queues.get', 'cloudtasks.queues.list', 'cloudtasks.tasks.get', 'cloudtasks.tasks.list'],
   'roles/cloudtasks.enqueuer': ['cloudtasks.tasks.create', 'cloudtasks.tasks.fullView'],
   'roles/cloudtasks.taskDeleter': ['cloudtasks.tasks.delete'],
   'roles/cloudtasks.taskRunner': ['cloudtasks.tasks.run'],
+  'roles/iam.serviceAccountUser': ['iam.serviceAccounts.actAs', 'iam.serviceAccounts.get', 'iam.serviceAccounts.list', 'resourcemanager.projects.get', 'resourcemanager.projects.list'],
+  'roles/iam.serviceAccountTokenCreator': [
+    'iam.serviceAccounts.get',
+    'iam.serviceAccounts.getAccessToken',
+    'iam.serviceAccounts.getOpenIdToken',
+    'iam.serviceAccounts.implicitDelegation',
+    'iam.serviceAccounts.list',
+    'iam.serviceAccounts.signBlob',
+    'iam.serviceAccounts.signJwt',
+    'resourcemanager.projects.get',
+  ],
 };
 
-/** Roles broader than the worker's queue needs: granting them anywhere to the runtime account is reported. */
-const BROAD_ROLES = new Set(['roles/owner', 'roles/editor', 'roles/viewer', 'roles/cloudtasks.admin', 'roles/cloudtasks.editor', 'roles/cloudtasks.queueAdmin']);
-
-/** The permissions of a role: a predefined Cloud Tasks role above, or a custom role of the module. */
+/** The permissions of a role: a predefined role above, or a custom role of the module. */
 function permissionsOf(m: TfModule, role: string): readonly string[] | undefined {
-  if (role in TASKS_ROLE_PERMISSIONS) return TASKS_ROLE_PERMISSIONS[role];
-  const custom = /^\$\{google_project_iam_custom_role\.([\w-]+)\.(?:name|id)\}$/.exec(role)?.[1];
+  if (role in ROLE_PERMISSIONS) return ROLE_PERMISSIONS[role];
+  const custom = customRoleOf(role);
   const body = custom !== undefined ? m.resource['google_project_iam_custom_role']?.[custom]?.[0] : undefined;
   const permissions = body?.['permissions'];
   return Array.isArray(permissions) ? permissions.filter((p): p is string => typeof p === 'string') : undefined;
+}
+
+function customRoleOf(role: string): string | undefined {
+  return /^\$\{google_project_iam_custom_role\.([\w-]+)\.(?:name|id)\}$/.exec(role)?.[1];
 }
 
 /** The accounts a grant names: `member`, or each of `members`. */
@@ -1005,46 +1133,145 @@ function grantAccounts(m: TfModule, body: JsonObject): string[] {
   return members.map((x) => serviceAccountOf(expand(m, x))).filter((a): a is string => a !== undefined);
 }
 
-/**
- * The worker's runtime account may get, list and create tasks on the fetch queue (the reconcile
- * pass calls getTask and listTasks, and re-queues with createTask), through grants on that queue
- * only: no Cloud Tasks role (nor a custom role with a cloudtasks permission) on the project, no
- * basic role, and no admin or editor role on the queue.
- */
-export function checkWorkerQueueAccess(m: TfModule): Promise<string[]> {
-  const problems: string[] = [];
-  const worker = functionsByEntryPoint(m).get('worker');
-  const runtime = worker ? serviceAccountOf(expand(m, first(worker.body['service_config'])?.['service_account_email'])) : undefined;
-  if (!worker || !runtime) return Promise.resolve(['the worker must run as a google_service_account of the module']);
-  const queue = resources(m, 'google_cloud_tasks_queue')[0];
-  if (!queue) return Promise.resolve(['no google_cloud_tasks_queue']);
-  const queueNames = new Set([`\${google_cloud_tasks_queue.${queue.name}.name}`, `\${google_cloud_tasks_queue.${queue.name}.id}`, expand(m, queue.body['name'])]);
+/** `${TYPE.NAME.attr}` or `${TYPE.NAME[0].attr}` → NAME. */
+function resourceNameIn(text: string): string | undefined {
+  return /^\$\{[\w-]+\.([\w-]+)(?:\[\d+\])?\.[\w-]+\}$/.exec(text.trim())?.[1];
+}
 
-  const granted = new Set<string>();
-  for (const type of ['google_cloud_tasks_queue_iam_member', 'google_cloud_tasks_queue_iam_binding']) {
-    for (const grant of resources(m, type)) {
-      if (!grantAccounts(m, grant.body).includes(runtime)) continue;
-      const role = expand(m, grant.body['role']);
-      if (BROAD_ROLES.has(role)) problems.push(`${grant.address}: ${role} on the queue is broader than the runtime account needs`);
-      if (!queueNames.has(expand(m, grant.body['name']))) continue;
-      for (const p of permissionsOf(m, role) ?? []) granted.add(p);
+/** Where a grant applies, as the matrix writes it. */
+function grantScope(m: TfModule, block: Block): string {
+  const target = (attr: string): string => {
+    const raw = block.body[attr];
+    return (typeof raw === 'string' ? resourceNameIn(raw) : undefined) ?? resourceNameIn(expand(m, raw)) ?? expand(m, raw);
+  };
+  switch (block.type) {
+    case 'google_project_iam_member':
+    case 'google_project_iam_binding':
+      return 'project';
+    case 'google_cloud_tasks_queue_iam_member':
+    case 'google_cloud_tasks_queue_iam_binding':
+      return `queue:${target('name')}`;
+    case 'google_service_account_iam_member':
+    case 'google_service_account_iam_binding':
+      return `serviceAccount:${target('service_account_id')}`;
+    case 'google_secret_manager_secret_iam_member':
+      return `secret:${target('secret_id')}`;
+    case 'google_storage_bucket_iam_member':
+      return `bucket:${target('bucket')}`;
+    case 'google_artifact_registry_repository_iam_member':
+      return `repository:${target('repository')}`;
+    default: {
+      const grant = invokerGrants(m).find((g) => g.block.address === block.address);
+      if (grant) return `function:${grant.target ?? expand(m, block.body[INVOKER_TARGET[block.type] ?? 'name'])}`;
+      return block.type;
     }
   }
-  for (const needed of ['cloudtasks.tasks.get', 'cloudtasks.tasks.list', 'cloudtasks.tasks.create']) {
-    if (!granted.has(needed)) problems.push(`google_service_account.${runtime} (the worker's account) lacks ${needed} on ${queue.address}`);
+}
+
+/**
+ * Every grant to a service account of the module, rendered `SCOPE ROLE[ when CONDITION][ if
+ * var.GATE]`, where a custom role is written as its sorted permissions in braces.
+ */
+export async function grantsByAccount(m: TfModule): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const account of Object.keys(m.resource['google_service_account'] ?? {})) out.set(account, []);
+  for (const block of resources(m).filter((b) => /_iam_(member|binding)$/.test(b.type))) {
+    const roleText = expand(m, block.body['role']);
+    const custom = customRoleOf(roleText);
+    const role = custom !== undefined ? `{${[...(permissionsOf(m, roleText) ?? [])].sort().join(',')}}` : roleText;
+    const condition = first(block.body['condition']);
+    const when = condition ? ` when ${expand(m, condition['title'])}` : '';
+    const gates = await varsIn(block.body['count']);
+    const gate = gates.length > 0 ? ` if ${gates.map((g) => `var.${g}`).join(' && ')}` : '';
+    const text = `${grantScope(m, block)} ${role}${when}${gate}`;
+    for (const account of grantAccounts(m, block.body)) out.set(account, [...(out.get(account) ?? []), text]);
+  }
+  return out;
+}
+
+/** A grant of the matrix (test/infra/identity.ts). */
+export interface MatrixGrantLike {
+  grant: string;
+  covers: readonly string[];
+  why: string;
+  planned?: boolean;
+}
+
+/**
+ * Every service account holds exactly the grants the matrix lists for it (no account outside the
+ * matrix, no grant more or less); each runtime account's grants cover what its function's code
+ * needs (requirements on `ENV` are checked against the account the function's ENV names); and
+ * every grant that covers code requirements is still needed by the code, unless it is planned.
+ */
+export async function checkIdentityMatrix(
+  m: TfModule,
+  matrix: Readonly<Record<string, readonly MatrixGrantLike[]>>,
+  needs: ReadonlyMap<string, ReadonlySet<string>>,
+): Promise<string[]> {
+  const problems: string[] = [];
+  const granted = await grantsByAccount(m);
+  for (const [account, grants] of granted) {
+    const expected = matrix[account];
+    if (!expected) {
+      problems.push(`google_service_account.${account} is not in the identity matrix (grants: ${grants.join('; ') || 'none'})`);
+      continue;
+    }
+    const want = expected.map((g) => g.grant);
+    for (const g of grants) if (!want.includes(g)) problems.push(`google_service_account.${account} is granted "${g}", which the identity matrix does not list`);
+    for (const g of want) if (!grants.includes(g)) problems.push(`google_service_account.${account} lacks "${g}" of the identity matrix`);
+    if (new Set(grants).size !== grants.length) problems.push(`google_service_account.${account} holds a grant twice`);
+  }
+  for (const account of Object.keys(matrix)) {
+    if (!granted.has(account)) problems.push(`the identity matrix lists google_service_account.${account}, which the module does not define`);
   }
 
-  for (const type of ['google_project_iam_member', 'google_project_iam_binding']) {
-    for (const grant of resources(m, type)) {
-      if (!grantAccounts(m, grant.body).includes(runtime)) continue;
-      const role = expand(m, grant.body['role']);
-      const tasksPermissions = (permissionsOf(m, role) ?? []).filter((p) => p.startsWith('cloudtasks.'));
-      if (BROAD_ROLES.has(role) || role.startsWith('roles/cloudtasks.') || tasksPermissions.length > 0) {
-        problems.push(`${grant.address}: ${role} project-wide for google_service_account.${runtime}; Cloud Tasks access is granted on the fetch queue only`);
+  const fns = functionsByEntryPoint(m);
+  for (const [entry, required] of needs) {
+    const fn = fns.get(entry);
+    if (!fn) {
+      problems.push(`no function with entry point ${entry}`);
+      continue;
+    }
+    const account = serviceAccountOf(expand(m, first(fn.body['service_config'])?.['service_account_email']));
+    if (!account) {
+      problems.push(`${fn.address}: service_account_email is not a google_service_account of the module`);
+      continue;
+    }
+    const env = envOf(m, fn) ?? {};
+    const entries = matrix[account] ?? [];
+    // A requirement on ENV is a requirement on the account the function's ENV names.
+    const rename = (need: string): string => {
+      const [kind, name] = need.split(':');
+      if (name === undefined) return need;
+      const target = serviceAccountOf(expand(m, env[name] ?? ''));
+      return `${kind}:${target ?? `(${name} unset)`}`;
+    };
+    const coveredBy = (need: string): MatrixGrantLike | undefined => entries.find((g) => g.covers.includes(need));
+    for (const need of required) {
+      const grant = coveredBy(need);
+      if (!grant) {
+        problems.push(`${entry}'s code needs ${need}, which no grant of google_service_account.${account} in the identity matrix covers`);
+        continue;
+      }
+      // The grant must be on the account the environment names.
+      const [kind, name] = need.split(':');
+      if (name !== undefined) {
+        const target = rename(need).split(':')[1] ?? '';
+        const scope = `serviceAccount:${target}`;
+        const permission = kind === 'actAs' ? 'iam.serviceAccounts.actAs' : 'iam.serviceAccounts.signJwt';
+        if (!grant.grant.startsWith(`${scope} `) || !grant.grant.includes(permission)) {
+          problems.push(`${entry}'s code needs ${permission} on the account ${name} names (${target}), but the matrix grants "${grant.grant}"`);
+        }
+      }
+    }
+    for (const grant of entries) {
+      if (grant.planned) continue;
+      for (const need of grant.covers) {
+        if (!required.has(need)) problems.push(`google_service_account.${account} holds "${grant.grant}" for ${need}, which ${entry}'s code no longer needs`);
       }
     }
   }
-  return Promise.resolve(problems);
+  return problems;
 }
 
 // --- invariant: Firestore -------------------------------------------------------------------------
@@ -1106,6 +1333,8 @@ export function checkFirestoreDeployment(m: TfModule): Promise<string[]> {
     }
   }
   for (const field of resources(m, 'google_firestore_field')) {
+    // TTL policies (checkRetention) are the module's own; index overrides come from the file.
+    if (field.body['ttl_config'] !== undefined) continue;
     if (!closure(m, field.body['for_each']).includes('firestore.indexes.json')) {
       problems.push(`${field.address}: for_each does not come from firestore.indexes.json`);
     }
@@ -1135,4 +1364,182 @@ export function checkFirestoreRules(text: string): string[] {
     if (condition !== 'false') problems.push(`firestore.rules: "allow ${allow[1]?.trim()}" ${condition === undefined ? 'has no condition (it allows everything)' : `allows when ${condition}`}`);
   }
   return problems;
+}
+
+// --- invariant: the worker is internal --------------------------------------------------------------
+
+/**
+ * The worker accepts internal traffic only (Cloud Tasks and Cloud Scheduler of the project count as
+ * internal), and only TASKS_INVOKER_SERVICE_ACCOUNT may invoke it.
+ */
+export function checkWorkerIngress(m: TfModule): Promise<string[]> {
+  const problems: string[] = [];
+  const worker = functionsByEntryPoint(m).get('worker');
+  if (!worker) return Promise.resolve(['no worker function']);
+  const ingress = expand(m, first(worker.body['service_config'])?.['ingress_settings']);
+  if (ingress !== 'ALLOW_INTERNAL_ONLY') problems.push(`${worker.address}: ingress_settings is ${ingress || '(unset, ALLOW_ALL)'}; the worker takes internal traffic only (ALLOW_INTERNAL_ONLY)`);
+  const invoker = serviceAccountOf(expand(m, envOf(m, worker)?.['TASKS_INVOKER_SERVICE_ACCOUNT']));
+  for (const g of invokerGrants(m).filter((g) => g.target === worker.name)) {
+    if (g.account === undefined || g.account !== invoker) problems.push(`${g.block.address}: ${g.member} may invoke the worker; only TASKS_INVOKER_SERVICE_ACCOUNT may`);
+  }
+  return Promise.resolve(problems);
+}
+
+// --- invariant: versions, providers and state -----------------------------------------------------
+
+/** ">= 1.11.0" → [1, 11, 0]; undefined when there is no lower bound. */
+function lowerBound(constraint: string): number[] | undefined {
+  const match = />=\s*(\d+)\.(\d+)(?:\.(\d+))?/.exec(constraint);
+  return match ? [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)] : undefined;
+}
+
+function atLeast(version: number[], wanted: number[]): boolean {
+  for (let i = 0; i < wanted.length; i++) {
+    const a = version[i] ?? 0;
+    const b = wanted[i] ?? 0;
+    if (a !== b) return a > b;
+  }
+  return true;
+}
+
+/**
+ * A first apply that works: Terraform ≥ 1.11 (write-only arguments); google-beta neither required
+ * nor configured nor used; the default google provider sends the project as quota project
+ * (user_project_override and billing_project); the APIs are enabled through a provider alias
+ * without the override; state lives in a gcs backend, with an example backend configuration.
+ */
+export function checkProvidersAndState(m: TfModule, backendExample: string | undefined): Promise<string[]> {
+  const problems: string[] = [];
+  const terraform = m.terraform[0] ?? {};
+  const required = expand(m, terraform['required_version']);
+  const bound = lowerBound(required);
+  if (!bound || !atLeast(bound, [1, 11, 0])) problems.push(`required_version "${required || '(unset)'}" must be at least 1.11.0 (write-only arguments such as secret_data_wo)`);
+  const providers = first(terraform['required_providers']) ?? {};
+  if ('google-beta' in providers) problems.push('required_providers names google-beta, which no resource uses');
+  if ('google-beta' in m.provider) problems.push('a provider "google-beta" block is configured, but no resource uses it');
+  for (const block of [...resources(m)]) {
+    if (String(block.body['provider'] ?? '').includes('google-beta')) problems.push(`${block.address} uses google-beta`);
+  }
+  const googles = m.provider['google'] ?? [];
+  const main = googles.find((p) => p['alias'] === undefined);
+  if (!main) problems.push('no default provider "google" block');
+  else {
+    if (main['user_project_override'] !== true) problems.push('provider "google": user_project_override must be true, so the quota project reaches APIs such as firebaserules.googleapis.com');
+    if (expand(m, main['billing_project']) !== '${var.project_id}') problems.push(`provider "google": billing_project must be var.project_id, got ${expand(m, main['billing_project']) || '(unset)'}`);
+  }
+  for (const api of resources(m, 'google_project_service')) {
+    const alias = /^\$\{google\.([\w-]+)\}$/.exec(expand(m, api.body['provider']))?.[1];
+    const aliased = googles.find((p) => p['alias'] === alias);
+    if (!alias || !aliased) problems.push(`${api.address}: enable the APIs through a provider alias without user_project_override (a fresh project has not enabled them for itself yet)`);
+    else if (aliased['user_project_override'] === true) problems.push(`${api.address}: provider google.${alias} sets user_project_override`);
+  }
+  const backend = first(terraform['backend']);
+  if (!backend || !('gcs' in backend)) problems.push('terraform has no backend "gcs" block: state would stay on the deployer\'s machine');
+  if (backendExample === undefined) problems.push('infra/backend.hcl.example is missing');
+  else for (const key of ['bucket', 'prefix']) if (!new RegExp(`^\\s*${key}\\s*=`, 'm').test(backendExample)) problems.push(`infra/backend.hcl.example does not set ${key}`);
+  return Promise.resolve(problems);
+}
+
+// --- invariant: no secret in state ----------------------------------------------------------------
+
+/**
+ * The shared secret reaches neither plan nor state: its variable is ephemeral and sensitive, and it
+ * is used only in the write-only secret_data_wo (with secret_data_wo_version) of the secret
+ * version, and in variable validations. No scheduler job carries it.
+ */
+export async function checkSecretNotInState(m: TfModule): Promise<string[]> {
+  const problems: string[] = [];
+  const optIn = await optInVariable(m);
+  const versions = resources(m, 'google_secret_manager_secret_version');
+  if (versions.length === 0) problems.push('no google_secret_manager_secret_version');
+  const secretVars = new Set<string>();
+  for (const v of versions) {
+    if (v.body['secret_data'] !== undefined) problems.push(`${v.address}: secret_data is stored in state; use secret_data_wo`);
+    if (v.body['secret_data_wo'] === undefined) problems.push(`${v.address}: no secret_data_wo`);
+    if (v.body['secret_data_wo_version'] === undefined) problems.push(`${v.address}: secret_data_wo needs secret_data_wo_version (a new value is written when it changes)`);
+    for (const name of await varsIn(v.body['secret_data_wo'] ?? v.body['secret_data'])) secretVars.add(name);
+  }
+  for (const name of secretVars) {
+    const variable = m.variable[name]?.[0];
+    if (!variable) continue;
+    if (variable['ephemeral'] !== true) problems.push(`variable "${name}" must be ephemeral, so that the secret is in neither plan nor state`);
+    if (variable['sensitive'] !== true) problems.push(`variable "${name}" must be sensitive`);
+  }
+  for (const e of expressions(m)) {
+    for (const ref of await referencesIn(e.text)) {
+      const name = ref.split('.')[1] ?? '';
+      if (!ref.startsWith('var.') || !secretVars.has(name)) continue;
+      const allowed = /^google_secret_manager_secret_version\.[\w-]+\.secret_data_wo$/.test(e.where) || /^variable\.[\w-]+\.validation/.test(e.where);
+      if (!allowed) problems.push(`var.${name} is used in ${e.where}; the secret may appear only in secret_data_wo`);
+    }
+  }
+  if (optIn === undefined) problems.push('no opt-in variable gates the shared secret');
+  return problems;
+}
+
+// --- invariant: Firestore location ----------------------------------------------------------------
+
+/**
+ * The database's location is derived (local.firestore_location), and a precondition refuses a
+ * location on another continent than the region unless an off-by-default bool variable says so.
+ */
+export async function checkFirestoreLocation(m: TfModule): Promise<string[]> {
+  const problems: string[] = [];
+  const db = resources(m, 'google_firestore_database')[0];
+  if (!db) return ['no google_firestore_database'];
+  const location = String(db.body['location_id'] ?? '');
+  if (location !== '${local.firestore_location}') problems.push(`${db.address}: location_id is ${location}, not the checked firestore_location`);
+  const conditions = (Array.isArray(first(db.body['lifecycle'])?.['precondition']) ? (first(db.body['lifecycle'])?.['precondition'] as Json[]) : []).filter(isObject);
+  const check = conditions.find((c) => {
+    const text = closure(m, c['condition']);
+    return text.includes('var.region') && text.includes('firestore_location');
+  });
+  if (!check) problems.push(`${db.address}: no precondition compares the Firestore location's continent with the region's`);
+  else {
+    const overrides = (await varsIn(check['condition'])).filter((v) => isOffByDefault(m, v));
+    if (overrides.length === 0) problems.push(`${db.address}: the location precondition has no off-by-default variable to override it`);
+  }
+  const variable = m.variable['firestore_location']?.[0];
+  if (variable && variable['default'] !== null && variable['default'] !== undefined) {
+    problems.push(`variable "firestore_location" defaults to ${JSON.stringify(variable['default'])}; null derives it from the region`);
+  }
+  return problems;
+}
+
+// --- invariant: retention -------------------------------------------------------------------------
+
+/** The collection groups whose ended records expire, and the field the code writes. */
+export const TTL_COLLECTION_GROUPS = ['actions', 'mailboxes', 'results', 'locks'] as const;
+export const TTL_FIELD = 'expireAt';
+
+/**
+ * A TTL policy on expireAt in each of the collection groups of actions and units, exempt from
+ * single-field indexing; firestore.indexes.json does not also override that field; every function
+ * gets ACTION_RETENTION_DAYS from var.action_retention_days (a number, default 30).
+ */
+export function checkRetention(m: TfModule, indexesFile: unknown): Promise<string[]> {
+  const problems: string[] = [];
+  const covered = new Set<string>();
+  for (const field of resources(m, 'google_firestore_field').filter((f) => f.body['ttl_config'] !== undefined)) {
+    const name = expand(m, field.body['field']);
+    if (name !== TTL_FIELD) problems.push(`${field.address}: the TTL field is ${name}, but the code writes ${TTL_FIELD}`);
+    const collection = expand(m, field.body['collection']);
+    const groups = collection === '${each.value}' || collection === '${each.key}' ? [...expand(m, field.body['for_each']).matchAll(/"([^"]+)"/g)].map((x) => x[1] ?? '') : [collection];
+    for (const g of groups) covered.add(g);
+    const index = first(field.body['index_config']);
+    if (index === undefined || Object.keys(index).length > 0) problems.push(`${field.address}: exempt the TTL field from single-field indexes (an empty index_config block)`);
+  }
+  for (const g of TTL_COLLECTION_GROUPS) if (!covered.has(g)) problems.push(`no TTL policy on ${TTL_FIELD} in collection group ${g}`);
+  const overrides = isObject(indexesFile) && Array.isArray(indexesFile['fieldOverrides']) ? indexesFile['fieldOverrides'].filter(isObject) : [];
+  for (const o of overrides) {
+    if (o['fieldPath'] === TTL_FIELD) problems.push(`firestore.indexes.json overrides ${String(o['collectionGroup'])}.${TTL_FIELD}, which the TTL policy resource manages`);
+  }
+  for (const fn of resources(m, 'google_cloudfunctions2_function')) {
+    const value = expand(m, envOf(m, fn)?.['ACTION_RETENTION_DAYS']);
+    if (!value.includes('var.action_retention_days')) problems.push(`${fn.address}: ACTION_RETENTION_DAYS must come from var.action_retention_days, got ${value || '(unset)'}`);
+  }
+  const variable = m.variable['action_retention_days']?.[0];
+  if (!variable) problems.push('variable "action_retention_days" is not declared');
+  else if (variable['default'] !== 30 || expand(m, variable['type']) !== '${number}') problems.push('variable "action_retention_days" must be a number, default 30');
+  return Promise.resolve(problems);
 }

@@ -329,6 +329,18 @@ describe('malformed requests', () => {
     assert.equal(await actionCount(), before);
   });
 
+  it('the worker checks its caller before reading a body, except where the framework parses it first (pinned)', async () => {
+    // A body the framework does not parse (not JSON, form or text) reaches the worker's check first.
+    const raw = await fetch(stack.workerUrl, { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body: '{not json' });
+    assert.equal(raw.status, 401);
+    // A JSON body is parsed by the Functions Framework before any of the worker's code runs: a syntax
+    // error is its plain 400, without a stack trace, whoever the caller is. Only Cloud Tasks and Cloud
+    // Scheduler reach the deployed worker (internal ingress), so this is what the open internet never sees.
+    const json = await fetch(stack.workerUrl, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{not json' });
+    assert.equal(json.status, 400);
+    assert.doesNotMatch(await json.text(), /at \S+ \(|node_modules/);
+  });
+
   it('a POST over 1 MiB is 413 and writes nothing', async () => {
     const before = await actionCount();
     const body = `action=Fetch&FetchAction=Synchronize&TaskSections=MAIN&pad=${'x'.repeat(1024 * 1024 + 10)}`;
@@ -338,25 +350,76 @@ describe('malformed requests', () => {
     assert.equal(await actionCount(), before);
   });
 
-  it('only GET and POST run actions: HEAD, OPTIONS, PUT and DELETE start nothing and pause nothing', async () => {
+  for (const form of ['path', 'query'] as const) {
+    const url = (query: string) => (form === 'path' ? `${stack.actionUrl}${query}` : `${stack.actionUrl}?${query}`);
+
+    it(`only GET and POST run actions (${form} form): OPTIONS, PUT, DELETE and PATCH start nothing and pause nothing`, async () => {
+      const before = await actionCount();
+      const fetchUrl = url('action=Fetch&FetchAction=Synchronize&TaskSections=MAIN');
+      const options = await fetch(fetchUrl, { method: 'OPTIONS' });
+      assert.equal(options.status, 204);
+      assert.equal(options.headers.get('allow'), 'GET, POST, HEAD');
+      for (const method of ['PUT', 'DELETE', 'PATCH']) {
+        const r = await fetch(fetchUrl, { method });
+        assert.equal(r.status, 405, method);
+        assert.equal(r.headers.get('allow'), 'GET, POST, HEAD');
+        const text = await r.text();
+        assert.match(text, /<response>ERROR<\/response>/);
+        assert.match(text, new RegExp(`HTTP method ${method} does not run actions`));
+      }
+      const pause = await fetch(url('action=QueueInfo&QueueName=fetch&QueueAction=Pause'), { method: 'DELETE' });
+      assert.equal(pause.status, 405);
+      assert.equal(await stack.deps.queue.isPaused(), false);
+      assert.equal(await actionCount(), before);
+    });
+
+    it(`HEAD (${form} form) answers a reading action as GET would, without a body, and refuses one that writes`, async () => {
+      const before = await actionCount();
+      for (const q of ['action=GetVersion&ResponseFormat=simplejson', 'action=QueueInfo&QueueName=fetch&QueueAction=GetStatus', 'action=GetStatus']) {
+        const [get, head] = [await fetch(url(q)), await fetch(url(q), { method: 'HEAD' })];
+        assert.equal(head.status, get.status, q);
+        assert.equal(head.status, 200, q);
+        assert.equal(head.headers.get('content-type'), get.headers.get('content-type'), q);
+        assert.equal(await head.text(), '', q);
+      }
+      for (const q of ['action=Fetch&FetchAction=Synchronize&TaskSections=MAIN', 'action=QueueInfo&QueueName=fetch&QueueAction=Pause']) {
+        const head = await fetch(url(q), { method: 'HEAD' });
+        assert.equal(head.status, 405, q);
+        assert.equal(head.headers.get('allow'), 'GET, POST', q);
+        assert.equal(await head.text(), '', q);
+      }
+      // A HEAD with a bad parameter is the GET's error status, and still no body.
+      const bad = await fetch(url('action=QueueInfo&QueueName=fetch&QueueAction=GetStatus&Token=short'), { method: 'HEAD' });
+      assert.equal(bad.status, 400);
+      assert.equal(await stack.deps.queue.isPaused(), false);
+      assert.equal(await actionCount(), before);
+    });
+  }
+
+  it('what the Functions Framework answers before the connector is pinned: a path it cannot decode, a URL over 16 KiB', async () => {
     const before = await actionCount();
-    const fetchUrl = `${stack.actionUrl}action=Fetch&FetchAction=Synchronize&TaskSections=MAIN`;
-    const head = await fetch(fetchUrl, { method: 'HEAD' });
-    assert.equal(head.status, 405);
-    assert.equal(head.headers.get('allow'), 'GET, POST');
-    const options = await fetch(fetchUrl, { method: 'OPTIONS' });
-    assert.equal(options.status, 204);
-    assert.equal(options.headers.get('allow'), 'GET, POST');
-    for (const method of ['PUT', 'DELETE', 'PATCH']) {
-      const r = await fetch(fetchUrl, { method });
-      assert.equal(r.status, 405, method);
+    // The query form reaches the connector, which answers an ACI error.
+    const query = await fetch(`${stack.actionUrl}?action=QueueInfo&QueueName=fetch&QueueAction=GetStatus&Token=%ZZ`);
+    assert.equal(query.status, 400);
+    assert.match(await query.text(), /<response>ERROR<\/response>/);
+    // The path form is decoded by the framework's router first: a plain 400, no stack trace.
+    for (const bad of ['%ZZ', '%C3%28', '%']) {
+      const r = await fetch(`${stack.actionUrl}action=QueueInfo&QueueName=fetch&QueueAction=GetStatus&Token=${bad}`);
+      assert.equal(r.status, 400, bad);
       const text = await r.text();
-      assert.match(text, /<response>ERROR<\/response>/);
-      assert.match(text, new RegExp(`HTTP method ${method} does not run actions`));
+      assert.doesNotMatch(text, /\bat \S+ \(/, 'no stack trace');
     }
-    const pause = await fetch(`${stack.actionUrl}action=QueueInfo&QueueName=fetch&QueueAction=Pause`, { method: 'DELETE' });
-    assert.equal(pause.status, 405);
-    assert.equal(await stack.deps.queue.isPaused(), false);
+    // Node's header limit (16 KiB for the request line and headers) answers 431 with no body.
+    const long = await fetch(`${stack.actionUrl}?action=GetVersion&Pad=${'x'.repeat(17 * 1024)}`);
+    assert.equal(long.status, 431);
+    assert.equal(await long.text(), '');
+    // The same value in a POST body reaches the connector.
+    const posted = await fetch(stack.actionUrl, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: `action=GetVersion&ResponseFormat=simplejson&Pad=${'x'.repeat(17 * 1024)}`,
+    });
+    assert.equal(posted.status, 200);
     assert.equal(await actionCount(), before);
   });
 

@@ -64,7 +64,7 @@ describe('delegated tokens', () => {
       assert.equal(e.status, 403);
       assert.match(e.message, /^signing a delegation claim for carol@example\.com as elsewhere@tokens-test\.iam\.gserviceaccount\.com: 403/);
       assert.match(e.message, /Permission 'iam\.serviceAccounts\.signJwt' denied/);
-      assert.ok(e.message.endsWith(`needs iam.serviceAccounts.signJwt (roles/iam.serviceAccountTokenCreator) on ${NOT_MINE}`), e.message);
+      assert.ok(e.message.endsWith(`needs iam.serviceAccounts.signJwt on ${NOT_MINE} (the deployment grants it with the custom role gmailConnectorJwtSigner)`), e.message);
       return true;
     });
   });

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
+import { synchronizeAction } from '../../functions/src/fetch/synchronize.js';
 import { MailboxLost } from '../../functions/src/store/mailboxes.js';
 import { unitId, unitKey, unitTaskId, type UnitRecord } from '../../functions/src/store/model.js';
 import { assertSinkMirrors, countsOf, sinkState, until } from '../support/checks.js';
@@ -283,7 +284,7 @@ describe('the sink equals the mailbox', () => {
     const id = unitId('FENCE', FENCE);
     for (const token of [a, b]) {
       await store.create({ token, fetchAction: 'Synchronize', tasks: ['FENCE'], scheduleKey: null });
-      await units.create(token, [{ task: 'FENCE', user: FENCE, id }]);
+      await units.create(token, [{ task: 'FENCE', user: FENCE, id }], synchronizeAction);
     }
     const none = { retryCount: 0, previousResponse: null };
     assert.equal((await units.claim(a, id, 'a1', 0, 300, none)).kind, 'claimed');
@@ -307,7 +308,7 @@ describe('the sink equals the mailbox', () => {
     // A later run that saw an older history id never moves it back.
     const c = 'CCCCCCCCCCCCCCCCCCCCCC';
     await store.create({ token: c, fetchAction: 'Synchronize', tasks: ['FENCE'], scheduleKey: null });
-    await units.create(c, [{ task: 'FENCE', user: FENCE, id }]);
+    await units.create(c, [{ task: 'FENCE', user: FENCE, id }], synchronizeAction);
     assert.equal((await units.claim(c, id, 'c1', 0, 60_000, none)).kind, 'claimed');
     const runC = await units.begin(await units.hold(c, id, 'c1'), 60_000, null);
     await units.end(c, id, 'c1', 'Finished', {}, { epoch: runC.epoch, historyId: '900' });

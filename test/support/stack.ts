@@ -27,7 +27,7 @@ const SERVE = resolve(ROOT, 'scripts/serve-function.mjs');
 const ENTRY = resolve(ROOT, 'functions/src/index.ts');
 
 export interface StackOptions {
-  /** The connector configuration (DESIGN §5). */
+  /** The connector configuration (docs/CONTRACT.md). */
   connector: ConnectorConfig | Record<string, unknown>;
   /** Folder of `<address>.mbox` files. */
   mailDir: string;
@@ -98,6 +98,8 @@ export interface TestStack {
   auth: GoogleAuthEmulator;
   /** The delegated account and client id of this stack, when it uses delegation. */
   delegate: { serviceAccount: string; clientId: string } | undefined;
+  /** The action function's read-only account for View (gmail.readonly only), when delegation is used. */
+  viewDelegate: { serviceAccount: string; clientId: string } | undefined;
   firestore: FirestoreEmulator;
   queuePath: string;
   /** With `workerProcess`: the child's pid, a SIGKILL of it, and a new one on the same port. */
@@ -162,6 +164,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     dataDir: opts.mailDir,
   });
   let delegate: TestStack['delegate'];
+  let viewDelegate: TestStack['viewDelegate'];
   const delegationEnv: Env = {};
   if (opts.delegation !== false) {
     const scopes = typeof opts.delegation === 'object' ? opts.delegation.scopes : DELEGATED_SCOPES;
@@ -171,9 +174,14 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     };
     auth.allowSigning(RUNTIME_SERVICE_ACCOUNT, delegate.serviceAccount);
     auth.delegate(delegate.serviceAccount, { clientId: delegate.clientId, scopes });
+    viewDelegate = { serviceAccount: `gmail-view@${project}.iam.gserviceaccount.com`, clientId: `2${delegate.clientId.slice(1)}` };
+    auth.allowSigning(RUNTIME_SERVICE_ACCOUNT, viewDelegate.serviceAccount);
+    auth.delegate(viewDelegate.serviceAccount, { clientId: viewDelegate.clientId, scopes: ['https://www.googleapis.com/auth/gmail.readonly'] });
     Object.assign(delegationEnv, {
       GMAIL_DELEGATED_SERVICE_ACCOUNT: delegate.serviceAccount,
       GMAIL_DELEGATED_CLIENT_ID: delegate.clientId,
+      GMAIL_VIEW_SERVICE_ACCOUNT: viewDelegate.serviceAccount,
+      GMAIL_VIEW_CLIENT_ID: viewDelegate.clientId,
       IAM_CREDENTIALS_ROOT_URL: auth.iamRootUrl,
       OAUTH_TOKEN_URL: auth.tokenUrl,
     });
@@ -245,6 +253,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     gmail,
     auth,
     delegate,
+    viewDelegate,
     firestore,
     queuePath,
     deliveries,

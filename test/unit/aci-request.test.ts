@@ -1,6 +1,6 @@
 /**
  * ACI request parsing (functions/src/aci/request.ts) and the error catalogue
- * (functions/src/aci/errors.ts): example tests pinning DESIGN §2, and property
+ * (functions/src/aci/errors.ts): example tests pinning docs/CONTRACT.md, and property
  * tests over arbitrary parameter sets, duplicates, invalid UTF-8 and sizes.
  */
 import assert from 'node:assert/strict';

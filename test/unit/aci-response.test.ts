@@ -1,5 +1,5 @@
 /**
- * ACI responses (functions/src/aci/response.ts): the exact envelope of DESIGN §2
+ * ACI responses (functions/src/aci/response.ts): the exact envelope of docs/CONTRACT.md
  * in xml, simplejson and json, errors, time format, format choice, and property
  * tests that XML output is always well-formed and carries any string back, and
  * that the three formats describe the same tree.
@@ -75,7 +75,7 @@ function responseData(body: string, format: ResponseFormat): Record<string, unkn
 }
 
 // ---------------------------------------------------------------------------
-// The QueueInfo example of DESIGN §2
+// The QueueInfo example of docs/CONTRACT.md
 // ---------------------------------------------------------------------------
 
 const QUEUE_INFO: AciTree = {
@@ -177,7 +177,7 @@ describe('renderSuccess: the QueueInfo example', () => {
 });
 
 describe('renderSuccess: tree rules', () => {
-  it('writes a Fetch answer as in DESIGN §2', () => {
+  it('writes a Fetch answer as in docs/CONTRACT.md', () => {
     assert.equal(
       renderSuccess('Fetch', { token: 'abc' }, 'xml').body,
       '<?xml version="1.0" encoding="UTF-8"?>\n<autnresponse xmlns:autn="http://schemas.autonomy.com/aci/">\n' +

@@ -8,8 +8,8 @@
  * Rendering the error envelope is `response.ts`'s job.
  */
 
-/** HTTP statuses an ACI error may carry (DESIGN §2). */
-export type AciErrorStatus = 400 | 404 | 405 | 409 | 413 | 500 | 503;
+/** HTTP statuses an ACI error may carry (docs/CONTRACT.md). */
+export type AciErrorStatus = 400 | 403 | 404 | 405 | 409 | 413 | 500 | 502 | 503;
 
 /**
  * The error catalogue: each stable error id with its stable IDOL-style negative
@@ -30,6 +30,8 @@ export const ACI_ERRORS = {
   'GMAILCONNECTOR-INTERNAL': -11,
   'GMAILCONNECTOR-UNAVAILABLE': -12,
   'GMAILCONNECTOR-METHOD-NOT-ALLOWED': -13,
+  'GMAILCONNECTOR-TURNED-OFF': -14,
+  'GMAILCONNECTOR-GMAIL-REFUSED': -15,
 } as const;
 
 /** A stable error id from {@link ACI_ERRORS}. */
@@ -154,8 +156,8 @@ export function notFound(what: string, hint = 'check the value sent'): AciError 
 
 /** The request is valid but the target is in the wrong state; `message` says which and what to do. */
 /** An HTTP method other than GET and POST: nothing runs. */
-export function methodNotAllowed(method: string): AciError {
-  return new AciError(405, 'GMAILCONNECTOR-METHOD-NOT-ALLOWED', `HTTP method ${method} does not run actions: send the request with GET or POST`);
+export function methodNotAllowed(method: string, why = `HTTP method ${method} does not run actions: send the request with GET or POST`): AciError {
+  return new AciError(405, 'GMAILCONNECTOR-METHOD-NOT-ALLOWED', why);
 }
 
 export function conflict(message: string): AciError {
@@ -188,4 +190,14 @@ export function unavailable(message: string, cause?: unknown): AciError {
 /** `error` itself when it is an {@link AciError}, else a generic internal error wrapping it. */
 export function toAciError(error: unknown): AciError {
   return error instanceof AciError ? error : internal('unexpected failure', error);
+}
+
+/** A feature the connector's configuration turns off. */
+export function turnedOff(message: string): AciError {
+  return new AciError(403, 'GMAILCONNECTOR-TURNED-OFF', message);
+}
+
+/** Gmail (or the delegation behind it) refused a synchronous read: the message says what to fix. */
+export function gmailRefused(message: string): AciError {
+  return new AciError(502, 'GMAILCONNECTOR-GMAIL-REFUSED', message);
 }

@@ -2,7 +2,7 @@
  * ACI request parsing: turns the raw URL and raw body of an HTTP request into
  * ACI parameters, and reads typed values out of them.
  *
- * This module owns the request rules of DESIGN §2: IDOL's path form
+ * This module owns the request rules of docs/CONTRACT.md: IDOL's path form
  * (`/action=Fetch&...`), the query form (`/?action=...`) and POST bodies
  * (`application/x-www-form-urlencoded`, `multipart/form-data`) are one parameter
  * set; names are case-insensitive and `a` is `action`; a name given twice, a bad
@@ -22,7 +22,7 @@ import {
   unsupportedContentType,
 } from './errors.js';
 
-/** Default limit on a request's URL plus body, in bytes (DESIGN §2: 1 MiB). */
+/** Default limit on a request's URL plus body, in bytes (docs/CONTRACT.md: 1 MiB). */
 export const DEFAULT_MAX_BYTES = 1024 * 1024;
 
 /** Body content types that carry parameters. */

@@ -1,6 +1,6 @@
 /**
  * ACI responses: renders the `autnresponse` envelope around an action's data,
- * or around an error, in the three formats IDOL servers offer (DESIGN §2).
+ * or around an error, in the three formats IDOL servers offer (docs/CONTRACT.md).
  *
  * This module owns the data model actions answer with ({@link AciTree}, shaped
  * like IDOL's simplejson), its mapping to XML, simplejson and json, XML escaping,

@@ -1,7 +1,8 @@
 /**
- * Checks that a request to the worker comes from the Cloud Tasks queue: a
- * Google-signed OIDC token (the emulator's keys locally) for the worker's URL,
- * issued to the invoker service account.
+ * Checks that a request comes from the expected Google service account: a
+ * Google-signed OIDC token (the emulator's keys locally) for the given audience,
+ * issued to that account. The worker checks the queue's invoker account for its
+ * URL; `action`, in shared-secret mode, Cloud Scheduler's account for its own URL.
  */
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 
@@ -24,7 +25,7 @@ export function createCallerCheck(opts: { jwksUrl: string; audience: string; ser
       throw new CallerRefused(`token refused: ${(e as Error).message}`, { cause: e });
     }
     if (payload.email !== opts.serviceAccount || payload.email_verified !== true) {
-      throw new CallerRefused('token is not from the queue’s service account');
+      throw new CallerRefused('token is not from the expected service account');
     }
   };
 }

@@ -1,5 +1,5 @@
 /**
- * A Gmail message (format `raw`) as a sink document (DESIGN §6): the MIME
+ * A Gmail message (format `raw`) as a sink document (docs/CONTRACT.md): the MIME
  * source is parsed with mailparser (RFC 2047 words, charsets, transfer
  * encodings) and HTML bodies are turned into text with html-to-text.
  */

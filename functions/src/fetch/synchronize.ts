@@ -1,5 +1,5 @@
 /**
- * Synchronize of one mailbox unit (DESIGN §3, §4): a full listing the first
+ * Synchronize of one mailbox unit (docs/CONTRACT.md): a full listing the first
  * time (or when Gmail no longer has the history asked for, or the task has a
  * search query), `history.list` after that.
  *
@@ -11,52 +11,33 @@
  * off: nothing listed twice, nothing counted twice, and a delivery that lost
  * the mailbox writes nothing more.
  */
-import { FieldPath, type DocumentReference, type Firestore, type WriteBatch } from '@google-cloud/firestore';
-import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
+import { FieldPath, type DocumentReference, type WriteBatch } from '@google-cloud/firestore';
 import pLimit from 'p-limit';
-import type { TaskConfig } from '../config.js';
-import type { GmailCaller } from '../gmail/caller.js';
+import { GMAIL_SCOPES } from '../gmail/client.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
 import type { RunStanding } from '../store/mailboxes.js';
 import { COLLECTIONS, documentId, type Checkpoint, type Counts } from '../store/model.js';
 import type { UnitProgress } from '../store/units.js';
 import { buildDocument, estimateBytes, type SinkDocument } from './document.js';
+import { PAGE_SIZE, listMessages } from './listing.js';
+import type { FetchActionSpec, UnitContext, UnitOutcome } from './registry.js';
+
+/** The counters of a Synchronize, per task section. */
+export const SYNC_COUNTERS = ['seen', 'added', 'updated', 'unchanged', 'deleted', 'errors'] as const;
 
 /** Messages fetched, then committed, together; the run's end is checked between batches. */
 const BATCH = 50;
 /** Messages fetched at once within a batch. */
 const CONCURRENCY = 10;
-const PAGE_SIZE = 500;
 /** Firestore allows 500 writes and 10 MiB a commit; stay under both (the progress write included). */
 const MAX_WRITES = 450;
 const MAX_COMMIT_BYTES = 8 * 1024 * 1024;
 /** Sink documents examined (and at most deleted) per sweep commit. */
 const SWEEP_PAGE = 400;
 
-/** How a unit's run ended (a transient failure is thrown instead). */
-export type SyncOutcome =
-  | { kind: 'finished'; epoch: number; historyId: string | null }
-  | { kind: 'superseded'; by: string }
-  | { kind: 'interrupted' }
-  | { kind: 'failed'; error: string };
-
-export interface SyncContext {
-  db: Firestore;
-  gmail: gmail_v1.Gmail;
-  caller: GmailCaller;
-  task: string;
-  user: string;
-  taskConfig: TaskConfig;
-  /** The unit's committed progress; replaced in place after each commit. */
-  progress: UnitProgress;
-  /** True once the run must end (Stop, lost lease, time budget). */
-  shouldEnd: () => boolean;
-  /** Where this run stands against the mailbox's other runs; a new run (epoch null) takes an epoch. */
-  begin: (epoch: number | null) => Promise<RunStanding & { begins: boolean }>;
-  /** Commits `progress` and the writes of `write` in one batch, if this delivery still holds the unit and mailbox. */
-  commit: (progress: UnitProgress, write?: (b: WriteBatch) => void) => Promise<void>;
-}
+type SyncContext = UnitContext;
+type SyncOutcome = UnitOutcome;
 
 function docRef(ctx: SyncContext, messageId: string): DocumentReference {
   return ctx.db.collection(COLLECTIONS.documents).doc(documentId(ctx.task, ctx.user, messageId));
@@ -72,7 +53,7 @@ function cloneProgress(p: UnitProgress): UnitProgress {
 }
 
 /** Runs (or resumes) the unit's Synchronize until it ends or must stop. */
-export async function synchronize(ctx: SyncContext): Promise<SyncOutcome> {
+async function synchronize(ctx: SyncContext): Promise<SyncOutcome> {
   try {
     const st = await ctx.begin(ctx.progress.checkpoint?.epoch ?? null);
     if (st.supersededBy !== null) return { kind: 'superseded', by: st.supersededBy };
@@ -93,7 +74,7 @@ export async function synchronize(ctx: SyncContext): Promise<SyncOutcome> {
         case 'done': {
           const p = ctx.progress;
           if (p.messageErrors.length > 0) {
-            return { kind: 'failed', error: `${p.counts.errors} messages failed after retries: ${p.messageErrors.slice(0, 5).join('; ')}` };
+            return { kind: 'failed', error: `${p.counts['errors'] ?? 0} messages failed after retries: ${p.messageErrors.slice(0, 5).join('; ')}` };
           }
           return { kind: 'finished', epoch: cp.epoch, historyId: cp.baselineHistoryId };
         }
@@ -152,22 +133,8 @@ async function listed(ctx: SyncContext, cp: Checkpoint, items: string[], nextTok
 }
 
 async function listFull(ctx: SyncContext, cp: Checkpoint): Promise<void> {
-  const t = ctx.taskConfig;
-  const res = await ctx.caller.call('messages.list', `messages.list of ${ctx.user}`, (o) =>
-    ctx.gmail.users.messages.list(
-      {
-        userId: ctx.user,
-        maxResults: PAGE_SIZE,
-        pageToken: cp.pageToken ?? undefined,
-        q: t.query || undefined,
-        labelIds: t.labels.length ? [...t.labels] : undefined,
-        includeSpamTrash: t.includeSpamTrash,
-      },
-      o,
-    ),
-  );
-  const ids = (res.data.messages ?? []).map((m) => m.id).filter((id): id is string => !!id);
-  await listed(ctx, cp, [...new Set(ids)], res.data.nextPageToken ?? null);
+  const page = await listMessages(ctx, cp.pageToken);
+  await listed(ctx, cp, page.ids, page.next);
 }
 
 /** One history.list page; a full listing (with its sweep) instead when Gmail no longer has that history. */
@@ -286,7 +253,7 @@ async function commitItems(ctx: SyncContext, cp: Checkpoint, ids: string[], read
     const next = cloneProgress(ctx.progress);
     for (const r of chunk) {
       next.messages += 1;
-      for (const [k, v] of Object.entries(r.counts)) next.counts[k as keyof Counts] += v;
+      for (const [k, v] of Object.entries(r.counts)) next.counts[k] = (next.counts[k] ?? 0) + (v ?? 0);
       if (r.error) next.messageErrors.push(r.error);
     }
     const a = advance(current, current.done + chunk.length);
@@ -358,10 +325,27 @@ async function sweepPage(ctx: SyncContext, cp: Checkpoint): Promise<void> {
   const page = await q.limit(SWEEP_PAGE).get();
   const stale = page.docs.filter((d) => d.get('epoch') !== cp.epoch);
   const next = cloneProgress(ctx.progress);
-  next.counts.deleted += stale.length;
+  next.counts['deleted'] = (next.counts['deleted'] ?? 0) + stale.length;
   const last = page.docs[page.docs.length - 1]?.id ?? null;
   next.checkpoint = page.size < SWEEP_PAGE ? { ...cp, phase: 'done', sweepAfter: null } : { ...cp, sweepAfter: last };
   await save(ctx, next, (b) => {
     for (const d of stale) b.delete(d.ref);
   });
 }
+
+/**
+ * Synchronize: makes the sink equal each mailbox of the task sections (docs/CONTRACT.md). One unit
+ * per mailbox, holding the mailbox's lock; a scheduled run of one task joins a running one.
+ */
+export const synchronizeAction: FetchActionSpec = {
+  name: 'Synchronize',
+  summary: 'copies each mailbox of the task sections into the sink, and keeps it equal to the mailbox',
+  parse: () => ({}),
+  units: 'mailboxes',
+  lock: true,
+  coalesces: true,
+  scopes: GMAIL_SCOPES,
+  methods: ['getProfile', 'messages.list', 'history.list', 'messages.get'],
+  counters: SYNC_COUNTERS,
+  run: synchronize,
+};

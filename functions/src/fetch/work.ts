@@ -1,5 +1,5 @@
 /**
- * What the worker does with one delivery of a task (DESIGN §3):
+ * What the worker does with one delivery of a task (docs/CONTRACT.md):
  * - the action's own task fans out to one unit task per task section and mailbox;
  * - a unit task claims the unit's lease and mailbox, runs its fetch action with
  *   the lease renewed and the stop flag watched, then ends the unit or hands it
@@ -13,9 +13,9 @@ import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { QuotaPacer } from '../gmail/pacing.js';
 import type { WorkPayload } from '../queue/tasks.js';
 import { MailboxLost } from '../store/mailboxes.js';
-import { FETCH_ACTIONS, unitId, unitTaskId, type ActionRecord, type FetchAction, type UnitRecord } from '../store/model.js';
+import { unitId, unitTaskId, type UnitRecord } from '../store/model.js';
 import { LeaseLost, type DeliveryInfo, type UnitProgress } from '../store/units.js';
-import { synchronize, type SyncContext, type SyncOutcome } from './synchronize.js';
+import { fetchActionOf } from './registry.js';
 
 /** The worker's answer: an HTTP status for Cloud Tasks (2xx: done; else: retry later). */
 export interface WorkResult {
@@ -91,7 +91,7 @@ export function createWork(deps: Deps) {
         }
         throw e;
       }
-      await units.create(token, list);
+      await units.create(token, list, fetchActionOf(action.fetchAction));
     }
     const stored = await store.units(token);
     const now = await store.get(token);
@@ -121,21 +121,6 @@ export function createWork(deps: Deps) {
       checkpoint: u.checkpoint,
       messageErrors: [...u.messageErrors],
     };
-  }
-
-  async function runFetch(action: ActionRecord, unit: UnitRecord, ctx: Omit<SyncContext, 'taskConfig'>): Promise<SyncOutcome> {
-    const fetchAction: FetchAction = action.fetchAction;
-    switch (fetchAction) {
-      case 'Synchronize': {
-        const taskConfig = config.connector.tasks[unit.task];
-        if (!taskConfig) return { kind: 'failed', error: `task ${unit.task} is no longer configured` };
-        return synchronize({ ...ctx, taskConfig });
-      }
-      default: {
-        const never: never = fetchAction;
-        throw new Error(`unknown fetch action ${String(never)}; known: ${FETCH_ACTIONS.join(', ')}`);
-      }
-    }
   }
 
   async function runUnit(token: string, id: string, generation: number, delivery: DeliveryInfo): Promise<WorkResult> {
@@ -184,7 +169,9 @@ export function createWork(deps: Deps) {
     }, Math.max(1000, leaseMs / 3));
     // The budget ends the run even inside a hung call: the hand-over must happen before the dispatch deadline.
     const budgetTimer = setTimeout(() => end(() => (outOfTime = true)), config.workerTimeBudgetS * 1000);
-    const mailbox = deps.google.gmail(unit.user);
+    const spec = fetchActionOf(action.fetchAction);
+    const taskConfig = config.connector.tasks[unit.task];
+    const mailbox = deps.google.gmail(unit.user, spec.scopes);
     const caller = new GmailCaller({
       auth: mailbox,
       pacer: new QuotaPacer(config.connector.gmail.quotaUnitsPerUserPerMinute, deps.now),
@@ -196,24 +183,33 @@ export function createWork(deps: Deps) {
     caller.retries = progress.retries;
     ulog.info('unit started', { generation, attempts: unit.attempts });
     try {
-      const outcome = await runFetch(action, unit, {
-        db: deps.db,
-        gmail: mailbox.api,
-        caller,
-        task: unit.task,
-        user: unit.user,
-        progress,
-        shouldEnd: () => stop || outOfTime || lost !== undefined,
-        begin: (epoch) => serial(() => units.begin(held, leaseMs, epoch)),
-        commit: async (p, write) => {
-          await serial(() => units.write(held, leaseMs, { ...p, retries: caller.retries }, write));
-        },
-      });
+      const outcome = !taskConfig
+        ? ({ kind: 'failed', error: `task ${unit.task} is no longer configured` } as const)
+        : await spec.run({
+            db: deps.db,
+            gmail: mailbox.api,
+            caller,
+            token,
+            task: unit.task,
+            user: unit.user,
+            index: unit.index,
+            taskConfig,
+            params: action.params ?? {},
+            progress,
+            shouldEnd: () => stop || outOfTime || lost !== undefined,
+            expireWhileRunning: () => store.expireWhileRunning(),
+            begin: (epoch) => serial(() => units.begin(held, leaseMs, epoch)),
+            commit: async (p, write) => {
+              await serial(() => units.write(held, leaseMs, { ...p, retries: caller.retries }, write));
+            },
+          });
       if (lost) throw lost;
       progress.retries = caller.retries;
       switch (outcome.kind) {
         case 'finished':
-          await serial(() => units.end(token, id, holder, 'Finished', progress, { epoch: outcome.epoch, historyId: outcome.historyId }));
+          await serial(() =>
+            units.end(token, id, holder, 'Finished', progress, outcome.epoch === undefined ? undefined : { epoch: outcome.epoch, historyId: outcome.historyId ?? null }),
+          );
           break;
         case 'superseded':
           await serial(() => units.end(token, id, holder, 'Finished', { ...progress, note: `action ${outcome.by} synchronized this mailbox after this run began; this run stopped there` }));

@@ -45,7 +45,8 @@ export interface UserClient<T> {
 
 /** Builds API clients that act as a given user. */
 export interface GoogleAccess {
-  gmail(user: string): UserClient<gmail_v1.Gmail>;
+  /** A Gmail client acting as `user`, with a token for `scopes` (read-only by default). */
+  gmail(user: string, scopes?: readonly string[]): UserClient<gmail_v1.Gmail>;
   directory(admin: string): UserClient<admin_directory_v1.Admin>;
 }
 
@@ -132,8 +133,8 @@ export class Delegation {
       const err = classify(e, `signing a delegation claim for ${user} as ${this.serviceAccount}`);
       if (err instanceof PermanentGmailError) {
         throw new PermanentGmailError(
-          `${err.message}; the functions' service account needs iam.serviceAccounts.signJwt ` +
-            `(roles/iam.serviceAccountTokenCreator) on ${this.serviceAccount}`,
+          `${err.message}; the function's service account needs iam.serviceAccounts.signJwt on ` +
+            `${this.serviceAccount} (the deployment grants it with the custom role gmailConnectorJwtSigner)`,
           err.status,
           { cause: e },
         );
@@ -198,13 +199,20 @@ export class Delegation {
   }
 }
 
-export function createGoogleAccess(config: Config): GoogleAccess {
+/**
+ * Google access for the worker: its delegated account (`GMAIL_DELEGATED_SERVICE_ACCOUNT`), or, with
+ * `identity: 'view'`, for the action function's synchronous View: the separate read-only account
+ * `GMAIL_VIEW_SERVICE_ACCOUNT`, which the Workspace admin grants gmail.readonly only.
+ */
+export function createGoogleAccess(config: Config, identity: 'worker' | 'view' = 'worker'): GoogleAccess {
   const rootUrl = config.gmailRootUrl;
-  const sa = config.delegatedServiceAccount;
+  const sa = identity === 'view' ? config.viewServiceAccount : config.delegatedServiceAccount;
+  const clientId = identity === 'view' ? config.viewClientId : config.delegatedClientId;
   if (!sa) {
     if (rootUrl === undefined) {
       const missing = (): never => {
-        throw new PermanentGmailError('GMAIL_DELEGATED_SERVICE_ACCOUNT is not set: Gmail cannot be read without domain-wide delegation', undefined);
+        const variable = identity === 'view' ? 'GMAIL_VIEW_SERVICE_ACCOUNT' : 'GMAIL_DELEGATED_SERVICE_ACCOUNT';
+        throw new PermanentGmailError(`${variable} is not set: Gmail cannot be read without domain-wide delegation`, undefined);
       };
       return { gmail: missing, directory: missing };
     }
@@ -218,14 +226,14 @@ export function createGoogleAccess(config: Config): GoogleAccess {
       directory: () => ({ api: admin({ version: 'directory_v1', rootUrl, auth: fixed, retry: false }), renew, advice }),
     };
   }
-  const delegation = new Delegation(sa, config.delegatedClientId, {
+  const delegation = new Delegation(sa, clientId, {
     iamRootUrl: config.iamCredentialsRootUrl,
     tokenUrl: config.oauthTokenUrl ?? GOOGLE_TOKEN_URL,
   });
   const on = rootUrl === undefined ? {} : { rootUrl };
   return {
-    gmail: (user) => {
-      const c = delegation.client(user, GMAIL_SCOPES);
+    gmail: (user, scopes = GMAIL_SCOPES) => {
+      const c = delegation.client(user, [...scopes]);
       return { ...c, api: gmail({ version: 'v1', ...on, auth: c.api, retry: false }) };
     },
     directory: (adminUser) => {

@@ -1,5 +1,5 @@
 /**
- * Per-mailbox pacing at Gmail's per-user quota (DESIGN §4).
+ * Per-mailbox pacing at Gmail's per-user quota (docs/CONTRACT.md).
  *
  * Written here rather than taken from a rate-limit library because it must do
  * two things together that the libraries we looked at do not: charge each call

@@ -1,15 +1,15 @@
 /**
- * The action records, `actions/{token}` (DESIGN §3): creation (and the
+ * The action records, `actions/{token}` (docs/CONTRACT.md): creation (and the
  * coalescing of scheduled runs), Cancel, Stop, and the end of an action once
  * its units ended. Every status change is a write conditional on the action
  * being as it was read (coalescing alone is a transaction), so Cancel and the
  * worker's claim cannot both win. The units themselves are units.ts's; their
  * mailboxes, mailboxes.ts's.
  */
-import { FieldValue, Timestamp, type DocumentReference, type Firestore } from '@google-cloud/firestore';
+import { FieldValue, Timestamp, type DocumentReference, type Firestore, type Query, type QueryDocumentSnapshot } from '@google-cloud/firestore';
 import { COLLECTIONS, ENDED_STATUSES, type ActionRecord, type Status, type UnitRecord } from './model.js';
 import { CODES, refusedWith } from './conflicts.js';
-import { QUERIES } from './queries.js';
+import { QUERIES, statusQueryShape } from './queries.js';
 
 /** Outcome of Cancel. */
 export type CancelResult = { kind: 'cancelled' | 'already' } | { kind: 'wrong-state'; status: Status } | { kind: 'missing' };
@@ -18,11 +18,55 @@ export type StopResult = { kind: 'stopping'; status: Status } | { kind: 'wrong-s
 
 const MAX_NAMED_ERRORS = 100;
 
+/** What a new action is made of. */
+export type NewAction = Pick<ActionRecord, 'token' | 'fetchAction' | 'tasks' | 'scheduleKey' | 'params' | 'request'>;
+
+/** The times an action list can be ordered by. */
+export type ActionTimeField = 'queuedAt' | 'startedAt' | 'endedAt';
+/** Milliseconds since the epoch: from `from` (included) to `to` (excluded). */
+export interface TimeRange {
+  from?: number;
+  to?: number;
+}
+/** Which actions a list holds, and in what order. */
+export interface ActionListQuery {
+  status?: Status;
+  queued?: TimeRange;
+  ended?: TimeRange;
+  sortBy: ActionTimeField;
+  descending: boolean;
+  limit: number;
+}
+/** Actions read per page, and at most in all, when a time range must be checked in memory. */
+const LIST_PAGE = 500;
+const LIST_SCAN_MAX = 10_000;
+
 export class ActionStore {
   constructor(
     private readonly db: Firestore,
     private readonly now: () => number = Date.now,
+    /** Days an ended action and its units are kept (ACTION_RETENTION_DAYS); Firestore's TTL policy deletes them after `expireAt`. */
+    private readonly retentionDays = 30,
   ) {}
+
+  /** When a record that ended at `endedAt` expires. */
+  expireAt(endedAt: Timestamp): Timestamp {
+    return Timestamp.fromMillis(endedAt.toMillis() + this.retentionDays * 86_400_000);
+  }
+
+  /**
+   * When a record written while its action runs expires (its results, a unit's own lock): 30 days
+   * after the retention of an action that ended now, so that it outlives its action.
+   */
+  expireWhileRunning(): Timestamp {
+    return Timestamp.fromMillis(this.now() + (this.retentionDays + 30) * 86_400_000);
+  }
+
+  /** The fields of an action's (or a unit's) end: its end time and its expiry. */
+  private ended(): { endedAt: Timestamp; expireAt: Timestamp } {
+    const endedAt = this.ts();
+    return { endedAt, expireAt: this.expireAt(endedAt) };
+  }
 
   ref(token: string): DocumentReference {
     return this.db.collection(COLLECTIONS.actions).doc(token);
@@ -32,7 +76,7 @@ export class ActionStore {
     return Timestamp.fromMillis(this.now());
   }
 
-  private newRecord(a: Pick<ActionRecord, 'token' | 'fetchAction' | 'tasks' | 'scheduleKey'>): ActionRecord {
+  private newRecord(a: NewAction): ActionRecord {
     return {
       ...a,
       status: 'Queued',
@@ -48,7 +92,7 @@ export class ActionStore {
   }
 
   /** Writes a new action `Queued`. */
-  async create(a: Pick<ActionRecord, 'token' | 'fetchAction' | 'tasks' | 'scheduleKey'>): Promise<ActionRecord> {
+  async create(a: NewAction): Promise<ActionRecord> {
     const record = this.newRecord(a);
     await this.ref(a.token).create(record);
     return record;
@@ -60,7 +104,7 @@ export class ActionStore {
    * Both deliveries of a doubled scheduler tick read and write the task's
    * schedule document, so one of them retries and finds the other's action.
    */
-  async createScheduled(a: Pick<ActionRecord, 'token' | 'fetchAction' | 'tasks'> & { scheduleKey: string }): Promise<{ record: ActionRecord; created: boolean }> {
+  async createScheduled(a: NewAction & { scheduleKey: string }): Promise<{ record: ActionRecord; created: boolean }> {
     const [key, status, order] = QUERIES.activeSyncOfTask.fields;
     const active = this.db
       .collection(COLLECTIONS.actions)
@@ -82,7 +126,7 @@ export class ActionStore {
 
   /** Ends an action `Error` if it is still queued (its task could not be created). */
   async failQueued(token: string, message: string): Promise<void> {
-    await this.change(token, (a) => ({ result: undefined, update: a?.status === 'Queued' ? { status: 'Error', error: message, endedAt: this.ts() } : undefined }));
+    await this.change(token, (a) => ({ result: undefined, update: a?.status === 'Queued' ? { status: 'Error', error: message, ...this.ended() } : undefined }));
   }
 
   /**
@@ -116,18 +160,53 @@ export class ActionStore {
     return snaps.docs.map((d) => d.data() as UnitRecord);
   }
 
-  /** The queue's actions, newest first, optionally of one status. */
-  async list(opts: { status?: Status; limit: number }): Promise<ActionRecord[]> {
-    let q = this.db.collection(COLLECTIONS.actions).orderBy('queuedAt', 'desc');
-    if (opts.status !== undefined) {
-      const [eq, order] = QUERIES.actionsByStatus.fields;
-      q = this.db
-        .collection(COLLECTIONS.actions)
-        .where(eq.fieldPath, '==', opts.status)
-        .orderBy(order.fieldPath, 'desc');
+  /**
+   * The queue's actions as `q` selects and orders them. A time range on the field ordered by is
+   * a Firestore range; a range on another field is checked here, on pages read in that order
+   * (at most LIST_SCAN_MAX actions examined), since Firestore orders only by the field of its
+   * range. Ranges include `from` and exclude `to`; a range on `endedAt` excludes open actions.
+   */
+  async list(q: ActionListQuery): Promise<ActionRecord[]> {
+    const direction = q.descending ? 'desc' : 'asc';
+    const ranges: Partial<Record<ActionTimeField, TimeRange>> = { queuedAt: q.queued, endedAt: q.ended };
+    // queuedAt <= endedAt, so an end before `to` is also a queue time before `to`; a queue time
+    // from `from` on is an end from then on, once a range on endedAt leaves open actions out.
+    const own: TimeRange = { ...ranges[q.sortBy] };
+    if (q.sortBy === 'queuedAt' && q.ended?.to !== undefined) own.to = Math.min(own.to ?? Infinity, q.ended.to);
+    if (q.sortBy === 'endedAt' && q.queued?.from !== undefined && q.ended) own.from = Math.max(own.from ?? -Infinity, q.queued.from);
+    let query: Query = this.db.collection(COLLECTIONS.actions);
+    if (q.status !== undefined) {
+      // Equality on the status, then the time: one composite index per time and direction.
+      const [eq] = statusQueryShape(q.sortBy, q.descending).fields;
+      if (eq) query = query.where(eq.fieldPath, '==', q.status);
     }
-    const snaps = await q.limit(opts.limit).get();
-    return snaps.docs.map((d) => d.data() as ActionRecord);
+    if (own.from !== undefined) query = query.where(q.sortBy, '>=', Timestamp.fromMillis(own.from));
+    if (own.to !== undefined) query = query.where(q.sortBy, '<', Timestamp.fromMillis(own.to));
+    query = query.orderBy(q.sortBy, direction);
+    const others = (Object.keys(ranges) as ActionTimeField[]).filter((f) => f !== q.sortBy && ranges[f] !== undefined);
+    if (others.length === 0) {
+      const snaps = await query.limit(q.limit).get();
+      return snaps.docs.map((d) => d.data() as ActionRecord);
+    }
+    const inRange = (a: ActionRecord): boolean =>
+      others.every((f) => {
+        const t = a[f]?.toMillis();
+        const r = ranges[f] as TimeRange;
+        return t !== undefined && (r.from === undefined || t >= r.from) && (r.to === undefined || t < r.to);
+      });
+    const out: ActionRecord[] = [];
+    let after: QueryDocumentSnapshot | undefined;
+    for (let scanned = 0; out.length < q.limit && scanned < LIST_SCAN_MAX; ) {
+      const page = await (after ? query.startAfter(after) : query).limit(LIST_PAGE).get();
+      for (const d of page.docs) {
+        const a = d.data() as ActionRecord;
+        if (out.length < q.limit && inRange(a)) out.push(a);
+      }
+      scanned += page.size;
+      if (page.size < LIST_PAGE) break;
+      after = page.docs[page.docs.length - 1];
+    }
+    return out;
   }
 
   /** How many actions there are of each status. */
@@ -162,7 +241,7 @@ export class ActionStore {
       if (!a) return { result: { kind: 'missing' } };
       if (a.status === 'Cancelled') return { result: { kind: 'already' } };
       if (a.status !== 'Queued') return { result: { kind: 'wrong-state', status: a.status } };
-      return { result: { kind: 'cancelled' }, update: { status: 'Cancelled', endedAt: this.ts() } };
+      return { result: { kind: 'cancelled' }, update: { status: 'Cancelled', ...this.ended() } };
     });
   }
 
@@ -201,7 +280,7 @@ export class ActionStore {
   async failAction(token: string, message: string): Promise<void> {
     await this.change(token, (a) => ({
       result: undefined,
-      update: a && !ENDED_STATUSES.has(a.status) ? { status: 'Error', error: message, endedAt: this.ts() } : undefined,
+      update: a && !ENDED_STATUSES.has(a.status) ? { status: 'Error', error: message, ...this.ended() } : undefined,
     }));
   }
 
@@ -252,7 +331,7 @@ export class ActionStore {
           {
             status: failed.empty ? (a.stopRequested ? 'Stopped' : 'Finished') : 'Error',
             error: failed.empty ? null : error,
-            endedAt: this.ts(),
+            ...this.ended(),
           },
           { lastUpdateTime: snap.updateTime },
         );

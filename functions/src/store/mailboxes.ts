@@ -4,7 +4,7 @@
  *
  * Terminology:
  * - lock: `activeToken` and `activeUntil`, the action working on the mailbox;
- *   two actions never work on one mailbox at once (DESIGN §3).
+ *   two actions never work on one mailbox at once (docs/CONTRACT.md).
  * - owner: `owner`, the lease holder (one delivery) that may write the
  *   mailbox's sink documents and state. Every such write is conditional on the
  *   mailbox document being as its holder last saw it, so a delivery that lost

@@ -1,5 +1,5 @@
 /**
- * The action records in Firestore (DESIGN §3): `actions/{token}` for an action
+ * The action records in Firestore (docs/CONTRACT.md): `actions/{token}` for an action
  * and `actions/{token}/mailboxes/{task}:{address}` for each mailbox it reads.
  *
  * Terminology:
@@ -18,28 +18,32 @@ export type Status = (typeof STATUSES)[number];
 /** Statuses from which nothing moves on. */
 export const ENDED_STATUSES: ReadonlySet<Status> = new Set(['Finished', 'Cancelled', 'Stopped', 'Error']);
 
-/** The counters of a Synchronize (DESIGN §2), per task section. */
-export const SYNC_COUNTERS = ['seen', 'added', 'updated', 'unchanged', 'deleted', 'errors'] as const;
-export type Counts = Record<(typeof SYNC_COUNTERS)[number], number>;
+/** A unit's counters, by name (each fetch action declares its own; see fetch/registry.ts). */
+export type Counts = Record<string, number>;
 
-export function zeroCounts(): Counts {
-  return { seen: 0, added: 0, updated: 0, unchanged: 0, deleted: 0, errors: 0 };
+export function zeroCounts(counters: readonly string[]): Counts {
+  return Object.fromEntries(counters.map((c) => [c, 0]));
 }
 
-/** The fetch actions this connector runs. */
-export const FETCH_ACTIONS = ['Synchronize'] as const;
-export type FetchAction = (typeof FETCH_ACTIONS)[number];
+/** A fetch action's canonical name (see fetch/registry.ts). */
+export type FetchAction = string;
 
 /** `actions/{token}`. */
 export interface ActionRecord {
   token: string;
   fetchAction: FetchAction;
+  /** The fetch action's own parameters, as it parsed them (see fetch/registry.ts). */
+  params?: Record<string, string | number | boolean>;
+  /** The request's parameters as sent (for GetActionParameters and Duplicate). */
+  request?: { name: string; value: string }[];
   /** Task sections, as configured (canonical spelling). */
   tasks: string[];
   status: Status;
   queuedAt: Timestamp;
   startedAt: Timestamp | null;
   endedAt: Timestamp | null;
+  /** When Firestore's TTL policy may delete the ended record (endedAt + ACTION_RETENTION_DAYS); absent while it runs. */
+  expireAt?: Timestamp;
   stopRequested: boolean;
   /** The task name when the action reads exactly one task (for coalescing scheduled runs). */
   scheduleKey: string | null;
@@ -91,6 +95,12 @@ export interface Checkpoint {
 export interface UnitRecord {
   task: string;
   user: string;
+  /**
+   * Whether the unit takes its mailbox's lock (`state/{TASK}/mailboxes/{address}`); absent means
+   * it does. A unit that does not works under a lock document of its own, which no other action
+   * shares, with the same lease and fence.
+   */
+  mailboxLock?: boolean;
   /** Position in the action's list of units (for display order only). */
   index: number;
   /** The unit's key in task ids: derived from task and address (see unitKey). */
@@ -102,6 +112,8 @@ export interface UnitRecord {
   generation: number;
   startedAt: Timestamp | null;
   endedAt: Timestamp | null;
+  /** When Firestore's TTL policy may delete the ended record (endedAt + ACTION_RETENTION_DAYS); absent while it runs. */
+  expireAt?: Timestamp;
   lease: { holder: string; expiresAt: Timestamp } | null;
   attempts: number;
   retries: number;
@@ -124,7 +136,7 @@ export interface UnitRecord {
   note: string | null;
 }
 
-export const COLLECTIONS = { actions: 'actions', units: 'mailboxes', documents: 'documents', state: 'state' } as const;
+export const COLLECTIONS = { actions: 'actions', units: 'mailboxes', documents: 'documents', state: 'state', locks: 'locks', results: 'results' } as const;
 
 /** A token is 128 random bits in base64url: 22 characters. */
 export const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22}$/;
@@ -152,7 +164,7 @@ export function fanOutTaskId(token: string, generation: number): string {
   return generation === 0 ? token : `${token}-f${generation}`;
 }
 
-/** The id of a sink document (DESIGN §6). */
+/** The id of a sink document (docs/CONTRACT.md). */
 export function documentId(task: string, user: string, messageId: string): string {
   return `${task.toUpperCase()}:${user.toLowerCase()}:${messageId}`;
 }

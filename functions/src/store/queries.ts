@@ -19,6 +19,18 @@ export interface QueryShape {
   readonly fields: readonly QueryField[];
 }
 
+/** Actions of one status, ordered by one of their times (a range on that time uses the same index). */
+function statusOrdered(fieldPath: 'queuedAt' | 'startedAt' | 'endedAt', order: QueryField['order']) {
+  return {
+    collectionGroup: 'actions',
+    queryScope: 'COLLECTION',
+    fields: [
+      { fieldPath: 'status', order: 'ASCENDING' },
+      { fieldPath, order },
+    ],
+  } as const satisfies QueryShape;
+}
+
 export const QUERIES = {
   /** QueueInfo GetStatus with `State`: the queue's actions of one status, newest first. */
   actionsByStatus: {
@@ -29,6 +41,14 @@ export const QUERIES = {
       { fieldPath: 'queuedAt', order: 'DESCENDING' },
     ],
   },
+  /** The same, oldest first (`Sort-Order=ascending`). */
+  actionsByStatusQueuedAscending: statusOrdered('queuedAt', 'ASCENDING'),
+  /** QueueInfo GetStatus with `State` and `Sort-By=start-time`, latest first, then earliest first. */
+  actionsByStatusStarted: statusOrdered('startedAt', 'DESCENDING'),
+  actionsByStatusStartedAscending: statusOrdered('startedAt', 'ASCENDING'),
+  /** QueueInfo GetStatus with `State` and `Sort-By=finish-time`, latest first, then earliest first. */
+  actionsByStatusEnded: statusOrdered('endedAt', 'DESCENDING'),
+  actionsByStatusEndedAscending: statusOrdered('endedAt', 'ASCENDING'),
   /** Scheduled Synchronize: an action of this task still queued or running, newest first. */
   activeSyncOfTask: {
     collectionGroup: 'actions',
@@ -40,3 +60,13 @@ export const QUERIES = {
     ],
   },
 } as const satisfies Record<string, QueryShape>;
+
+/** The query of actions of one status ordered by `field` (QueueInfo GetStatus with `State`). */
+export function statusQueryShape(field: 'queuedAt' | 'startedAt' | 'endedAt', descending: boolean): QueryShape {
+  const shapes = {
+    queuedAt: [QUERIES.actionsByStatus, QUERIES.actionsByStatusQueuedAscending],
+    startedAt: [QUERIES.actionsByStatusStarted, QUERIES.actionsByStatusStartedAscending],
+    endedAt: [QUERIES.actionsByStatusEnded, QUERIES.actionsByStatusEndedAscending],
+  } as const;
+  return shapes[field][descending ? 0 : 1];
+}

@@ -1,6 +1,6 @@
 /**
  * The mailbox units of actions, `actions/{token}/mailboxes/{task}:{address}`:
- * their creation at fan-out, their claims, leases, progress and end (DESIGN §3).
+ * their creation at fan-out, their claims, leases, progress and end (docs/CONTRACT.md).
  *
  * Every write here is conditional on the documents it depends on (the unit,
  * its mailbox, for a claim the action) being as they were read; when one
@@ -96,6 +96,12 @@ export class UnitStore {
     return this.db.collection(COLLECTIONS.actions).doc(token).collection(COLLECTIONS.units).doc(id);
   }
 
+  /** The document whose lock and owner fence the unit's writes: its mailbox's, or its own. */
+  private lockRef(token: string, id: string, unit: UnitRecord): DocumentReference {
+    if (unit.mailboxLock === false) return this.db.collection(COLLECTIONS.actions).doc(token).collection(COLLECTIONS.locks).doc(id);
+    return mailboxRef(this.db, unit.task, unit.user);
+  }
+
   async get(token: string, id: string): Promise<UnitRecord | null> {
     const snap = await this.ref(token, id).get();
     return snap.exists ? (snap.data() as UnitRecord) : null;
@@ -106,7 +112,7 @@ export class UnitStore {
    * keep their progress. Any other failure is thrown: no unit is ever lost
    * silently. The action's number of units is fixed once all are written.
    */
-  async create(token: string, units: { task: string; user: string; id: string }[]): Promise<void> {
+  async create(token: string, units: { task: string; user: string; id: string }[], kind: { counters: readonly string[]; lock: boolean }): Promise<void> {
     const writer = this.db.bulkWriter();
     writer.onWriteError((err) => err.code !== ALREADY_EXISTS && err.failedAttempts < 5);
     const failures: Error[] = [];
@@ -115,6 +121,7 @@ export class UnitStore {
       const rec: UnitRecord = {
         task: u.task,
         user: u.user,
+        mailboxLock: kind.lock,
         index,
         key,
         status: 'Queued',
@@ -128,7 +135,7 @@ export class UnitStore {
         pages: 0,
         messages: 0,
         total: null,
-        counts: zeroCounts(),
+        counts: zeroCounts(kind.counters),
         checkpoint: null,
         error: null,
         messageErrors: [],
@@ -167,7 +174,7 @@ export class UnitStore {
       if (!aSnap?.exists || !uSnap?.exists) return { kind: 'done', why: 'no such unit' };
       const action = aSnap.data() as ActionRecord;
       const unit = uSnap.data() as UnitRecord;
-      const mRef = mailboxRef(this.db, unit.task, unit.user);
+      const mRef = this.lockRef(token, id, unit);
       const mSnap = await mRef.get();
       const m = readMailbox(mSnap);
       if (ENDED_STATUSES.has(unit.status)) return { kind: 'done', why: `the mailbox is ${unit.status}` };
@@ -188,7 +195,7 @@ export class UnitStore {
       let out: ClaimResult;
       let ended = false;
       if (action.stopRequested) {
-        b.update(uRef, { ...seen, status: unit.status === 'Queued' ? 'Cancelled' : 'Stopped', endedAt: at, lease: null }, onUnit);
+        b.update(uRef, { ...seen, status: unit.status === 'Queued' ? 'Cancelled' : 'Stopped', endedAt: at, expireAt: this.actions.expireAt(at), lease: null }, onUnit);
         const release = releaseMailbox(m, token, null);
         if (Object.keys(release).length) onMailbox(release);
         ended = true;
@@ -199,7 +206,8 @@ export class UnitStore {
         const startedAt = unit.startedAt ?? at;
         const lease = { holder, expiresAt: Timestamp.fromMillis(now + leaseMs) };
         b.update(uRef, { ...seen, status: 'Processing', startedAt, lease, generation, attempts: FieldValue.increment(1) }, onUnit);
-        onMailbox(takeMailbox(token, holder, now + leaseMs));
+        // A unit's own lock document is deleted with its action's records (see expireWhileRunning).
+        onMailbox({ ...takeMailbox(token, holder, now + leaseMs), ...(unit.mailboxLock === false ? { expireAt: this.actions.expireWhileRunning() } : {}) });
         if (action.status === 'Queued') b.update(aRef, { status: 'Processing', startedAt: at }, { lastUpdateTime: aSnap.updateTime as Timestamp });
         out = {
           kind: 'claimed',
@@ -251,7 +259,7 @@ export class UnitStore {
     for (let attempt = 0; ; attempt++) {
       const uSnap = await ref.get();
       const unit = uSnap.exists ? (uSnap.data() as UnitRecord) : null;
-      const mRef = unit ? mailboxRef(this.db, unit.task, unit.user) : null;
+      const mRef = unit ? this.lockRef(token, id, unit) : null;
       const mSnap = mRef ? await mRef.get() : undefined;
       const out = decide(unit, readMailbox(mSnap));
       if (!out.unit && !out.mailbox) return out.result;
@@ -287,7 +295,7 @@ export class UnitStore {
     const uSnap = await h.unitRef.get();
     const unit = uSnap.data() as UnitRecord | undefined;
     if (unit?.lease?.holder !== h.holder) throw new LeaseLost(`the lease of ${h.id} passed to another delivery`);
-    h.mRef = mailboxRef(this.db, unit.task, unit.user);
+    h.mRef = this.lockRef(h.token, h.id, unit);
     const mSnap = await h.mRef.get();
     const m = readMailbox(mSnap);
     assertOwner(m, h.holder, h.id);
@@ -403,7 +411,7 @@ export class UnitStore {
       } else if (unit.lease?.holder !== holder) {
         throw new LeaseLost(`the lease of ${id} passed to another delivery`);
       }
-      const update: Record<string, unknown> = { ...p, status, endedAt: now, lease: null };
+      const update: Record<string, unknown> = { ...p, status, endedAt: now, expireAt: this.actions.expireAt(now), lease: null };
       if (p.messageErrors) update.messageErrors = p.messageErrors.slice(0, MAX_NAMED_ERRORS);
       const state: Record<string, unknown> = { ...releaseMailbox(m, token, holder) };
       if (status === 'Finished' && finish && holder !== null) {

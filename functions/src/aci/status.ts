@@ -1,10 +1,13 @@
 /**
- * How an action looks in QueueInfo GetStatus (DESIGN §2): its record and its
- * units, summed when read, as the simplejson-shaped tree the ACI renderer takes.
+ * How an action looks in QueueInfo GetStatus (docs/CONTRACT.md): its record and its
+ * units, summed when read, as the simplejson-shaped tree the ACI renderer takes;
+ * the counters are the fetch action's own (see fetch/registry.ts).
  */
 import type { Timestamp } from '@google-cloud/firestore';
-import { formatAciTime, type AciTree } from '../aci/response.js';
-import { SYNC_COUNTERS, zeroCounts, type ActionRecord, type Counts, type UnitRecord } from '../store/model.js';
+import { fetchActionNamed } from '../fetch/registry.js';
+import { zeroCounts, type ActionRecord, type Counts, type UnitRecord } from '../store/model.js';
+import type { ResultEntry } from '../store/results.js';
+import { formatAciTime, type AciTree } from './response.js';
 
 function secondsBetween(a: Timestamp | null, b: number | null): number | undefined {
   if (a === null || b === null) return undefined;
@@ -12,10 +15,16 @@ function secondsBetween(a: Timestamp | null, b: number | null): number | undefin
 }
 
 /** The GetStatus element of one action. */
-export function actionView(a: ActionRecord, units: UnitRecord[], now: number): AciTree {
+export function actionView(
+  a: ActionRecord,
+  units: UnitRecord[],
+  now: number,
+  results?: { entries: ResultEntry[]; start: number; total: number },
+): AciTree {
+  const counters = fetchActionNamed(a.fetchAction)?.counters ?? [];
   const ended = a.endedAt?.toMillis() ?? null;
   const started = a.startedAt?.toMillis() ?? null;
-  const perTask = new Map<string, Counts>(a.tasks.map((t) => [t, zeroCounts()]));
+  const perTask = new Map<string, Counts>(a.tasks.map((t) => [t, zeroCounts(counters)]));
   let pages = 0;
   let messages = 0;
   let total = 0;
@@ -25,8 +34,8 @@ export function actionView(a: ActionRecord, units: UnitRecord[], now: number): A
   const failedTasks = new Set<string>();
   const openTasks = new Set<string>();
   for (const u of units) {
-    const c = perTask.get(u.task) ?? zeroCounts();
-    for (const k of SYNC_COUNTERS) c[k] += u.counts[k];
+    const c = perTask.get(u.task) ?? zeroCounts(counters);
+    for (const k of counters) c[k] = (c[k] ?? 0) + (u.counts[k] ?? 0);
     perTask.set(u.task, c);
     pages += u.pages;
     messages += u.messages;
@@ -62,10 +71,31 @@ export function actionView(a: ActionRecord, units: UnitRecord[], now: number): A
     documentcounts: {
       documentcount: [...perTask].map(([task, c]) => ({
         '@task': task,
-        ...Object.fromEntries(SYNC_COUNTERS.map((k) => [`@${k}`, String(c[k])])),
+        ...Object.fromEntries(counters.map((k) => [`@${k}`, String(c[k] ?? 0)])),
       })),
     },
     error: a.error ?? undefined,
+    identifiers: results ? identifiersView(results) : undefined,
   };
   return view;
+}
+
+/** A page of an action's identifiers: `<identifiers start total><identifier name type>ID</identifier>...` */
+function identifiersView(r: { entries: ResultEntry[]; start: number; total: number }): AciTree {
+  return {
+    '@start': String(r.start),
+    '@count': String(r.entries.length),
+    '@total': String(r.total),
+    identifier: r.entries.map(identifierView),
+  };
+}
+
+/** One identifier: `<identifier name="subject" type="Message" ...>ID</identifier>`. */
+export function identifierView(e: ResultEntry): AciTree {
+  return {
+    '@name': e.name,
+    '@type': 'Message',
+    ...Object.fromEntries(Object.entries(e.attributes ?? {}).map(([k, v]) => [`@${k}`, v])),
+    $: e.id,
+  };
 }

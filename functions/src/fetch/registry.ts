@@ -1,0 +1,102 @@
+/**
+ * The fetch actions this connector runs, one registry of them. Each fetch action is one module
+ * in this folder that declares, in one object, everything the rest of the code asks of it: the
+ * ACI parameters it takes (parsed where requests are parsed), how it splits into units, whether
+ * a unit takes its mailbox's lock, the Gmail scopes and methods it needs, its counters, how one
+ * unit runs, and its results. The worker, GetStatus, Stop, Cancel and the fan-out use only this
+ * interface; adding a fetch action is one module and one line below.
+ */
+import type { Firestore, Timestamp, WriteBatch } from '@google-cloud/firestore';
+import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
+import type { AciParams } from '../aci/request.js';
+import type { Config, TaskConfig } from '../config.js';
+import type { GmailCaller, GmailMethod } from '../gmail/caller.js';
+import type { RunStanding } from '../store/mailboxes.js';
+import type { ResultEntry } from '../store/results.js';
+import type { UnitProgress } from '../store/units.js';
+import { identifiersAction } from './identifiers.js';
+import { synchronizeAction } from './synchronize.js';
+
+/** What a fetch action keeps from its request, stored on the action and handed to each unit. */
+export type FetchParams = Record<string, string | number | boolean>;
+
+/** What one unit's run is given. */
+export interface UnitContext {
+  db: Firestore;
+  gmail: gmail_v1.Gmail;
+  caller: GmailCaller;
+  token: string;
+  task: string;
+  user: string;
+  /** The unit's position in its action (orders results across units). */
+  index: number;
+  taskConfig: TaskConfig;
+  params: FetchParams;
+  /** The unit's committed progress; replaced in place after each commit. */
+  progress: UnitProgress;
+  /** True once the run must end (Stop, lost lease, time budget). */
+  shouldEnd: () => boolean;
+  /** Where this run stands against the mailbox's other runs (only for actions that take the lock). */
+  begin: (epoch: number | null) => Promise<RunStanding & { begins: boolean }>;
+  /** Commits `progress` and the writes of `write` in one batch, if this delivery still holds the unit. */
+  commit: (progress: UnitProgress, write?: (b: WriteBatch) => void) => Promise<void>;
+  /** When a record this run writes (a result) is to expire, so that it outlives its action. */
+  expireWhileRunning: () => Timestamp;
+}
+
+/** How a unit's run ended (a transient failure is thrown instead). */
+export type UnitOutcome =
+  | { kind: 'finished'; epoch?: number; historyId?: string | null }
+  | { kind: 'superseded'; by: string }
+  | { kind: 'interrupted' }
+  | { kind: 'failed'; error: string };
+
+export interface FetchActionSpec {
+  /** The canonical name (`FetchAction=` matches it case-insensitively). */
+  readonly name: string;
+  /** One line for errors and documentation. */
+  readonly summary: string;
+  /**
+   * Reads the action's own parameters (beyond FetchAction, TaskSections and Schedule), throwing
+   * an ACI error that names the parameter when one is wrong. Pure: no I/O.
+   */
+  parse(p: AciParams, config: Config): FetchParams;
+  /** How the action splits into units: one per mailbox of its task sections. */
+  readonly units: 'mailboxes';
+  /** Whether a unit takes its mailbox's lock, so that no other locking action runs on it at once. */
+  readonly lock: boolean;
+  /** Whether an action of one task section given `Schedule=true` joins a running one of that task. */
+  readonly coalesces: boolean;
+  /** The OAuth scopes its Gmail calls need, and the Gmail methods it calls. */
+  readonly scopes: readonly string[];
+  readonly methods: readonly GmailMethod[];
+  /** Its counters, per task section, shown as `documentcount` attributes (zeros included). */
+  readonly counters: readonly string[];
+  /** Runs (or resumes, from its checkpoint) one unit until it ends or must stop. */
+  run(ctx: UnitContext): Promise<UnitOutcome>;
+  /** Where its results are kept, when it has results to read with GetStatus (see store/results.ts). */
+  readonly results?: 'identifiers';
+  /** Its inline form (`Sync=true`, see fetch/now.ts): one mailbox's results now, or `over` past `cap`. */
+  readonly inline?: { cap: number; run(ctx: UnitContext, cap: number): Promise<ResultEntry[] | 'over'> };
+}
+
+/** Every fetch action, by canonical name. */
+export const FETCH_REGISTRY: Readonly<Record<string, FetchActionSpec>> = {
+  [synchronizeAction.name]: synchronizeAction,
+  [identifiersAction.name]: identifiersAction,
+};
+
+export const FETCH_ACTION_NAMES: readonly string[] = Object.keys(FETCH_REGISTRY);
+
+/** The fetch action named `name` (any case), if there is one. */
+export function fetchActionNamed(name: string): FetchActionSpec | undefined {
+  const key = FETCH_ACTION_NAMES.find((n) => n.toLowerCase() === name.toLowerCase());
+  return key === undefined ? undefined : FETCH_REGISTRY[key];
+}
+
+/** The fetch action of a stored action; throws for a name no longer registered. */
+export function fetchActionOf(name: string): FetchActionSpec {
+  const spec = fetchActionNamed(name);
+  if (!spec) throw new Error(`unknown fetch action ${name}; known: ${FETCH_ACTION_NAMES.join(', ')}`);
+  return spec;
+}

@@ -1,0 +1,268 @@
+/**
+ * What each verb does: queueing a Fetch (and joining a scheduled run to a running one), Cancel,
+ * Stop, Pause and Resume, reading actions for GetStatus and Progress, the queue's counts, and the
+ * parameters an action was sent with. Each takes the dependencies and plain values that aci/ has
+ * parsed, and returns plain data (which aci/ renders) or throws an ACI error. Nothing here parses
+ * a request or builds a response tree.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Deps } from './deps.js';
+import { fetchActionOf, type FetchParams } from './fetch/registry.js';
+import { createReconciler, type Reconciler } from './queue/reconcile.js';
+import type { ActionListQuery } from './store/actions.js';
+import { ENDED_STATUSES, STATUSES, fanOutTaskId, unitId, type ActionRecord, type Status, type UnitRecord } from './store/model.js';
+import { ResultStore, type ResultEntry } from './store/results.js';
+import { AciError, conflict, notFound, unavailable } from './aci/errors.js';
+
+/** One parameter of a request, as the client sent it. */
+export interface SentParameter {
+  name: string;
+  value: string;
+}
+
+/** A Fetch, once its parameters are parsed and checked against the configuration. */
+export interface FetchRequest {
+  /** The fetch action's canonical name (see fetch/registry.ts). */
+  fetchAction: string;
+  /** Task sections, as configured. */
+  tasks: string[];
+  /** The task an action that joins scheduled runs is found by; null for others. */
+  scheduleKey: string | null;
+  /** The fetch action's own parameters, as it parsed them. */
+  params: FetchParams;
+  /** The request's parameters as sent (kept for GetActionParameters and Duplicate). */
+  request: SentParameter[];
+  /** Schedule=true: join a `Queued` or `Processing` action of the one task instead of queueing another. */
+  schedule: boolean;
+}
+
+function newToken(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+const reconcilers = new WeakMap<Deps, Reconciler>();
+function reconcilerOf(deps: Deps): Reconciler {
+  let r = reconcilers.get(deps);
+  if (!r) reconcilers.set(deps, (r = createReconciler(deps)));
+  return r;
+}
+
+/** The action as it is once a dead lease or a lost task is no longer trusted (one read when it has ended). */
+async function settled(deps: Deps, token: string): Promise<ActionRecord | null> {
+  return reconcilerOf(deps).action(token);
+}
+
+/** The same for an action already read (GetStatus's list). */
+async function current(deps: Deps, a: ActionRecord): Promise<ActionRecord> {
+  if (ENDED_STATUSES.has(a.status)) return a;
+  return (await settled(deps, a.token)) ?? a;
+}
+
+/** The action, settled; a 404 when there is none. */
+async function getOne(deps: Deps, token: string): Promise<ActionRecord> {
+  const a = await settled(deps, token);
+  if (!a) throw notFound(`action ${token}`);
+  return a;
+}
+
+/**
+ * Ends the units no live lease holds and deletes their tasks (Cancel of a
+ * queued action, Stop of a running one): `Cancelled` if they never started,
+ * else `Stopped`. A unit whose holder is alive sees the stop flag itself.
+ */
+async function endIdleUnits(deps: Deps, token: string): Promise<void> {
+  const units = await deps.units.open(token);
+  const now = deps.now();
+  await Promise.all(
+    units
+      .filter((u) => !u.lease || u.lease.expiresAt.toMillis() <= now)
+      .map(async (u) => {
+        if (await deps.units.end(token, unitId(u.task, u.user), null, u.status === 'Queued' ? 'Cancelled' : 'Stopped', {})) {
+          await deps.queue.remove(u.taskId);
+        }
+      }),
+  );
+}
+
+function endedConflict(token: string, status: Status, verb: string): AciError {
+  return conflict(`action ${token} is ${status}: there is nothing to ${verb}`);
+}
+
+/**
+ * Fetch: writes the action `Queued`, then creates its Cloud Task; with `schedule`, answers the
+ * task's open action instead when there is one (`coalesced`). A queue that refuses the task ends
+ * the action `Error` and is a 503.
+ */
+export async function queueFetch(deps: Deps, r: FetchRequest): Promise<{ token: string; coalesced?: true }> {
+  const token = newToken();
+  const record = { token, fetchAction: r.fetchAction, tasks: r.tasks, scheduleKey: r.scheduleKey, params: r.params, request: r.request };
+  if (r.schedule && r.scheduleKey) {
+    // Never coalesce onto an action that lost its tasks: reconcile it first.
+    const active = await deps.store.activeOfTask(r.scheduleKey);
+    if (active) await reconcilerOf(deps).action(active.token, true);
+    const created = await deps.store.createScheduled({ ...record, scheduleKey: r.scheduleKey });
+    if (!created.created) return { token: created.record.token, coalesced: true };
+  } else {
+    await deps.store.create(record);
+  }
+  try {
+    await deps.queue.enqueue(token, { token });
+  } catch (e) {
+    await deps.store.failQueued(token, `the Cloud Task could not be created: ${(e as Error).message}`);
+    deps.log.with({ token }).error('task creation failed', { error: (e as Error).message });
+    throw unavailable('the fetch queue did not accept the action; try again later', e);
+  }
+  deps.log.with({ token, task: r.tasks.join(',') }).info('action queued', { fetchAction: r.fetchAction, schedule: r.schedule });
+  return { token };
+}
+
+/** Cancel: a `Queued` action becomes `Cancelled`, its tasks deleted and its idle units ended. */
+export async function cancel(deps: Deps, token: string): Promise<{ token: string; status: Status }> {
+  await settled(deps, token);
+  const r = await deps.store.cancel(token);
+  if (r.kind === 'missing') throw notFound(`action ${token}`);
+  if (r.kind === 'wrong-state') {
+    if (r.status === 'Processing') throw conflict(`action ${token} is running: use QueueAction=Stop`);
+    throw endedConflict(token, r.status, 'cancel');
+  }
+  const a = await deps.store.get(token);
+  await Promise.all(Array.from({ length: (a?.fanOutGeneration ?? 0) + 1 }, (_, g) => deps.queue.remove(fanOutTaskId(token, g))));
+  await endIdleUnits(deps, token);
+  return { token, status: 'Cancelled' };
+}
+
+/** Stop: sets the stop flag of a `Processing` action and ends its idle units; the status after. */
+export async function stop(deps: Deps, token: string): Promise<{ token: string; status: Status }> {
+  await settled(deps, token);
+  const r = await deps.store.requestStop(token);
+  if (r.kind === 'missing') throw notFound(`action ${token}`);
+  if (r.kind === 'wrong-state') {
+    if (r.status === 'Queued') throw conflict(`action ${token} is queued: use QueueAction=Cancel`);
+    throw endedConflict(token, r.status, 'stop');
+  }
+  await endIdleUnits(deps, token);
+  await deps.store.finish(token);
+  const after = await deps.store.get(token);
+  return { token, status: after?.status ?? r.status };
+}
+
+/** Pause (true) or Resume (false) the Cloud Tasks queue; whether it is paused after. */
+export async function setPaused(deps: Deps, paused: boolean): Promise<boolean> {
+  if (paused) await deps.queue.pause();
+  else await deps.queue.resume();
+  return paused;
+}
+
+/** One action for GetStatus, settled, with its units; `results`: whether its fetch action has results to page. */
+export async function actionStatus(deps: Deps, token: string): Promise<{ action: ActionRecord; units: UnitRecord[]; results: boolean }> {
+  const action = await getOne(deps, token);
+  const units = await deps.store.units(action.token);
+  return { action, units, results: fetchActionOf(action.fetchAction).results !== undefined };
+}
+
+/** A page of an action's results: `max` entries from position `start` (1-based), and how many there are. */
+export async function resultsPage(
+  deps: Deps,
+  action: ActionRecord,
+  units: UnitRecord[],
+  start: number,
+  max: number,
+): Promise<{ entries: ResultEntry[]; start: number; total: number }> {
+  const entries = await new ResultStore(deps.db).page(action.token, units, start - 1, max);
+  return { entries, start, total: units.reduce((n, u) => n + u.messages, 0) };
+}
+
+/**
+ * GetStatus without a token: the actions the query selects, each settled, with its units. Reads
+ * the listed actions and the units of those only.
+ */
+export async function listActions(deps: Deps, query: ActionListQuery): Promise<{ action: ActionRecord; units: UnitRecord[] }[]> {
+  const list = await Promise.all((await deps.store.list(query)).map((a) => current(deps, a)));
+  return Promise.all(list.map(async (action) => ({ action, units: await deps.store.units(action.token) })));
+}
+
+/** The server's GetStatus: whether the queue is paused, and how many actions there are of each status. */
+export async function serverStatus(deps: Deps): Promise<{ paused: boolean; counts: Record<Status, number> }> {
+  const [paused, counts] = await Promise.all([deps.queue.isPaused(), deps.store.countByStatus(STATUSES)]);
+  return { paused, counts: Object.fromEntries(STATUSES.map((s) => [s, counts[s] ?? 0])) as Record<Status, number> };
+}
+
+/** QueueStatus: whether the queue is paused; actions `Queued` (pending), `Processing` (running) and ended (completed). */
+export async function queueStatus(deps: Deps): Promise<{ paused: boolean; pending: number; running: number; completed: number }> {
+  const { paused, counts } = await serverStatus(deps);
+  const completed = STATUSES.filter((s) => ENDED_STATUSES.has(s)).reduce((n, s) => n + counts[s], 0);
+  return { paused, pending: counts.Queued, running: counts.Processing, completed };
+}
+
+/** One mailbox unit's progress. */
+export interface StageProgress {
+  task: string;
+  user: string;
+  status: Status;
+  /** 100 once `Finished`; else progress ÷ maximum, rounded down, at most 99; 0 while the maximum is unknown. */
+  percent: number;
+  /** Items applied. */
+  progress: number;
+  /** Messages expected, when known. */
+  maximum: number | null;
+}
+
+/** Progress of an action. */
+export interface ActionProgress {
+  /** As GetStatus's `progress/percent`. */
+  percent: number;
+  /** Whole seconds since the first unit started (to the end, once ended); 0 before. */
+  timeProcessing: number;
+  /** Whole seconds left at the rate so far; 0 once ended; null when unknown. */
+  remaining: number | null;
+  stages: StageProgress[];
+}
+
+function percentOf(finished: boolean, done: number, total: number | null): number {
+  if (finished) return 100;
+  if (total === null || total <= 0) return 0;
+  return Math.min(99, Math.floor((done / total) * 100));
+}
+
+/** Progress: one stage per unit (mailbox), and the action's percentage and estimate of the time left. */
+export async function progress(deps: Deps, token: string): Promise<ActionProgress> {
+  const a = await getOne(deps, token);
+  const units = await deps.store.units(a.token);
+  const now = deps.now();
+  const started = a.startedAt?.toMillis() ?? null;
+  const elapsedMs = started === null ? 0 : Math.max(0, (a.endedAt?.toMillis() ?? now) - started);
+  const messages = units.reduce((n, u) => n + u.messages, 0);
+  const known = units.length > 0 && units.every((u) => u.total !== null);
+  const total = known ? units.reduce((n, u) => n + (u.total ?? 0), 0) : null;
+  let remaining: number | null = null;
+  if (ENDED_STATUSES.has(a.status)) remaining = 0;
+  else if (a.status === 'Processing' && total !== null && messages > 0 && elapsedMs > 0) {
+    remaining = Math.max(0, Math.ceil(((elapsedMs / 1000) * (total - messages)) / messages));
+  }
+  return {
+    percent: percentOf(a.status === 'Finished', messages, total),
+    timeProcessing: Math.floor(elapsedMs / 1000),
+    remaining,
+    stages: units.map((u) => ({
+      task: u.task,
+      user: u.user,
+      status: u.status,
+      percent: percentOf(u.status === 'Finished', u.messages, u.total),
+      progress: u.messages,
+      maximum: u.total,
+    })),
+  };
+}
+
+/**
+ * The parameters the action was sent with (GetActionParameters; Duplicate sends them again):
+ * a 404 for an unknown token, a 409 for an action stored before requests were kept.
+ */
+export async function sentParameters(deps: Deps, token: string): Promise<SentParameter[]> {
+  const a = await deps.store.get(token);
+  if (!a) throw notFound(`action ${token}`);
+  if (!a.request) {
+    throw conflict(`action ${token} was stored without the parameters it was sent with (it predates them being kept): send a new Fetch instead`);
+  }
+  return a.request;
+}
