@@ -54,7 +54,7 @@ it('kill -9 of the worker at three random points: the action finishes with every
     await stack.worker.start();
   }
   assert.equal(pids.size, 3, 'three different worker processes were killed');
-  const a = await stack.waitFor(token, ['Finished', 'Error', 'Stopped'], 120_000);
+  const a = await stack.waitFor(token, ['Finished', 'Error', 'Stopped'], 240_000);
   assert.equal(a.status, 'Finished', a.error ?? '');
   const want = await mailboxState(testGmail(stack.gmail.url), USER);
   const sink = await stack.sink('CRASH', USER);

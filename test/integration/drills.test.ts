@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
-import { assertSinkMirrors as mirrors, countsOf as counts } from '../support/checks.js';
+import { assertSinkMirrors as mirrors, countsOf as counts, until } from '../support/checks.js';
 import { rawMessage, testGmail } from '../support/gmail.js';
 import { writeMailbox } from '../support/mail.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -205,11 +205,15 @@ describe('drills', () => {
         if (u?.status === 'Processing') break;
         await new Promise((r) => setTimeout(r, 10));
       }
+      // The first run is held slow until the second's unit has met it on the mailbox and been
+      // put back: the order is decided by conditions, not by how fast this machine is.
+      stack.gmail.setLatency(400);
       const second = await stack.synchronize('FAULTY');
-      await new Promise((r) => setTimeout(r, 300));
-      const a1 = await stack.waitFor(first, ['Finished', 'Error'], 60_000);
+      await until('the second action met the first on the mailbox', () => stack.units(second), (us) => (us[0]?.generation ?? 0) >= 1, 120_000);
+      stack.gmail.setLatency(0);
+      const a1 = await stack.waitFor(first, ['Finished', 'Error'], 180_000);
       assert.equal(a1.status, 'Finished');
-      const a2 = await stack.waitFor(second, ['Finished', 'Error'], 60_000);
+      const a2 = await stack.waitFor(second, ['Finished', 'Error'], 180_000);
       assert.equal(a2.status, 'Finished');
       const [u1] = await stack.units(first);
       const [u2] = await stack.units(second);
