@@ -10,6 +10,7 @@ import { AciError, internal, methodNotAllowed } from './aci/errors.js';
 import { parseAciRequest, type AciParams } from './aci/request.js';
 import { chooseFormat, renderError, renderSuccess, type ResponseFormat } from './aci/response.js';
 import type { Deps } from './deps.js';
+import { isQueuePage, QUEUE_PAGE } from './page/queue.js';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -60,6 +61,11 @@ export function createActionHandler(deps: Deps) {
     try {
       if (!(await admitted(req))) {
         res.status(401).set('Content-Type', 'text/plain; charset=utf-8').send('missing or wrong X-ACI-Secret header\n');
+        return;
+      }
+      // The queue page (GET /queue), behind the same access control as ACI; its script calls ACI.
+      if (req.method !== 'POST' && isQueuePage(req.originalUrl ?? req.url)) {
+        res.status(200).set(QUEUE_PAGE.headers).send(head ? '' : QUEUE_PAGE.body);
         return;
       }
       params = await parseAciRequest({ method: head ? 'GET' : req.method, url: req.originalUrl ?? req.url, headers: req.headers, rawBody: req.rawBody, body: req });

@@ -69,6 +69,12 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
   try {
     if (ctx.progress.checkpoint === null) {
       const next = clone(ctx.progress);
+      // The mailbox's size, for the percentage, when the task reads all of it.
+      const t = ctx.taskConfig;
+      if (t.query === '' && t.labels.length === 0) {
+        const profile = await ctx.caller.call('getProfile', `getProfile of ${ctx.user}`, (o) => ctx.gmail.users.getProfile({ userId: ctx.user }, o));
+        next.total = profile.data.messagesTotal ?? null;
+      }
       next.checkpoint = {
         mode: 'full', phase: 'listing', epoch: 0, pageToken: null, items: [], done: 0, next: null,
         startHistoryId: null, baselineHistoryId: null, sweepAfter: null,
@@ -158,7 +164,7 @@ export const identifiersAction: FetchActionSpec = {
   lock: false,
   coalesces: false,
   scopes: GMAIL_SCOPES,
-  methods: ['messages.list', 'messages.get'],
+  methods: ['getProfile', 'messages.list', 'messages.get'],
   counters: ['identifiers', 'errors'],
   run,
   results: 'identifiers',

@@ -7,7 +7,7 @@
 import type { Deps } from '../deps.js';
 import { GmailCaller } from '../gmail/caller.js';
 import { PermanentGmailError } from '../gmail/errors.js';
-import { QuotaPacer } from '../gmail/pacing.js';
+import { pacerFor } from '../gmail/pacing.js';
 import { zeroCounts } from '../store/model.js';
 import type { ResultEntry } from '../store/results.js';
 import type { FetchParams, FetchActionSpec } from './registry.js';
@@ -40,7 +40,7 @@ export async function runNow(deps: Deps, spec: FetchActionSpec, tasks: string[],
       }
       const caller = new GmailCaller({
         auth: mailbox,
-        pacer: new QuotaPacer(config.connector.gmail.quotaUnitsPerUserPerMinute, deps.now),
+        pacer: pacerFor(user, config.connector.gmail.quotaUnitsPerUserPerMinute, deps.now),
         timeoutMs: config.gmailCallTimeoutS * 1000,
         baseBackoffMs: config.gmailBackoffMs,
         maxRetries: 3,

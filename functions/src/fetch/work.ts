@@ -10,7 +10,8 @@ import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
 import { GmailCaller, withScopeAdvice } from '../gmail/caller.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
-import { QuotaPacer } from '../gmail/pacing.js';
+import { holdAddress, type AddressHold } from '../gmail/address.js';
+import { pacerFor, RunAborted } from '../gmail/pacing.js';
 import type { WorkPayload } from '../queue/tasks.js';
 import { MailboxLost } from '../store/mailboxes.js';
 import { unitId, unitTaskId, type UnitRecord } from '../store/model.js';
@@ -172,9 +173,12 @@ export function createWork(deps: Deps) {
     const spec = fetchActionOf(action.fetchAction);
     const taskConfig = config.connector.tasks[unit.task];
     const mailbox = deps.google.gmail(unit.user, spec.scopes);
+    // One pacer per address in this process, and one reader of the address at a time across processes (gmail/address.ts).
+    const pacer = pacerFor(unit.user, config.connector.gmail.quotaUnitsPerUserPerMinute, deps.now);
+    let address: AddressHold | undefined;
     const caller = new GmailCaller({
       auth: mailbox,
-      pacer: new QuotaPacer(config.connector.gmail.quotaUnitsPerUserPerMinute, deps.now),
+      pacer,
       signal: abort.signal,
       timeoutMs: callTimeoutMs,
       baseBackoffMs: config.gmailBackoffMs,
@@ -183,9 +187,19 @@ export function createWork(deps: Deps) {
     caller.retries = progress.retries;
     ulog.info('unit started', { generation, attempts: unit.attempts });
     try {
+      if (taskConfig) {
+        address = await holdAddress({ db: deps.db, address: unit.user, holder, leaseMs, pacer, now: deps.now, signal: abort.signal, onLost: (e) => end(() => (lost = e)) }).catch(
+          (e: unknown) => {
+            if (e instanceof RunAborted) return undefined;
+            throw e;
+          },
+        );
+      }
       const outcome = !taskConfig
         ? ({ kind: 'failed', error: `task ${unit.task} is no longer configured` } as const)
-        : await spec.run({
+        : !address
+          ? ({ kind: 'interrupted' } as const)
+          : await spec.run({
             db: deps.db,
             gmail: mailbox.api,
             caller,
@@ -203,6 +217,7 @@ export function createWork(deps: Deps) {
               await serial(() => units.write(held, leaseMs, { ...p, retries: caller.retries }, write));
             },
           });
+      await address?.release();
       if (lost) throw lost;
       progress.retries = caller.retries;
       switch (outcome.kind) {
@@ -258,6 +273,7 @@ export function createWork(deps: Deps) {
       }
       return { status: 503, message: `interrupted: ${message}; will be retried` };
     } finally {
+      await address?.release();
       clearInterval(stopTimer);
       clearInterval(leaseTimer);
       clearTimeout(budgetTimer);

@@ -44,6 +44,15 @@ export function withScopeAdvice(err: PermanentGmailError, advice: string | undef
   return new PermanentGmailError(`${err.message}; ${advice}`, err.status, { cause: err });
 }
 
+/** Gmail's refusal of more calls at once for one user ("Too many concurrent requests for user"). */
+function tooManyConcurrent(e: unknown): boolean {
+  for (let c: unknown = e, i = 0; c && i < 4; c = (c as { cause?: unknown }).cause, i++) {
+    const data = (c as { response?: { data?: { error?: { message?: string } } } }).response?.data;
+    if (/concurrent requests/i.test(`${String((c as Error).message ?? '')} ${data?.error?.message ?? ''}`)) return true;
+  }
+  return false;
+}
+
 /** Makes paced, retried calls for one mailbox and counts the retries. */
 export class GmailCaller {
   retries = 0;
@@ -68,12 +77,14 @@ export class GmailCaller {
   async call<T>(method: GmailMethod, what: string, fn: (o: CallOptions) => Promise<T>): Promise<T> {
     let renewed = false;
     for (let attempt = 0; ; attempt++) {
-      await this.opts.pacer.take(GMAIL_COSTS[method], this.opts.signal);
+      const pacer = this.opts.pacer;
+      await pacer.enter(this.opts.signal);
       const timeout = AbortSignal.timeout(this.timeoutMs);
-      const signal = this.opts.signal ? AbortSignal.any([this.opts.signal, timeout]) : timeout;
       try {
+        await pacer.take(GMAIL_COSTS[method], this.opts.signal);
+        const signal = this.opts.signal ? AbortSignal.any([this.opts.signal, timeout]) : timeout;
         const out = await fn({ signal });
-        this.opts.pacer.succeeded();
+        pacer.succeeded();
         return out;
       } catch (e) {
         if (e instanceof RunAborted || this.opts.signal?.aborted) throw new RunAborted();
@@ -89,10 +100,15 @@ export class GmailCaller {
           }
           throw withScopeAdvice(err, this.opts.auth?.advice);
         }
+        const concurrent = err.rateLimited && tooManyConcurrent(e);
+        if (concurrent) pacer.tooManyConcurrent();
+        else if (err.rateLimited) pacer.throttled(err.retryAfterMs);
         if (attempt >= this.maxRetries) throw err;
-        if (err.rateLimited) this.opts.pacer.throttled();
         this.retries++;
-        await sleep(this.backoff(attempt, err), this.opts.signal);
+        // A quota refusal's wait is the pacer's (it holds every call of the address); other failures back off here.
+        if (!err.rateLimited || concurrent) await sleep(this.backoff(attempt, err), this.opts.signal);
+      } finally {
+        pacer.leave();
       }
     }
   }

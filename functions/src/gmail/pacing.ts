@@ -2,32 +2,61 @@
  * Per-mailbox pacing at Gmail's per-user quota (docs/CONTRACT.md).
  *
  * Written here rather than taken from a rate-limit library because it must do
- * two things together that the libraries we looked at do not: charge each call
- * its own cost in quota units, and lower its own rate for a user that Gmail
- * answers with rate-limit errors, then climb back as calls succeed.
+ * things together that the libraries we looked at do not: charge each call its
+ * own cost in quota units, find how much burst Gmail really allows for a user
+ * (Gmail calls its limit "a moving average that allows short bursts" and does
+ * not publish the window), lower its rate when Gmail refuses calls, never call
+ * again before a Retry-After has passed, and climb back as calls succeed.
+ *
+ * The model: a token bucket in quota units refilled at the configured
+ * sustained rate. Its capacity starts at the widest burst Gmail is thought to
+ * allow (a minute of quota) and shrinks to what Gmail proves it holds: when a
+ * call is refused while the bucket still showed tokens, Gmail's bucket was
+ * smaller by that much. One pacer serves every run reading one address in a
+ * process (`pacerFor`), and its state travels with the address's hold
+ * (address.ts) to the next holder in another process.
  */
 
-/** A token bucket in quota units whose refill rate adapts to Gmail's answers. */
+/** What a pacer knows, as stored with its address's hold. */
+export interface PacerState {
+  tokens: number;
+  rate: number;
+  capacity: number;
+  pausedUntil: number;
+  /** When the state was taken (the pacer's clock, ms since the epoch). */
+  at: number;
+}
+
+/** A token bucket in quota units whose size and refill rate adapt to Gmail's answers. */
 export class QuotaPacer {
   private tokens: number;
   private last: number;
   private rate: number;
   private readonly maxRate: number;
-  private readonly capacity: number;
+  private capacity: number;
+  private readonly minCapacity: number;
   private lastThrottle = -Infinity;
+  private pausedUntil = -Infinity;
+  /** Refusal episodes in a row without a success: the own backoff doubles with each. */
+  private streak = 0;
+  private inFlight = 0;
+  private maxInFlight = Infinity;
+  private sinceWiden = 0;
+  private readonly waiting: (() => void)[] = [];
 
   /**
    * @param unitsPerMinute the configured per-user quota; 0 means unpaced
-   * @param burstSeconds how many seconds of quota may be spent at once
+   * @param burstSeconds the widest burst to try, in seconds of quota (default a minute's)
    */
   constructor(
     unitsPerMinute: number,
     private readonly now: () => number = Date.now,
-    burstSeconds = 1,
+    burstSeconds = 60,
   ) {
     this.maxRate = unitsPerMinute / 60;
     this.rate = this.maxRate;
-    this.capacity = Math.max(this.maxRate * burstSeconds, 5);
+    this.minCapacity = Math.max(this.maxRate, 5);
+    this.capacity = Math.max(this.maxRate * burstSeconds, this.minCapacity);
     this.tokens = this.capacity;
     this.last = now();
   }
@@ -37,10 +66,25 @@ export class QuotaPacer {
     return this.rate;
   }
 
+  /** Units the pacer believes Gmail lets this user spend at once. */
+  get burstUnits(): number {
+    return this.capacity;
+  }
+
+  /** When the next call may start at the earliest (ms, the pacer's clock). */
+  get notBefore(): number {
+    return this.pausedUntil;
+  }
+
+  /** Calls allowed in flight at once (Infinity until Gmail refuses for concurrency). */
+  get concurrency(): number {
+    return this.maxInFlight;
+  }
+
   private refill(): void {
     const t = this.now();
-    this.tokens = Math.min(this.capacity, this.tokens + ((t - this.last) / 1000) * this.rate);
-    this.last = t;
+    if (t > this.last) this.tokens = Math.min(this.capacity, this.tokens + ((t - this.last) / 1000) * this.rate);
+    this.last = Math.max(this.last, t);
   }
 
   /** Waits until `cost` units may be spent, then spends them; throws RunAborted once `signal` aborts. */
@@ -48,34 +92,117 @@ export class QuotaPacer {
     for (;;) {
       if (signal?.aborted) throw new RunAborted();
       if (this.maxRate <= 0) return;
+      const t = this.now();
+      if (t < this.pausedUntil) {
+        await sleep(this.pausedUntil - t, signal);
+        continue;
+      }
       this.refill();
-      if (this.tokens >= cost) {
+      if (this.tokens >= Math.min(cost, this.capacity)) {
         this.tokens -= cost;
         return;
       }
-      const waitMs = Math.max(1, ((cost - this.tokens) / this.rate) * 1000);
+      const waitMs = Math.max(1, ((Math.min(cost, this.capacity) - this.tokens) / this.rate) * 1000);
       await sleep(waitMs, signal);
     }
   }
 
-  /**
-   * Gmail said this user is over quota: halve the rate and spend what is left.
-   * The calls in flight together are refused together; that is one episode,
-   * so the rate is halved at most once a second.
-   */
-  throttled(): void {
-    if (this.maxRate <= 0) return;
-    const t = this.now();
-    this.tokens = Math.min(this.tokens, 0);
-    if (t - this.lastThrottle < 1000) return;
-    this.lastThrottle = t;
-    this.rate = Math.max(this.maxRate / 16, this.rate / 2);
+  /** Waits for a place among the calls in flight; pair with `leave`. */
+  async enter(signal?: AbortSignal): Promise<void> {
+    while (this.inFlight >= this.maxInFlight) {
+      if (signal?.aborted) throw new RunAborted();
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        this.waiting.push(done);
+        signal?.addEventListener('abort', done, { once: true });
+      });
+    }
+    if (signal?.aborted) throw new RunAborted();
+    this.inFlight++;
   }
 
-  /** A call succeeded: climb back towards the configured rate. */
-  succeeded(): void {
-    if (this.rate < this.maxRate) this.rate = Math.min(this.maxRate, this.rate * 1.02 + 0.01);
+  leave(): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    this.waiting.shift()?.();
   }
+
+  /**
+   * Gmail said this user is over quota. The bucket is empty now, whatever it
+   * showed; if it showed tokens, Gmail's burst is that much smaller than
+   * believed. No call starts before `retryAfterMs` has passed, or, without
+   * one, before an own backoff (1 s, doubling while refusals go on, at most
+   * 32 s). The calls in flight together are refused together: one episode,
+   * so the rate is halved at most once a second, and only when the bucket was
+   * already empty (the sustained rate, not the burst, was too high).
+   */
+  throttled(retryAfterMs?: number): void {
+    if (this.maxRate <= 0) return;
+    this.refill();
+    const t = this.now();
+    const left = this.tokens;
+    if (left > 0) this.capacity = Math.max(this.minCapacity, this.capacity - left);
+    this.tokens = Math.min(this.tokens, 0);
+    const episode = t - this.lastThrottle >= 1000;
+    if (episode) {
+      this.lastThrottle = t;
+      if (left <= 0) this.rate = Math.max(this.maxRate / 16, this.rate / 2);
+      this.streak++;
+    }
+    const own = Math.min(32_000, 1000 * 2 ** Math.max(0, this.streak - 1));
+    this.pausedUntil = Math.max(this.pausedUntil, t + (retryAfterMs ?? own));
+  }
+
+  /** Gmail refused a call for too many concurrent requests: allow one fewer in flight than now. */
+  tooManyConcurrent(): void {
+    this.maxInFlight = Math.max(1, Math.min(this.maxInFlight, this.inFlight) - 1);
+    this.sinceWiden = 0;
+  }
+
+  /** A call succeeded: climb back towards the configured rate and, slowly, towards more calls at once. */
+  succeeded(): void {
+    this.streak = 0;
+    if (this.rate < this.maxRate) this.rate = Math.min(this.maxRate, this.rate * 1.02 + 0.01);
+    if (Number.isFinite(this.maxInFlight) && ++this.sinceWiden >= 50) {
+      this.sinceWiden = 0;
+      this.maxInFlight++;
+      this.waiting.shift()?.();
+    }
+  }
+
+  /** The state to hand to the address's next holder. */
+  snapshot(): PacerState {
+    this.refill();
+    return { tokens: this.tokens, rate: this.rate, capacity: this.capacity, pausedUntil: this.pausedUntil, at: this.now() };
+  }
+
+  /** Takes over a state another process left, with the refill since it was taken. */
+  restore(s: PacerState): void {
+    if (this.maxRate <= 0) return;
+    const t = this.now();
+    this.capacity = Math.min(Math.max(this.minCapacity, s.capacity), this.capacity);
+    this.rate = Math.min(this.maxRate, Math.max(this.maxRate / 16, s.rate));
+    this.tokens = Math.min(this.capacity, s.tokens + (Math.max(0, t - s.at) / 1000) * this.rate);
+    this.last = t;
+    this.pausedUntil = Math.max(this.pausedUntil, s.pausedUntil);
+  }
+}
+
+const pacers = new Map<string, { pacer: QuotaPacer; unitsPerMinute: number; now: () => number }>();
+
+/**
+ * The one pacer of `address` in this process: every run reading the address
+ * here spends from it. A changed quota (or clock) starts a new one.
+ */
+export function pacerFor(address: string, unitsPerMinute: number, now: () => number = Date.now): QuotaPacer {
+  const key = address.toLowerCase();
+  const known = pacers.get(key);
+  if (known && known.unitsPerMinute === unitsPerMinute && known.now === now) return known.pacer;
+  const pacer = new QuotaPacer(unitsPerMinute, now);
+  pacers.set(key, { pacer, unitsPerMinute, now });
+  return pacer;
 }
 
 /** The run was told to end (Stop, or its lease was lost) while it waited. */
