@@ -12,6 +12,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { startFirestoreEmulator } from '../test/emulators/firestore.js';
+import { collectBench } from './collect.js';
 import { fanout } from './fanout.js';
 import { cleanupAll, mark, onCleanup } from './lib/cleanup.js';
 import { renderTable, type BenchContext, type BenchResult, type Benchmark } from './lib/report.js';
@@ -22,7 +23,7 @@ import { stopLatency } from './stop.js';
 import { throughput } from './throughput.js';
 import { tokenLatency } from './latency.js';
 
-const BENCHMARKS: Benchmark[] = [throughput, tokenLatency, stopLatency, fanout, memoryBench];
+const BENCHMARKS: Benchmark[] = [throughput, tokenLatency, stopLatency, fanout, memoryBench, collectBench];
 
 const USAGE = `usage: npm run bench [-- [${BENCHMARKS.map((b) => b.name).join('|')}]... [--full] [--profile] [--no-build]]
   (no name)   every benchmark

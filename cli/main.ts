@@ -251,7 +251,8 @@ export function buildProgram(): { program: Command; run(argv: string[]): Promise
       if (cli.json) {
         const data = await c.call({ action: 'View', Identifier: identifier, NoACI: 'false' });
         if (o.out) writeFileSync(o.out, Buffer.from(String(data.content ?? ''), 'base64'));
-        return out(JSON.stringify(o.out ? { ...data, content: undefined, out: o.out } : data));
+        out(JSON.stringify(o.out ? { ...data, content: undefined, out: o.out } : data));
+        return;
       }
       const r = await c.raw({ action: 'View', Identifier: identifier, ResponseFormat: 'simplejson' });
       const bytes = Buffer.from(await r.arrayBuffer());

@@ -223,6 +223,24 @@ resource "google_artifact_registry_repository_iam_member" "build_image_writer" {
   member     = google_service_account.build.member
 }
 
+# worker on each bucket of var.collect_buckets: Collect writes each message as a new object
+# (create) and reads an object's metadata to leave one with the same bytes alone (get). No list,
+# no delete, no overwrite beyond a conditional create, and nothing on any other bucket.
+resource "google_project_iam_custom_role" "worker_collect" {
+  project     = var.project_id
+  role_id     = "gmailConnectorWorkerCollect"
+  title       = "Gmail connector worker: Collect"
+  description = "What the worker calls on the buckets Collect writes to."
+  permissions = ["storage.objects.create", "storage.objects.get"]
+}
+
+resource "google_storage_bucket_iam_member" "worker_collect" {
+  for_each = toset(var.collect_buckets)
+  bucket   = each.value
+  role     = google_project_iam_custom_role.worker_collect.name
+  member   = google_service_account.worker.member
+}
+
 resource "google_storage_bucket_iam_member" "build_source_reader" {
   bucket = google_storage_bucket.source.name
   role   = "roles/storage.objectViewer"

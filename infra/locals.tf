@@ -64,6 +64,7 @@ locals {
     WORKER_URL                    = local.worker_url
     TASKS_INVOKER_SERVICE_ACCOUNT = google_service_account.tasks_invoker.email
     ACTION_RETENTION_DAYS         = tostring(var.action_retention_days)
+    COLLECT_BUCKETS               = join(",", var.collect_buckets)
   }
 
   # action: its own URL and the scheduler's account, to check the scheduler's OIDC token itself in

@@ -24,6 +24,17 @@ variable "firestore_location_any_continent" {
   default     = false
 }
 
+variable "collect_buckets" {
+  description = "Cloud Storage buckets FetchAction=Collect may write to (COLLECT_BUCKETS). The worker gets storage.objects.create and storage.objects.get on these buckets only; a Destination in any other bucket is refused. The buckets must exist."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for b in var.collect_buckets : can(regex("^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", b))])
+    error_message = "collect_buckets must list Cloud Storage bucket names."
+  }
+}
+
 variable "action_retention_days" {
   description = "Days an ended action and its units are kept; then Firestore's TTL policy deletes them (ACTION_RETENTION_DAYS). Sync state and sink documents are never deleted."
   type        = number

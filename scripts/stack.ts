@@ -1,6 +1,6 @@
 /**
  * `npm start`: the local stack of docs/CONTRACT.md on 127.0.0.1 — the Firestore
- * emulator, our Cloud Tasks and Gmail emulators, and the `action` and `worker`
+ * emulator, our Cloud Tasks, Gmail and Cloud Storage emulators, and the `action` and `worker`
  * functions through the Functions Framework (the worker as a child process that
  * is started again when it dies, as the platform would). Prints
  * `ready: http://127.0.0.1:<port>/` once when every part answers, and stops
@@ -15,6 +15,7 @@ import { freePort, startFirestoreEmulator } from '../test/emulators/firestore.js
 import { optionsFromEnv } from '../test/emulators/gmail/env.js';
 import { startGmailEmulator } from '../test/emulators/gmail/index.js';
 import { startGoogleAuthEmulator } from '../test/emulators/google-auth/index.js';
+import { startStorageEmulator } from '../test/emulators/storage/index.js';
 import { callReconcile, createFetchQueue, waitUntilAnswers } from '../test/support/local.js';
 
 const env = process.env;
@@ -76,6 +77,7 @@ try {
     { variable: 'CLOUD_TASKS_EMULATOR_PORT', port: intVar('CLOUD_TASKS_EMULATOR_PORT', 8123) },
     { variable: 'CLOUD_TASKS_EMULATOR_GRPC_PORT', port: intVar('CLOUD_TASKS_EMULATOR_GRPC_PORT', 8122) },
     { variable: 'GMAIL_EMULATOR_PORT', port: intVar('GMAIL_EMULATOR_PORT', 8124) },
+    { variable: 'STORAGE_EMULATOR_PORT', port: intVar('STORAGE_EMULATOR_PORT', 8125) },
     { variable: 'AUTH_EMULATOR_PORT', port: intVar('AUTH_EMULATOR_PORT', 8126) },
     { variable: 'ACI_PORT', port: intVar('ACI_PORT', 7700) },
     { variable: 'WORKER_PORT', port: intVar('WORKER_PORT', 7701) },
@@ -117,6 +119,10 @@ try {
     tokenVerifier: auth.verifyAccessToken,
   });
   closers.push(() => gmail.close());
+  // Cloud Storage, where Collect writes: COLLECT_BUCKETS (default `collect-local`) exist from the start.
+  const collectBuckets = (env.COLLECT_BUCKETS || 'collect-local').split(',').map((b) => b.trim()).filter((b) => b !== '');
+  const storage = await startStorageEmulator({ port: intVar('STORAGE_EMULATOR_PORT', 8125), buckets: collectBuckets });
+  closers.push(() => storage.close());
 
   const actionPort = intVar('ACI_PORT', 7700) || (await freePort());
   const workerPort = intVar('WORKER_PORT', 7701) || (await freePort());
@@ -134,6 +140,8 @@ try {
     CLOUD_TASKS_EMULATOR_HOST: tasks.grpcHost,
     GMAIL_API_ROOT_URL: gmail.url,
     OIDC_JWKS_URL: tasks.jwksUrl,
+    STORAGE_EMULATOR_HOST: storage.url,
+    COLLECT_BUCKETS: collectBuckets.join(','),
     GCE_METADATA_HOST: auth.metadataHost,
     IAM_CREDENTIALS_ROOT_URL: auth.iamRootUrl,
     OAUTH_TOKEN_URL: auth.tokenUrl,
@@ -189,7 +197,7 @@ try {
   }
   note(
     `Firestore emulator ${firestore.host}, Cloud Tasks emulator ${tasks.grpcHost} (gRPC) and ${tasks.host} (REST), ` +
-      `Gmail emulator ${gmail.url}, auth emulator ${auth.url}, worker ${workerUrl}`,
+      `Gmail emulator ${gmail.url}, Cloud Storage emulator ${storage.url}, auth emulator ${auth.url}, worker ${workerUrl}`,
   );
   process.stdout.write(`ready: http://127.0.0.1:${actionPort}/\n`);
 } catch (e) {

@@ -31,11 +31,13 @@ export interface BenchStackOptions {
   connector: Record<string, unknown>;
   /** Folder of `<address>.mbox` files. */
   mailDir: string;
-  gmail: { quotaUnitsPerMinute: number; quotaBurstSeconds?: number; latencyMs?: number };
+  gmail: { quotaUnitsPerMinute: number; quotaBurstSeconds?: number; latencyMs?: number; maxConcurrentPerUser?: number };
   /** Where the functions' output goes (one file per function). */
   logDir: string;
   /** Extra node options for the worker child (e.g. --cpu-prof). */
   workerNodeArgs?: string[];
+  /** A Cloud Storage emulator and the buckets Collect may write to there. */
+  collect?: { storageUrl: string; buckets: string[] };
 }
 
 export interface AciResult {
@@ -119,6 +121,7 @@ export async function startBenchStack(opts: BenchStackOptions): Promise<BenchSta
       quotaUnitsPerMinute: opts.gmail.quotaUnitsPerMinute,
       quotaBurstSeconds: opts.gmail.quotaBurstSeconds ?? 60,
       latencyMs: opts.gmail.latencyMs ?? 0,
+      maxConcurrentPerUser: opts.gmail.maxConcurrentPerUser ?? 0,
     });
     steps.gmail = onCleanup(`Gmail emulator of ${project}`, () => gmail.close());
 
@@ -140,6 +143,7 @@ export async function startBenchStack(opts: BenchStackOptions): Promise<BenchSta
       CLOUD_TASKS_EMULATOR_HOST: tasks.grpcHost,
       GMAIL_API_ROOT_URL: gmail.url,
       OIDC_JWKS_URL: tasks.jwksUrl,
+      ...(opts.collect ? { STORAGE_EMULATOR_HOST: opts.collect.storageUrl, COLLECT_BUCKETS: opts.collect.buckets.join(',') } : {}),
     };
 
     const client = createTasksClient({ emulatorHost: tasks.grpcHost });

@@ -33,6 +33,7 @@ export const OPTIONAL_ENV_VARS = [
   'SCHEDULER_SERVICE_ACCOUNT',
   'GMAIL_VIEW_SERVICE_ACCOUNT',
   'GMAIL_VIEW_CLIENT_ID',
+  'COLLECT_BUCKETS',
 ] as const;
 
 /** Variables that point the functions at emulators; never set in production. */
@@ -43,6 +44,7 @@ export const EMULATOR_ENV_VARS = [
   'OIDC_JWKS_URL',
   'IAM_CREDENTIALS_ROOT_URL',
   'OAUTH_TOKEN_URL',
+  'STORAGE_EMULATOR_HOST',
 ] as const;
 
 type EnvName =
@@ -145,6 +147,10 @@ export interface Config {
   readonly viewClientId: string | undefined;
   readonly firestoreEmulatorHost: string | undefined;
   readonly tasksEmulatorHost: string | undefined;
+  /** The Cloud Storage emulator (`host:port` or `http://host:port`); undefined for Google's. */
+  readonly storageEmulatorHost: string | undefined;
+  /** The buckets `FetchAction=Collect` may write to (COLLECT_BUCKETS, comma-separated); the worker is granted these only. */
+  readonly collectBuckets: readonly string[];
   readonly gmailRootUrl: string | undefined;
   /** IAM Credentials' root URL for googleapis; undefined for Google's. */
   readonly iamCredentialsRootUrl: string | undefined;
@@ -183,6 +189,15 @@ function hostPort(env: Env, name: EnvName): string | undefined {
   if (v === undefined || v === '') return undefined;
   if (!/^[A-Za-z0-9.[\]:-]+:\d{1,5}$/.test(v)) throw new ConfigError(`${name} must be host:port, got "${v}"`);
   return v;
+}
+
+/** A comma-separated list of Cloud Storage bucket names. */
+function bucketList(env: Env, name: EnvName): string[] {
+  const names = (env[name] ?? '').split(',').map((b) => b.trim()).filter((b) => b !== '');
+  for (const b of names) {
+    if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(b)) throw new ConfigError(`${name} must list bucket names, got "${b}"`);
+  }
+  return [...new Set(names)];
 }
 
 function url(env: Env, name: EnvName): string | undefined {
@@ -293,6 +308,8 @@ export function loadConfig(env: Env): Config {
     viewClientId,
     firestoreEmulatorHost: hostPort(env, 'FIRESTORE_EMULATOR_HOST'),
     tasksEmulatorHost: hostPort(env, 'CLOUD_TASKS_EMULATOR_HOST'),
+    storageEmulatorHost: /^https?:\/\//.test(env.STORAGE_EMULATOR_HOST ?? '') ? url(env, 'STORAGE_EMULATOR_HOST') : hostPort(env, 'STORAGE_EMULATOR_HOST'),
+    collectBuckets: bucketList(env, 'COLLECT_BUCKETS'),
     gmailRootUrl: url(env, 'GMAIL_API_ROOT_URL'),
     iamCredentialsRootUrl: url(env, 'IAM_CREDENTIALS_ROOT_URL'),
     oauthTokenUrl: url(env, 'OAUTH_TOKEN_URL'),

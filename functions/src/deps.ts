@@ -11,6 +11,8 @@ import { createTasksClient } from './queue/client.js';
 import { createTaskQueue, type TaskQueue } from './queue/tasks.js';
 import { ActionStore } from './store/actions.js';
 import { UnitStore } from './store/units.js';
+import { createStorageClient } from './storage/client.js';
+import type { Storage } from '@google-cloud/storage';
 
 export interface Deps {
   config: Config;
@@ -19,6 +21,8 @@ export interface Deps {
   units: UnitStore;
   queue: TaskQueue;
   google: GoogleAccess;
+  /** Cloud Storage, where Collect writes (the client is lazy: no call until used). */
+  storage: Storage;
   /** Gmail as the action function's read-only View identity. */
   viewGoogle: GoogleAccess;
   log: Logger;
@@ -44,6 +48,7 @@ export function createDeps(config: Config, overrides: Partial<Pick<Deps, 'log' |
     units: new UnitStore(db, store, now),
     queue: createTaskQueue(createTasksClient({ emulatorHost: config.tasksEmulatorHost }), config),
     google: createGoogleAccess(config),
+    storage: createStorageClient({ project: config.project, emulatorHost: config.storageEmulatorHost }),
     viewGoogle: createGoogleAccess(config, 'view'),
     log: overrides.log ?? createLogger(),
     now,

@@ -43,6 +43,7 @@ export const KNOWN_GOOGLE_PACKAGES: Readonly<Record<string, string>> = {
   '@google-cloud/functions-framework': 'the HTTP server (no Google call)',
   '@google-cloud/firestore': 'Firestore: requirement "firestore"',
   '@google-cloud/tasks': 'Cloud Tasks: the RPCs of RPC_PERMISSION',
+  '@google-cloud/storage': 'Cloud Storage, where Collect writes: requirements "storage.objects.create" and "storage.objects.get" (deps.storage), on var.collect_buckets only',
   'googleapis/build/src/apis/gmail/index.js': 'Gmail, with delegated tokens (no IAM right of its own)',
   'googleapis/build/src/apis/admin/index.js': 'Directory API, with delegated tokens (no IAM right of its own)',
   'googleapis/build/src/apis/iamcredentials/index.js': 'IAM Credentials signJwt: requirements "signJwt:GMAIL_DELEGATED_SERVICE_ACCOUNT" (deps.google) and "signJwt:GMAIL_VIEW_SERVICE_ACCOUNT" (deps.viewGoogle)',
@@ -127,6 +128,11 @@ export function codeNeeds(root: string, entry: string): CodeNeeds {
     for (const m of text.matchAll(/\bdeps\.google\b(?:\.(\w+))?|\{[^}]*\bgoogle\b[^}]*\}\s*=\s*deps\b/g)) {
       add(n, 'signJwt:GMAIL_DELEGATED_SERVICE_ACCOUNT', `${rel}: ${m[0].replace(/\s+/g, ' ')} (domain-wide delegation)`);
     }
+    // deps.storage: Collect's copies (an existence check, then a conditional create).
+    for (const m of text.matchAll(/\bdeps\.storage\b/g)) {
+      add(n, 'storage.objects.create', `${rel}: ${m[0]} (Collect's uploads)`);
+      add(n, 'storage.objects.get', `${rel}: ${m[0]} (Collect's check for an object already there)`);
+    }
     for (const m of text.matchAll(/\bdeps\.viewGoogle\b(?:\.(\w+))?|\{[^}]*\bviewGoogle\b[^}]*\}\s*=\s*deps\b/g)) {
       add(n, 'signJwt:GMAIL_VIEW_SERVICE_ACCOUNT', `${rel}: ${m[0].replace(/\s+/g, ' ')} (the read-only View account)`);
     }
@@ -209,6 +215,11 @@ export const IDENTITY_MATRIX: Readonly<Record<string, readonly MatrixGrant[]>> =
       grant: 'serviceAccount:gmail_delegate {iam.serviceAccounts.signJwt}',
       covers: ['signJwt:GMAIL_DELEGATED_SERVICE_ACCOUNT'],
       why: 'Gmail and Directory tokens through domain-wide delegation, without key files',
+    },
+    {
+      grant: 'bucket:${each.value} {storage.objects.create,storage.objects.get}',
+      covers: ['storage.objects.create', 'storage.objects.get'],
+      why: 'Collect creates objects, and reads one already there, on each bucket of var.collect_buckets and no other',
     },
   ],
   tasks_invoker: [{ grant: 'function:worker roles/run.invoker', covers: [], why: 'Cloud Tasks deliveries and the reconcile job call the worker as this account' }],

@@ -45,7 +45,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ENV = { production: PRODUCTION_ENV_VARS, optional: OPTIONAL_ENV_VARS, emulator: EMULATOR_ENV_VARS };
 
 /** Each function's plain environment (README.md, "Identity matrix"); ACTION_SHARED_SECRET comes from Secret Manager. */
-const COMMON_ENV = ['GCLOUD_PROJECT', 'CONNECTOR_CONFIG', 'TASKS_LOCATION', 'TASKS_QUEUE', 'WORKER_URL', 'TASKS_INVOKER_SERVICE_ACCOUNT', 'ACTION_RETENTION_DAYS'];
+const COMMON_ENV = ['GCLOUD_PROJECT', 'CONNECTOR_CONFIG', 'TASKS_LOCATION', 'TASKS_QUEUE', 'WORKER_URL', 'TASKS_INVOKER_SERVICE_ACCOUNT', 'ACTION_RETENTION_DAYS', 'COLLECT_BUCKETS'];
 const ENV_MATRIX: EnvMatrix = {
   action: {
     always: [...COMMON_ENV, 'ACTION_URL', 'SCHEDULER_SERVICE_ACCOUNT'],
@@ -469,7 +469,7 @@ void describe('the identity matrix', () => {
       'firestore',
       'signJwt:GMAIL_VIEW_SERVICE_ACCOUNT',
     ]);
-    assert.deepEqual([...(needs.get('worker') ?? [])].sort(), ['actAs:TASKS_INVOKER_SERVICE_ACCOUNT', 'cloudtasks.tasks.create', 'cloudtasks.tasks.get', 'firestore', 'signJwt:GMAIL_DELEGATED_SERVICE_ACCOUNT']);
+    assert.deepEqual([...(needs.get('worker') ?? [])].sort(), ['actAs:TASKS_INVOKER_SERVICE_ACCOUNT', 'cloudtasks.tasks.create', 'cloudtasks.tasks.get', 'firestore', 'signJwt:GMAIL_DELEGATED_SERVICE_ACCOUNT', 'storage.objects.create', 'storage.objects.get']);
   });
 
   void it('every account holds exactly its grants of the matrix, covering what its code needs', async () => {

@@ -20,6 +20,7 @@ import { startCloudTasksEmulator, type CloudTasksEmulator } from '../emulators/c
 import { freePort, startFirestoreEmulator, type FirestoreEmulator } from '../emulators/firestore.js';
 import { startGmailEmulator, type GmailEmulator, type GmailEmulatorOptions } from '../emulators/gmail/index.js';
 import { startGoogleAuthEmulator, type GoogleAuthEmulator } from '../emulators/google-auth/index.js';
+import { startStorageEmulator, type StorageEmulator } from '../emulators/storage/index.js';
 import { callReconcile, createFetchQueue, waitUntilAnswers } from './local.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -36,6 +37,8 @@ export interface StackOptions {
   env?: Env;
   /** Runs the worker as a child process (as the platform does), so a test can kill it. */
   workerProcess?: boolean;
+  /** Buckets made in the stack's Cloud Storage emulator and listed in COLLECT_BUCKETS. */
+  collectBuckets?: string[];
   /** Retry settings of the `fetch` queue. */
   retry?: { maxAttempts?: number };
   /**
@@ -94,6 +97,8 @@ export interface TestStack {
   db: Firestore;
   tasks: CloudTasksEmulator;
   gmail: GmailEmulator;
+  /** The Cloud Storage emulator (STORAGE_EMULATOR_HOST of the functions). */
+  storage: StorageEmulator;
   /** The auth emulator (IAM Credentials, the token endpoint, the metadata server). */
   auth: GoogleAuthEmulator;
   /** The delegated account and client id of this stack, when it uses delegation. */
@@ -163,6 +168,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     ...opts.gmail,
     dataDir: opts.mailDir,
   });
+  const storage = await startStorageEmulator({ buckets: opts.collectBuckets ?? [] });
   let delegate: TestStack['delegate'];
   let viewDelegate: TestStack['viewDelegate'];
   const delegationEnv: Env = {};
@@ -199,6 +205,8 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     CLOUD_TASKS_EMULATOR_HOST: tasks.grpcHost,
     GMAIL_API_ROOT_URL: gmail.url,
     OIDC_JWKS_URL: tasks.jwksUrl,
+    STORAGE_EMULATOR_HOST: storage.url,
+    COLLECT_BUCKETS: (opts.collectBuckets ?? []).join(','),
     ...delegationEnv,
     ...opts.env,
   };
@@ -251,6 +259,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     db: deps.db,
     tasks,
     gmail,
+    storage,
     auth,
     delegate,
     viewDelegate,
@@ -303,6 +312,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
       if (child && child.exitCode === null) await bounded('the worker process', new Promise((res) => { child?.once('exit', res); child?.kill('SIGTERM'); }));
       if (worker.listening) await bounded('the worker server', closeServer(worker));
       await bounded('the Gmail emulator', gmail.close());
+      await bounded('the Cloud Storage emulator', storage.close());
       await bounded('the auth emulator', releaseAuth());
       await bounded('the Firestore client', deps.db.terminate());
       await bounded('the Firestore emulator', firestore.close());

@@ -71,11 +71,14 @@ function parseFetch(p: AciParams, config: Config): FetchRequest {
   const spec = fetchActionNamed(raw);
   if (!spec) throw badParameter('FetchAction', raw, `one of the supported fetch actions: ${FETCH_ACTION_NAMES.join(', ')}`);
   const params = spec.parse(p, config);
+  // An action given identifiers takes its task sections from them.
+  const named = spec.namedMailboxes?.(params);
   const configured = Object.keys(config.connector.tasks);
   const given = SECTION_PARAMS.filter((n) => p.has(n));
   if (given.length > 1) throw badParameter('ConfigSection', p.get('ConfigSection') ?? '', 'TaskSections or ConfigSection, not both');
   const sectionParam = given[0] ?? 'TaskSections';
-  const sections = requireParam(p, sectionParam)
+  if (named && given.length) throw badParameter(sectionParam, p.get(sectionParam) ?? '', 'left out: the identifiers name their task sections');
+  const sections = (named ? Object.keys(named).join(',') : requireParam(p, sectionParam))
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');

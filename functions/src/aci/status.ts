@@ -21,7 +21,8 @@ export function actionView(
   now: number,
   results?: { entries: ResultEntry[]; start: number; total: number },
 ): AciTree {
-  const counters = fetchActionNamed(a.fetchAction)?.counters ?? [];
+  const spec = fetchActionNamed(a.fetchAction);
+  const counters = spec?.counters ?? [];
   const ended = a.endedAt?.toMillis() ?? null;
   const started = a.startedAt?.toMillis() ?? null;
   const perTask = new Map<string, Counts>(a.tasks.map((t) => [t, zeroCounts(counters)]));
@@ -63,7 +64,7 @@ export function actionView(
     time_processing: started !== null ? secondsBetween(a.startedAt, ended ?? now) : undefined,
     process_end_time: a.endedAt && started !== null ? formatAciTime(a.endedAt.toDate()) : undefined,
     fetchaction: a.fetchAction.toUpperCase(),
-    tasks,
+    tasks: results && spec?.results === 'tasks' ? taskResultsView(results.entries) : tasks,
     stop_requested: a.stopRequested,
     progress: { percent, pages, messages },
     attempts,
@@ -75,7 +76,7 @@ export function actionView(
       })),
     },
     error: a.error ?? undefined,
-    identifiers: results ? identifiersView(results) : undefined,
+    identifiers: results && spec?.results !== 'tasks' ? identifiersView(results) : undefined,
   };
   return view;
 }
@@ -87,6 +88,15 @@ function identifiersView(r: { entries: ResultEntry[]; start: number; total: numb
     '@count': String(r.entries.length),
     '@total': String(r.total),
     identifier: r.entries.map(identifierView),
+  };
+}
+
+/** Results of an action that acts on documents (Collect): `<tasks><success>ID</success><failed message="why">ID</failed></tasks>`. */
+function taskResultsView(entries: ResultEntry[]): AciTree {
+  const failed = (e: ResultEntry) => e.attributes?.['message'] !== undefined;
+  return {
+    success: entries.filter((e) => !failed(e)).map((e) => e.id),
+    failed: entries.filter(failed).map((e) => ({ '@message': e.attributes?.['message'] ?? '', $: e.id })),
   };
 }
 

@@ -7,6 +7,7 @@
  * interface; adding a fetch action is one module and one line below.
  */
 import type { Firestore, Timestamp, WriteBatch } from '@google-cloud/firestore';
+import type { Storage } from '@google-cloud/storage';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import type { AciParams } from '../aci/request.js';
 import type { Config, TaskConfig } from '../config.js';
@@ -14,6 +15,7 @@ import type { GmailCaller, GmailMethod } from '../gmail/caller.js';
 import type { RunStanding } from '../store/mailboxes.js';
 import type { ResultEntry } from '../store/results.js';
 import type { UnitProgress } from '../store/units.js';
+import { collectAction } from './collect.js';
 import { identifiersAction } from './identifiers.js';
 import { synchronizeAction } from './synchronize.js';
 
@@ -25,6 +27,8 @@ export interface UnitContext {
   db: Firestore;
   gmail: gmail_v1.Gmail;
   caller: GmailCaller;
+  /** Cloud Storage, for actions that write there (Collect); only the worker's runs have it. */
+  storage?: Storage;
   token: string;
   task: string;
   user: string;
@@ -61,8 +65,14 @@ export interface FetchActionSpec {
    * an ACI error that names the parameter when one is wrong. Pure: no I/O.
    */
   parse(p: AciParams, config: Config): FetchParams;
-  /** How the action splits into units: one per mailbox of its task sections. */
-  readonly units: 'mailboxes';
+  /**
+   * How the action splits into units: one per mailbox of its task sections (`mailboxes`); or,
+   * for an action that may be given identifiers instead (`identifiers`), one per mailbox that
+   * `namedMailboxes` returns, and its task sections' mailboxes when it returns undefined.
+   */
+  readonly units: 'mailboxes' | 'identifiers';
+  /** With `units: 'identifiers'`: the mailboxes the action's identifiers name, by task; undefined when it was given task sections. */
+  namedMailboxes?(params: FetchParams): Record<string, string[]> | undefined;
   /** Whether a unit takes its mailbox's lock, so that no other locking action runs on it at once. */
   readonly lock: boolean;
   /** Whether an action of one task section given `Schedule=true` joins a running one of that task. */
@@ -74,8 +84,12 @@ export interface FetchActionSpec {
   readonly counters: readonly string[];
   /** Runs (or resumes, from its checkpoint) one unit until it ends or must stop. */
   run(ctx: UnitContext): Promise<UnitOutcome>;
-  /** Where its results are kept, when it has results to read with GetStatus (see store/results.ts). */
-  readonly results?: 'identifiers';
+  /**
+   * Its results, when it has results to read with GetStatus (kept in store/results.ts): a page of
+   * `<identifiers>`, or, for `tasks`, `<tasks><success>ID</success><failed message="why">ID</failed>`
+   * (an entry with a `message` attribute failed).
+   */
+  readonly results?: 'identifiers' | 'tasks';
   /** Its inline form (`Sync=true`, see fetch/now.ts): one mailbox's results now, or `over` past `cap`. */
   readonly inline?: { cap: number; run(ctx: UnitContext, cap: number): Promise<ResultEntry[] | 'over'> };
 }
@@ -84,6 +98,7 @@ export interface FetchActionSpec {
 export const FETCH_REGISTRY: Readonly<Record<string, FetchActionSpec>> = {
   [synchronizeAction.name]: synchronizeAction,
   [identifiersAction.name]: identifiersAction,
+  [collectAction.name]: collectAction,
 };
 
 export const FETCH_ACTION_NAMES: readonly string[] = Object.keys(FETCH_REGISTRY);

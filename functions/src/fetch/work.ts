@@ -80,9 +80,10 @@ export function createWork(deps: Deps) {
     // user list cannot add or drop a mailbox of a running action.
     if (action.unitsTotal === null) {
       const list: { task: string; user: string; id: string }[] = [];
+      const named = fetchActionOf(action.fetchAction).namedMailboxes?.(action.params ?? {});
       try {
         for (const task of action.tasks) {
-          for (const user of await mailboxes(task)) list.push({ task, user, id: unitId(task, user) });
+          for (const user of named ? (named[task] ?? []) : await mailboxes(task)) list.push({ task, user, id: unitId(task, user) });
         }
       } catch (e) {
         if (e instanceof PermanentGmailError) {
@@ -203,6 +204,7 @@ export function createWork(deps: Deps) {
             db: deps.db,
             gmail: mailbox.api,
             caller,
+            storage: deps.storage,
             token,
             task: unit.task,
             user: unit.user,

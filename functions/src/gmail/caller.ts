@@ -82,8 +82,10 @@ export class GmailCaller {
       const timeout = AbortSignal.timeout(this.timeoutMs);
       try {
         await pacer.take(GMAIL_COSTS[method], this.opts.signal);
+        const counted = Date.now();
         const signal = this.opts.signal ? AbortSignal.any([this.opts.signal, timeout]) : timeout;
         const out = await fn({ signal });
+        pacer.answered(Date.now() - counted);
         pacer.succeeded();
         return out;
       } catch (e) {

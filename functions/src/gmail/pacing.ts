@@ -43,6 +43,8 @@ export class QuotaPacer {
   private maxInFlight = Infinity;
   private sinceWiden = 0;
   private readonly waiting: (() => void)[] = [];
+  /** The longest a call has taken to be answered, as the margin between our count and Gmail's. */
+  private slackMs = 20;
 
   /**
    * @param unitsPerMinute the configured per-user quota; 0 means unpaced
@@ -98,11 +100,14 @@ export class QuotaPacer {
         continue;
       }
       this.refill();
-      if (this.tokens >= Math.min(cost, this.capacity)) {
+      // Gmail charges a call when it arrives, up to a call's latency after we count it; keep that
+      // much refill (at least 20 ms, at most 2 s) in hand so that our count never runs ahead of Gmail's.
+      const need = Math.min(cost + (this.rate * this.slackMs) / 1000, this.capacity);
+      if (this.tokens >= need) {
         this.tokens -= cost;
         return;
       }
-      const waitMs = Math.max(1, ((Math.min(cost, this.capacity) - this.tokens) / this.rate) * 1000);
+      const waitMs = Math.max(1, ((need - this.tokens) / this.rate) * 1000);
       await sleep(waitMs, signal);
     }
   }
@@ -135,20 +140,22 @@ export class QuotaPacer {
    * believed. No call starts before `retryAfterMs` has passed, or, without
    * one, before an own backoff (1 s, doubling while refusals go on, at most
    * 32 s). The calls in flight together are refused together: one episode,
-   * so the rate is halved at most once a second, and only when the bucket was
-   * already empty (the sustained rate, not the burst, was too high).
+   * so the rate is halved at most once a second, and only when the burst
+   * cannot be the reason (the bucket was empty, or already one second wide).
    */
   throttled(retryAfterMs?: number): void {
     if (this.maxRate <= 0) return;
     this.refill();
     const t = this.now();
     const left = this.tokens;
-    if (left > 0) this.capacity = Math.max(this.minCapacity, this.capacity - left);
+    // Units left in a bucket still wider than a second: Gmail's burst is smaller, not its rate.
+    const burstWrong = left > 0 && this.capacity > this.minCapacity;
+    if (burstWrong) this.capacity = Math.max(this.minCapacity, this.capacity - left);
     this.tokens = Math.min(this.tokens, 0);
     const episode = t - this.lastThrottle >= 1000;
     if (episode) {
       this.lastThrottle = t;
-      if (left <= 0) this.rate = Math.max(this.maxRate / 16, this.rate / 2);
+      if (!burstWrong) this.rate = Math.max(this.maxRate / 16, this.rate / 2);
       this.streak++;
     }
     const own = Math.min(32_000, 1000 * 2 ** Math.max(0, this.streak - 1));
@@ -159,6 +166,11 @@ export class QuotaPacer {
   tooManyConcurrent(): void {
     this.maxInFlight = Math.max(1, Math.min(this.maxInFlight, this.inFlight) - 1);
     this.sinceWiden = 0;
+  }
+
+  /** A call was answered `ms` after its units were counted. */
+  answered(ms: number): void {
+    if (ms > this.slackMs) this.slackMs = Math.min(2000, ms);
   }
 
   /** A call succeeded: climb back towards the configured rate and, slowly, towards more calls at once. */
@@ -175,7 +187,7 @@ export class QuotaPacer {
   /** The state to hand to the address's next holder. */
   snapshot(): PacerState {
     this.refill();
-    return { tokens: this.tokens, rate: this.rate, capacity: this.capacity, pausedUntil: this.pausedUntil, at: this.now() };
+    return { tokens: this.tokens, rate: this.rate, capacity: this.capacity, pausedUntil: Number.isFinite(this.pausedUntil) ? this.pausedUntil : 0, at: this.now() };
   }
 
   /** Takes over a state another process left, with the refill since it was taken. */
@@ -186,7 +198,7 @@ export class QuotaPacer {
     this.rate = Math.min(this.maxRate, Math.max(this.maxRate / 16, s.rate));
     this.tokens = Math.min(this.capacity, s.tokens + (Math.max(0, t - s.at) / 1000) * this.rate);
     this.last = t;
-    this.pausedUntil = Math.max(this.pausedUntil, s.pausedUntil);
+    this.pausedUntil = Math.max(this.pausedUntil, s.pausedUntil ?? -Infinity);
   }
 }
 

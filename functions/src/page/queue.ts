@@ -134,8 +134,8 @@ th { background: #f6f8fa; }
 .token { font-family: ui-monospace, monospace; font-size: 12px; }
 .s-Finished { color: #1a7f37; } .s-Error { color: #cf222e; } .s-Stopped, .s-Cancelled { color: #9a6700; } .s-Processing { color: #0969da; }
 progress { width: 12rem; vertical-align: middle; }
-.mailbox { font-size: 12px; margin-top: .25rem; } .mailbox .who { display: inline-block; min-width: 14rem; }
-.mailbox progress { width: 8rem; margin: 0 .4rem; }
+.mailbox { font-size: 12px; margin-top: .25rem; white-space: nowrap; } .mailbox .who { display: block; }
+.mailbox progress { width: 8rem; margin: 0 .4rem 0 0; }
 .error { color: #cf222e; max-width: 20rem; } .counts { font-size: 12px; max-width: 16rem; }
 #message.bad { color: #cf222e; } #updated { color: #656d76; font-size: 12px; }
 `;

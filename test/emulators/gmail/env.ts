@@ -27,6 +27,8 @@ export function optionsFromEnv(env: Env, defaultDataDir: string): GmailEmulatorO
     port: numberFromEnv(env, 'GMAIL_EMULATOR_PORT', 8124, 0, 65535),
     dataDir: env['GMAIL_EMULATOR_DATA'] || defaultDataDir,
     quotaUnitsPerMinute: numberFromEnv(env, 'GMAIL_EMULATOR_QUOTA', 15000, 0, Number.MAX_SAFE_INTEGER),
+    quotaBurstSeconds: numberFromEnv(env, 'GMAIL_EMULATOR_BURST_S', 60, 0.001, 86_400),
+    maxConcurrentPerUser: Math.floor(numberFromEnv(env, 'GMAIL_EMULATOR_MAX_CONCURRENT', 0, 0, 100_000)),
     latencyMs: numberFromEnv(env, 'GMAIL_EMULATOR_LATENCY_MS', 0, 0, 600_000),
     faultRate: numberFromEnv(env, 'GMAIL_EMULATOR_FAULTS', 0, 0, 1),
     hangRate: numberFromEnv(env, 'GMAIL_EMULATOR_HANG', 0, 0, 1),

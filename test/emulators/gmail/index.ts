@@ -34,6 +34,11 @@ export interface GmailEmulatorOptions {
   quotaUnitsPerMinute?: number;
   /** Seconds of quota a user may burst (the bucket's size). Default 60: a minute's worth. */
   quotaBurstSeconds?: number;
+  /**
+   * Gmail calls one user may have in flight at once (counted from arrival to answer); more are
+   * answered 429 "Too many concurrent requests for user", which costs no quota. Default 0: no limit.
+   */
+  maxConcurrentPerUser?: number;
   /** Status of quota refusals: 429 rateLimitExceeded (default) or 403 userRateLimitExceeded. */
   quotaStatus?: 429 | 403;
   /** Added to every call, in milliseconds. Default 0. */
@@ -63,8 +68,10 @@ export { OWNER_TOKEN, METHOD_SCOPES, SCOPES, type TokenInfo, type TokenVerifier 
 export interface GmailEmulatorStats {
   /** Calls received, by method name ("messages.get", "getProfile", "directory.users.list", …). */
   calls: Record<string, number>;
-  /** Calls refused for quota. */
+  /** Calls refused for quota or for too many concurrent requests. */
   rateLimited: number;
+  /** Of those, the calls refused for too many concurrent requests. */
+  concurrencyRefused: number;
   /** Calls answered with an injected fault. */
   faults: number;
   /** Calls picked to hang (never answered), including those the client has since given up on. */
@@ -129,6 +136,10 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     hanging: new Set(),
     failing: new Set(),
     closed: false,
+    maxConcurrent: Math.max(0, Math.floor(opts.maxConcurrentPerUser ?? 0)),
+    inFlight: new Map(),
+    concurrencyRefused: 0,
+    selfUrl: '',
     tokenVerifier: opts.tokenVerifier,
     delay: (ms, res) =>
       new Promise<boolean>((resolve) => {
@@ -167,6 +178,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
   }
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
+  state.selfUrl = `http://${urlHost}:${port}/`;
 
   let closing: Promise<void> | null = null;
   return {
@@ -205,6 +217,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
       return {
         calls: { ...state.calls },
         rateLimited: state.rateLimited,
+        concurrencyRefused: state.concurrencyRefused,
         faults: state.faultCount,
         hung: state.hungCount,
       };

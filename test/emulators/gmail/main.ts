@@ -4,6 +4,8 @@
 //   GMAIL_EMULATOR_PORT        port (default 8124; 0 = any free port)
 //   GMAIL_EMULATOR_DATA        folder of <address>.mbox files (default test/fixtures/demo)
 //   GMAIL_EMULATOR_QUOTA       per-user units per minute (default 15000; 0 = unlimited)
+//   GMAIL_EMULATOR_BURST_S     seconds of quota a user may spend at once (default 60)
+//   GMAIL_EMULATOR_MAX_CONCURRENT  calls one user may have in flight; more are 429 (default 0 = no limit)
 //   GMAIL_EMULATOR_LATENCY_MS  added latency per call (default 0)
 //   GMAIL_EMULATOR_FAULTS      fraction of calls answered 429/403/500/503 (default 0)
 //   GMAIL_EMULATOR_HANG        fraction of calls never answered, held open until the client gives up (default 0)

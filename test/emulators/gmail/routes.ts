@@ -13,6 +13,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authenticate, checkDirectory, checkScopes, resolveUser, type TokenVerifier } from './auth.js';
 import { ApiError, badRequest, invalidArgument, noMailbox, notFound, rateLimited } from './errors.js';
+import { parseBatch, serveBatch } from './batch.js';
 import { applyFields, parseFields } from './fields.js';
 import { fromBase64Url, parseAttachmentId, parseHeaderBlock, splitMultipart } from './mime.js';
 import { METHOD_COSTS, type FaultInjector, type HangInjector, type QuotaManager } from './quota.js';
@@ -35,6 +36,14 @@ export interface EmulatorState {
   /** Message ids whose messages.get always answers 500 (a message Gmail cannot serve). */
   failing: Set<string>;
   closed: boolean;
+  /** Concurrent Gmail calls allowed per user; more are answered 429 "Too many concurrent requests for user". 0 = no limit. */
+  maxConcurrent: number;
+  /** Gmail calls in flight, by the user named in the path. */
+  inFlight: Map<string, number>;
+  /** Calls refused for too many concurrent requests (also counted in rateLimited). */
+  concurrencyRefused: number;
+  /** The emulator's own root URL: batch parts are served through it. */
+  selfUrl: string;
   /** Knows the tokens other than "owner" (the Google auth emulator's verifyAccessToken). */
   tokenVerifier?: TokenVerifier;
   /** Waits `ms`; resolves early (with false) when the emulator closes or `res` closes (the client went away). */
@@ -383,6 +392,19 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
       send(res, 200, { service: 'gmail-emulator', mailboxes: [...state.mailboxes.keys()].sort() });
       return;
     }
+    if (url.pathname === '/batch/gmail/v1' && req.method === 'POST') {
+      state.calls['batch'] = (state.calls['batch'] ?? 0) + 1;
+      try {
+        const parts = parseBatch(await readBody(req), req.headers['content-type']);
+        const out = await serveBatch(parts, state.selfUrl, req.headers['authorization']);
+        if (res.headersSent || res.destroyed) return;
+        res.writeHead(200, { 'Content-Type': out.contentType, 'Content-Length': String(out.body.length) });
+        res.end(out.body);
+      } catch (err) {
+        sendError(res, err instanceof ApiError ? err : new ApiError(500, 'Backend Error', 'backendError'));
+      }
+      return;
+    }
     const matched = matchRoute(req.method ?? 'GET', url.pathname);
     if (!matched) {
       send(res, 404, new ApiError(404, `Not Found: ${req.method} ${url.pathname}`, 'notFound').body());
@@ -390,6 +412,21 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
     }
     const { route, args } = matched;
     state.calls[route.name] = (state.calls[route.name] ?? 0) + 1;
+    // Concurrency is counted from a call's arrival to its answer, by the user its path names.
+    let tooMany = false;
+    if (route.gmail && state.maxConcurrent > 0) {
+      const key = (args[0] ?? '').toLowerCase();
+      const n = state.inFlight.get(key) ?? 0;
+      if (n >= state.maxConcurrent) tooMany = true;
+      else {
+        state.inFlight.set(key, n + 1);
+        res.once('close', () => {
+          const left = (state.inFlight.get(key) ?? 1) - 1;
+          if (left <= 0) state.inFlight.delete(key);
+          else state.inFlight.set(key, left);
+        });
+      }
+    }
     if (state.latencyMs > 0) {
       const waited = await state.delay(state.latencyMs, res);
       if (!waited || state.closed) {
@@ -409,6 +446,11 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
       const user = resolveUser(caller, args[0] ?? '');
       const mb = state.mailboxes.get(user);
       if (!mb) throw noMailbox();
+      if (tooMany) {
+        state.rateLimited++;
+        state.concurrencyRefused++;
+        throw new ApiError(429, 'Too many concurrent requests for user', 'rateLimitExceeded', { domain: 'usageLimits' });
+      }
       // Both streams draw on every call, so the n-th call's fault is the same whatever the hang rate.
       const injected = state.faults.maybeFault();
       if (state.hangs.maybeHang()) {

@@ -1,0 +1,402 @@
+/**
+ * Collect: the original of each message, byte for byte as Gmail serves it with `format=raw`,
+ * copied to Cloud Storage as `<prefix>/<address>/<messageId>.eml` under `Destination=gs://bucket/prefix`.
+ * The messages are those the `Identifiers` or `IdentifiersXML` name (one unit per mailbox they
+ * name), or every message of the task sections' mailboxes (`TaskSections`, one unit per mailbox).
+ * Results, read with QueueInfo GetStatus, are `<tasks><success>ID</success><failed message="why">ID</failed></tasks>`.
+ *
+ * Streamed: Gmail's answer is read as it arrives, the `raw` field's base64 decoded piece by
+ * piece straight into the upload, so no message is ever held whole, let alone a mailbox. An
+ * upload creates its object only once all of it has arrived (Cloud Storage never shows part of
+ * an upload), so a Stop, a Cancel or a killed worker leaves no partial object under its name.
+ * An object already there with the same bytes (same MD5) is not written again; one with other
+ * bytes is left as it is and the message fails with that reason (Collect only ever creates).
+ * Uploads are conditional on the object not existing, so two copies never overwrite each other.
+ *
+ * One unit per mailbox, without the mailbox's lock (it only reads Gmail). Each batch of results
+ * is committed with the checkpoint it leads to; a take-over resumes after the last committed
+ * batch, and the messages of an uncommitted batch are found already there, not written twice.
+ */
+import { createHash } from 'node:crypto';
+import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { File } from '@google-cloud/storage';
+import pLimit from 'p-limit';
+import { decodeIdentifier, encodeIdentifier, IdentifierError, parseIdentifierList, parseIdentifiersXml } from '../aci/identifiers.js';
+import { badParameter, missingParameter } from '../aci/errors.js';
+import { parseBoolParam, type AciParams } from '../aci/request.js';
+import type { Config } from '../config.js';
+import { GMAIL_SCOPES } from '../gmail/client.js';
+import { PermanentGmailError, classify } from '../gmail/errors.js';
+import { RunAborted, sleep } from '../gmail/pacing.js';
+import type { Checkpoint } from '../store/model.js';
+import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
+import type { UnitProgress } from '../store/units.js';
+import { listMessages } from './listing.js';
+import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './registry.js';
+
+/** Results committed together; the run's end is checked between batches. */
+const BATCH = MAX_RESULT_BATCH;
+/** Messages copied at once per mailbox: each streams, so memory stays a few buffers per copy. */
+const CONCURRENCY = 8;
+/** The most identifiers one Collect may name (they are kept on the action). */
+export const MAX_COLLECT_IDENTIFIERS = 1000;
+/** Tries of one message's copy when Cloud Storage or the stream fails transiently. */
+const TRIES = 3;
+/** The longest one message's copy may take before it is abandoned and tried again. */
+const COPY_TIMEOUT_MS = 10 * 60_000;
+
+/** `gs://bucket[/prefix]`: the bucket and the prefix without slashes at either end. */
+export function parseDestination(raw: string): { bucket: string; prefix: string } | undefined {
+  const m = /^gs:\/\/([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])(?:\/(.*))?$/.exec(raw.trim());
+  if (!m) return undefined;
+  const prefix = (m[2] ?? '').replace(/^\/+|\/+$/g, '');
+  if (prefix.split('/').some((s) => s === '.' || s === '..') || /[\r\n\u0000]/.test(prefix) || Buffer.byteLength(prefix) > 512) return undefined;
+  return { bucket: m[1] as string, prefix };
+}
+
+/** The object a message is copied to. */
+export function objectName(prefix: string, address: string, messageId: string): string {
+  return `${prefix ? `${prefix}/` : ''}${address}/${messageId}.eml`;
+}
+
+/** The identifiers an action names, by task and mailbox (kept as sent, so results echo them). */
+type Named = Record<string, Record<string, string[]>>;
+
+function belongsTo(task: Config['connector']['tasks'][string], address: string): boolean {
+  if (task.users?.length) return task.users.some((u) => u.toLowerCase() === address);
+  return task.domain !== undefined && address.endsWith(`@${task.domain.toLowerCase()}`);
+}
+
+/** Reads `Identifiers` or `IdentifiersXML`: each must be of a configured task and one of its mailboxes. */
+function parseNamed(p: AciParams, config: Config): Named | undefined {
+  const list = p.get('Identifiers');
+  const xml = p.get('IdentifiersXML');
+  if (list !== undefined && xml !== undefined) throw badParameter('IdentifiersXML', xml, 'left out when Identifiers is given');
+  if (list === undefined && xml === undefined) return undefined;
+  const param = list !== undefined ? 'Identifiers' : 'IdentifiersXML';
+  let ids: string[];
+  try {
+    ids = list !== undefined ? parseIdentifierList(list) : parseIdentifiersXml(xml ?? '').map((e) => e.identifier);
+  } catch (e) {
+    if (e instanceof IdentifierError) throw badParameter(param, list ?? xml ?? '', `identifiers as FetchAction=Identifiers lists them: ${e.message}`);
+    throw e;
+  }
+  if (ids.length === 0) throw missingParameter(param, 'at least one identifier');
+  if (ids.length > MAX_COLLECT_IDENTIFIERS) throw badParameter(param, `${ids.length} identifiers`, `at most ${MAX_COLLECT_IDENTIFIERS} identifiers; send several Collects`);
+  const tasks = config.connector.tasks;
+  const named: Named = {};
+  for (const id of ids) {
+    let d;
+    try {
+      d = decodeIdentifier(id);
+    } catch (e) {
+      if (e instanceof IdentifierError) throw badParameter(param, id, `an identifier as FetchAction=Identifiers lists them: ${e.message}`);
+      throw e;
+    }
+    const task = Object.keys(tasks).find((t) => t.toLowerCase() === d.task.toLowerCase());
+    if (task === undefined) throw badParameter(param, id, `an identifier of a configured task (${Object.keys(tasks).join(', ')}), not of task ${d.task}`);
+    if (!belongsTo(tasks[task] as Config['connector']['tasks'][string], d.address)) {
+      throw badParameter(param, id, `an identifier of one of task ${task}'s mailboxes, not of ${d.address}`);
+    }
+    const mailboxes = (named[task] ??= {});
+    const listed = (mailboxes[d.address] ??= []);
+    if (!listed.includes(id)) listed.push(id);
+  }
+  return named;
+}
+
+function parse(p: AciParams, config: Config): FetchParams {
+  const raw = p.get('Destination');
+  if (raw === undefined || raw.trim() === '') throw missingParameter('Destination', 'gs://bucket[/prefix]');
+  const dest = parseDestination(raw);
+  if (!dest) throw badParameter('Destination', raw, 'gs://bucket[/prefix], a Cloud Storage bucket name and an optional object prefix');
+  if (!config.collectBuckets.includes(dest.bucket)) {
+    const known = config.collectBuckets.length ? `one of ${config.collectBuckets.join(', ')}` : 'none is configured (COLLECT_BUCKETS)';
+    throw badParameter('Destination', raw, `a bucket Collect may write to: bucket ${dest.bucket} is not one of them (${known})`);
+  }
+  if (parseBoolParam(p, 'CollectAttachments', false)) {
+    throw badParameter('CollectAttachments', p.get('CollectAttachments') ?? '', 'false: attachments are inside each collected original; separate copies are not made yet');
+  }
+  const named = parseNamed(p, config);
+  return { bucket: dest.bucket, prefix: dest.prefix, ...(named ? { identifiers: JSON.stringify(named) } : {}) };
+}
+
+/** The mailboxes an action's identifiers name, by task; undefined when it was given task sections. */
+function namedMailboxes(params: FetchParams): Record<string, string[]> | undefined {
+  const raw = params['identifiers'];
+  if (typeof raw !== 'string') return undefined;
+  const named = JSON.parse(raw) as Named;
+  return Object.fromEntries(Object.entries(named).map(([t, m]) => [t, Object.keys(m).sort()]));
+}
+
+function namedOf(ctx: UnitContext): string[] | undefined {
+  const raw = ctx.params['identifiers'];
+  if (typeof raw !== 'string') return undefined;
+  return (JSON.parse(raw) as Named)[ctx.task]?.[ctx.user] ?? [];
+}
+
+/**
+ * Turns Gmail's JSON answer, as it streams, into the bytes of its `raw` field: base64url decoded
+ * a few kilobytes at a time. `check` throws when the copy must end (Stop, lease lost, budget).
+ */
+class RawExtractor extends Transform {
+  private state: 'seek' | 'raw' | 'after' = 'seek';
+  private carry = '';
+
+  constructor(private readonly check: () => void) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.check();
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
+    let text = chunk.toString('latin1');
+    if (this.state === 'seek') {
+      text = this.carry + text;
+      const m = /"raw"\s*:\s*"/.exec(text);
+      if (!m) {
+        this.carry = text.slice(-64);
+        cb();
+        return;
+      }
+      this.state = 'raw';
+      this.carry = '';
+      text = text.slice(m.index + m[0].length);
+    }
+    if (this.state === 'raw') {
+      const quote = text.indexOf('"');
+      let b64 = this.carry + (quote < 0 ? text : text.slice(0, quote));
+      if (quote < 0) {
+        const keep = b64.length % 4;
+        this.carry = b64.slice(b64.length - keep);
+        b64 = b64.slice(0, b64.length - keep);
+      } else {
+        this.state = 'after';
+        this.carry = '';
+      }
+      if (/[^A-Za-z0-9_\-+/=]/.test(b64)) {
+        cb(new Error('Gmail answered a raw message that is not base64url'));
+        return;
+      }
+      if (b64) this.push(Buffer.from(b64, 'base64'));
+    }
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    cb(this.state === 'after' ? undefined : new Error('Gmail answered without the raw message'));
+  }
+}
+
+/** Gmail's `format=raw` answer for a message, as a stream (nothing read yet). */
+async function rawAnswer(ctx: UnitContext, id: string): Promise<Readable> {
+  const res = await ctx.caller.call('messages.get', `messages.get ${id} of ${ctx.user}`, (o) =>
+    ctx.gmail.users.messages.get({ userId: ctx.user, id, format: 'raw' }, { ...o, responseType: 'stream' }),
+  );
+  const data = res.data as unknown;
+  if (data instanceof Readable) return data;
+  if (data && typeof (data as ReadableStream).getReader === 'function') return Readable.fromWeb(data as never);
+  throw new Error('Gmail answered a raw message that is not a stream');
+}
+
+/** A failure of Cloud Storage or of a stream that may pass when tried again. */
+class CopyFailed extends Error {
+  override readonly name = 'CopyFailed';
+  constructor(
+    message: string,
+    readonly transient: boolean,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+function storageStatus(e: unknown): number | undefined {
+  const x = e as { code?: unknown; status?: unknown; response?: { status?: unknown } };
+  for (const v of [x?.code, x?.status, x?.response?.status]) if (typeof v === 'number') return v;
+  return undefined;
+}
+
+function storageFailure(e: unknown, what: string): CopyFailed {
+  const status = storageStatus(e);
+  const message = `${what}: ${status ? `${status} ` : ''}${e instanceof Error ? e.message : String(e)}`;
+  return new CopyFailed(message, status === undefined || status === 408 || status === 429 || status >= 500, status);
+}
+
+type Copied = 'collected' | 'unchanged';
+
+/** Copies one message (or finds it there already). Throws RunAborted, PermanentGmailError, CopyFailed. */
+async function copyOnce(ctx: UnitContext, file: File, id: string, end: () => void): Promise<Copied> {
+  let existing: { md5Hash: string } | undefined;
+  try {
+    const [m] = await file.getMetadata();
+    existing = { md5Hash: String(m.md5Hash ?? '') };
+  } catch (e) {
+    if (storageStatus(e) !== 404) throw storageFailure(e, `reading gs://${file.bucket.name}/${file.name}`);
+  }
+  const deadline = AbortSignal.timeout(COPY_TIMEOUT_MS);
+  const check = () => {
+    end();
+    if (deadline.aborted) throw new CopyFailed(`copying message ${id} took over ${COPY_TIMEOUT_MS / 1000} s`, true);
+  };
+  if (existing) {
+    const md5 = createHash('md5');
+    await streamed(ctx, id, check, new Writable({ write: (c: Buffer, _e, cb) => (md5.update(c), cb()) }));
+    if (md5.digest('base64') === existing.md5Hash) return 'unchanged';
+    // Collect never replaces an object (its grant has no delete, which a replacement needs).
+    throw new CopyFailed(`gs://${file.bucket.name}/${file.name} already holds other bytes; it is left as it is`, false);
+  }
+  const out = file.createWriteStream({
+    resumable: false,
+    contentType: 'message/rfc822',
+    metadata: { metadata: { gmailMessageId: id, mailbox: ctx.user } },
+    preconditionOpts: { ifGenerationMatch: 0 },
+    validation: 'md5',
+  });
+  await streamed(ctx, id, check, out, `writing gs://${file.bucket.name}/${file.name}`);
+  return 'collected';
+}
+
+/** Streams message `id`'s raw bytes into `sink`; a failure destroys the sink, so no upload completes. */
+async function streamed(ctx: UnitContext, id: string, check: () => void, sink: Writable, what?: string): Promise<void> {
+  const source = await rawAnswer(ctx, id);
+  try {
+    await pipeline(source, new RawExtractor(check), sink);
+  } catch (e) {
+    if (e instanceof RunAborted || ctx.shouldEnd()) throw new RunAborted();
+    if (e instanceof CopyFailed) throw e;
+    if (what !== undefined && storageStatus(e) !== undefined) throw storageFailure(e, what);
+    throw new CopyFailed(`reading message ${id} of ${ctx.user}: ${e instanceof Error ? e.message : String(e)}`, true);
+  }
+}
+
+/** One message's result; `undefined` when the run must end first. */
+async function collectOne(ctx: UnitContext, identifier: string, id: string): Promise<{ entry: ResultEntry; copied?: Copied } | undefined> {
+  const bucket = String(ctx.params['bucket']);
+  const name = objectName(String(ctx.params['prefix'] ?? ''), ctx.user, id);
+  if (!ctx.storage) throw new Error('Collect runs in the worker only, which has Cloud Storage');
+  const file = ctx.storage.bucket(bucket).file(name);
+  const end = () => {
+    if (ctx.shouldEnd()) throw new RunAborted();
+  };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const copied = await copyOnce(ctx, file, id, end);
+      return { entry: { id: identifier, name: `gs://${bucket}/${name}` }, copied };
+    } catch (e) {
+      if (e instanceof RunAborted || ctx.shouldEnd()) return undefined;
+      if (e instanceof CopyFailed) {
+        // The bucket is gone or closed to this worker: no message of the unit can be copied.
+        if (e.status === 401 || e.status === 403 || (e.status === 404 && /^writing/.test(e.message))) {
+          throw new PermanentGmailError(`Cloud Storage bucket ${bucket} cannot be written: ${e.message}`, e.status);
+        }
+        // 412: another copy of this message was written meanwhile; compare again.
+        if ((e.transient || e.status === 412) && attempt < TRIES) {
+          await sleep(200 * attempt);
+          continue;
+        }
+        return { entry: { id: identifier, name: '', attributes: { message: e.message } } };
+      }
+      const err = classify(e, `message ${id} of ${ctx.user}`);
+      if (err instanceof PermanentGmailError && (err.status === 401 || err.status === 403)) throw err;
+      if (err instanceof PermanentGmailError) return { entry: { id: identifier, name: '', attributes: { message: err.message } } };
+      throw err;
+    }
+  }
+}
+
+function clone(p: UnitProgress): UnitProgress {
+  return { ...p, counts: { ...p.counts }, messageErrors: [...p.messageErrors], checkpoint: p.checkpoint ? { ...p.checkpoint } : null };
+}
+
+async function save(ctx: UnitContext, next: UnitProgress, write?: Parameters<UnitContext['commit']>[1]): Promise<void> {
+  await ctx.commit(next, write);
+  Object.assign(ctx.progress, next);
+}
+
+async function run(ctx: UnitContext): Promise<UnitOutcome> {
+  const results = new ResultStore(ctx.db);
+  const limit = pLimit(CONCURRENCY);
+  const named = namedOf(ctx);
+  try {
+    if (ctx.progress.checkpoint === null) {
+      const next = clone(ctx.progress);
+      next.checkpoint = {
+        mode: 'full', phase: named ? 'fetching' : 'listing', epoch: 0, pageToken: null, items: named ?? [], done: 0, next: null,
+        startHistoryId: null, baselineHistoryId: null, sweepAfter: null,
+      };
+      if (named) next.total = named.length;
+      await save(ctx, next);
+    }
+    for (;;) {
+      if (ctx.shouldEnd()) return { kind: 'interrupted' };
+      const cp = ctx.progress.checkpoint as Checkpoint;
+      if (cp.phase === 'done' || (cp.phase === 'fetching' && cp.items.length === 0)) {
+        const p = ctx.progress;
+        if (p.messageErrors.length > 0) {
+          return { kind: 'failed', error: `${p.counts['errors'] ?? 0} messages could not be collected: ${p.messageErrors.slice(0, 5).join('; ')}` };
+        }
+        return { kind: 'finished' };
+      }
+      if (cp.phase === 'listing') {
+        const page = await listMessages(ctx, cp.pageToken);
+        const next = clone(ctx.progress);
+        next.checkpoint = page.ids.length
+          ? { ...cp, phase: 'fetching', items: page.ids, done: 0, next: page.next }
+          : { ...cp, phase: page.next ? 'listing' : 'done', pageToken: page.next, items: [], done: 0, next: null };
+        if (!page.ids.length) next.pages += 1;
+        await save(ctx, next);
+        continue;
+      }
+      // Items are message ids when listed, identifiers as sent when named.
+      const batch = cp.items.slice(cp.done, cp.done + BATCH).map((item) => {
+        if (!named) return { identifier: encodeIdentifier({ task: ctx.task, address: ctx.user, messageId: item }), id: item };
+        return { identifier: item, id: decodeIdentifier(item).messageId };
+      });
+      const got = await Promise.all(batch.map((m) => limit(() => (ctx.shouldEnd() ? undefined : collectOne(ctx, m.identifier, m.id)))));
+      const cut = got.findIndex((g) => g === undefined);
+      const ready = (cut === -1 ? got : got.slice(0, cut)) as { entry: ResultEntry; copied?: Copied }[];
+      if (ready.length === 0) return { kind: 'interrupted' };
+      const next = clone(ctx.progress);
+      const first = next.messages;
+      next.messages += ready.length;
+      for (const r of ready) {
+        const counter = r.copied ?? 'errors';
+        next.counts[counter] = (next.counts[counter] ?? 0) + 1;
+        if (!r.copied) next.messageErrors.push(`${r.entry.attributes?.['message'] ?? 'failed'}`);
+      }
+      const done = cp.done + ready.length;
+      if (done < cp.items.length) next.checkpoint = { ...cp, done };
+      else {
+        next.pages += 1;
+        next.checkpoint = { ...cp, phase: cp.next ? 'listing' : 'done', pageToken: cp.next, items: [], done: 0, next: null };
+      }
+      const expireAt = ctx.expireWhileRunning();
+      await save(ctx, next, (b) => results.write(b, ctx.token, ctx.index, first, ready.map((r) => r.entry), expireAt));
+    }
+  } catch (e) {
+    if (e instanceof PermanentGmailError) return { kind: 'failed', error: e.message };
+    if (e instanceof RunAborted) return { kind: 'interrupted' };
+    throw e;
+  }
+}
+
+export const collectAction: FetchActionSpec = {
+  name: 'Collect',
+  summary: 'copies each message, byte for byte as Gmail keeps it, to Cloud Storage (Destination=gs://bucket/prefix)',
+  parse,
+  units: 'identifiers',
+  namedMailboxes,
+  lock: false,
+  coalesces: false,
+  scopes: GMAIL_SCOPES,
+  methods: ['messages.list', 'messages.get'],
+  counters: ['collected', 'unchanged', 'errors'],
+  run,
+  results: 'tasks',
+};
