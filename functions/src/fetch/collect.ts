@@ -31,8 +31,7 @@ import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted, sleep } from '../gmail/pacing.js';
 import type { Checkpoint } from '../store/model.js';
 import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
-import type { UnitProgress } from '../store/units.js';
-import { listMessages } from './listing.js';
+import { cloneProgress, listingCheckpoint, listNextPage, saveProgress } from './listing.js';
 import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './registry.js';
 
 /** Results committed together; the run's end is checked between batches. */
@@ -310,28 +309,16 @@ async function collectOne(ctx: UnitContext, identifier: string, id: string): Pro
   }
 }
 
-function clone(p: UnitProgress): UnitProgress {
-  return { ...p, counts: { ...p.counts }, messageErrors: [...p.messageErrors], checkpoint: p.checkpoint ? { ...p.checkpoint } : null };
-}
-
-async function save(ctx: UnitContext, next: UnitProgress, write?: Parameters<UnitContext['commit']>[1]): Promise<void> {
-  await ctx.commit(next, write);
-  Object.assign(ctx.progress, next);
-}
-
 async function run(ctx: UnitContext): Promise<UnitOutcome> {
   const results = new ResultStore(ctx.db);
   const limit = pLimit(CONCURRENCY);
   const named = namedOf(ctx);
   try {
     if (ctx.progress.checkpoint === null) {
-      const next = clone(ctx.progress);
-      next.checkpoint = {
-        mode: 'full', phase: named ? 'fetching' : 'listing', epoch: 0, pageToken: null, items: named ?? [], done: 0, next: null,
-        startHistoryId: null, baselineHistoryId: null, sweepAfter: null,
-      };
+      const next = cloneProgress(ctx.progress);
+      next.checkpoint = listingCheckpoint(named);
       if (named) next.total = named.length;
-      await save(ctx, next);
+      await saveProgress(ctx, next);
     }
     for (;;) {
       if (ctx.shouldEnd()) return { kind: 'interrupted' };
@@ -344,13 +331,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
         return { kind: 'finished' };
       }
       if (cp.phase === 'listing') {
-        const page = await listMessages(ctx, cp.pageToken);
-        const next = clone(ctx.progress);
-        next.checkpoint = page.ids.length
-          ? { ...cp, phase: 'fetching', items: page.ids, done: 0, next: page.next }
-          : { ...cp, phase: page.next ? 'listing' : 'done', pageToken: page.next, items: [], done: 0, next: null };
-        if (!page.ids.length) next.pages += 1;
-        await save(ctx, next);
+        await listNextPage(ctx, cp);
         continue;
       }
       // Items are message ids when listed, identifiers as sent when named.
@@ -362,7 +343,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
       const cut = got.findIndex((g) => g === undefined);
       const ready = (cut === -1 ? got : got.slice(0, cut)) as { entry: ResultEntry; copied?: Copied }[];
       if (ready.length === 0) return { kind: 'interrupted' };
-      const next = clone(ctx.progress);
+      const next = cloneProgress(ctx.progress);
       const first = next.messages;
       next.messages += ready.length;
       for (const r of ready) {
@@ -377,7 +358,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
         next.checkpoint = { ...cp, phase: cp.next ? 'listing' : 'done', pageToken: cp.next, items: [], done: 0, next: null };
       }
       const expireAt = ctx.expireWhileRunning();
-      await save(ctx, next, (b) => results.write(b, ctx.token, ctx.index, first, ready.map((r) => r.entry), expireAt));
+      await saveProgress(ctx, next, (b) => results.write(b, ctx.token, ctx.index, first, ready.map((r) => r.entry), expireAt));
     }
   } catch (e) {
     if (e instanceof PermanentGmailError) return { kind: 'failed', error: e.message };

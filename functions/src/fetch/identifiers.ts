@@ -16,22 +16,12 @@ import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
 import type { Checkpoint } from '../store/model.js';
 import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
-import type { UnitProgress } from '../store/units.js';
-import { listMessages } from './listing.js';
+import { cloneProgress, listingCheckpoint, listMessages, listNextPage, saveProgress } from './listing.js';
 import type { FetchActionSpec, UnitContext, UnitOutcome } from './registry.js';
 
 /** Entries fetched, then committed, together; the run's end is checked between batches. */
 const BATCH = MAX_RESULT_BATCH;
 const CONCURRENCY = 10;
-
-function clone(p: UnitProgress): UnitProgress {
-  return { ...p, counts: { ...p.counts }, messageErrors: [...p.messageErrors], checkpoint: p.checkpoint ? { ...p.checkpoint } : null };
-}
-
-async function save(ctx: UnitContext, next: UnitProgress, write?: Parameters<UnitContext['commit']>[1]): Promise<void> {
-  await ctx.commit(next, write);
-  Object.assign(ctx.progress, next);
-}
 
 function header(headers: { name?: string | null; value?: string | null }[] | undefined, name: string): string {
   return headers?.find((h) => h.name?.toLowerCase() === name.toLowerCase())?.value ?? '';
@@ -68,18 +58,15 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
   const limit = pLimit(CONCURRENCY);
   try {
     if (ctx.progress.checkpoint === null) {
-      const next = clone(ctx.progress);
+      const next = cloneProgress(ctx.progress);
       // The mailbox's size, for the percentage, when the task reads all of it.
       const t = ctx.taskConfig;
       if (t.query === '' && t.labels.length === 0) {
         const profile = await ctx.caller.call('getProfile', `getProfile of ${ctx.user}`, (o) => ctx.gmail.users.getProfile({ userId: ctx.user }, o));
         next.total = profile.data.messagesTotal ?? null;
       }
-      next.checkpoint = {
-        mode: 'full', phase: 'listing', epoch: 0, pageToken: null, items: [], done: 0, next: null,
-        startHistoryId: null, baselineHistoryId: null, sweepAfter: null,
-      };
-      await save(ctx, next);
+      next.checkpoint = listingCheckpoint();
+      await saveProgress(ctx, next);
     }
     for (;;) {
       if (ctx.shouldEnd()) return { kind: 'interrupted' };
@@ -92,13 +79,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
         return { kind: 'finished' };
       }
       if (cp.phase === 'listing') {
-        const page = await listMessages(ctx, cp.pageToken);
-        const next = clone(ctx.progress);
-        next.checkpoint = page.ids.length
-          ? { ...cp, phase: 'fetching', items: page.ids, done: 0, next: page.next }
-          : { ...cp, phase: page.next ? 'listing' : 'done', pageToken: page.next, items: [], done: 0, next: null };
-        if (!page.ids.length) next.pages += 1;
-        await save(ctx, next);
+        await listNextPage(ctx, cp);
         continue;
       }
       const batch = cp.items.slice(cp.done, cp.done + BATCH);
@@ -106,7 +87,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
       const cut = got.findIndex((g) => g === undefined);
       const ready = (cut === -1 ? got : got.slice(0, cut)) as { entry: ResultEntry; error?: string }[];
       if (ready.length === 0) return { kind: 'interrupted' };
-      const next = clone(ctx.progress);
+      const next = cloneProgress(ctx.progress);
       const first = next.messages;
       next.messages += ready.length;
       next.counts['identifiers'] = (next.counts['identifiers'] ?? 0) + ready.length;
@@ -123,7 +104,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
         next.checkpoint = { ...cp, phase: cp.next ? 'listing' : 'done', pageToken: cp.next, items: [], done: 0, next: null };
       }
       const expireAt = ctx.expireWhileRunning();
-      await save(ctx, next, (b) => results.write(b, ctx.token, ctx.index, first, ready.map((r) => r.entry), expireAt));
+      await saveProgress(ctx, next, (b) => results.write(b, ctx.token, ctx.index, first, ready.map((r) => r.entry), expireAt));
     }
   } catch (e) {
     if (e instanceof PermanentGmailError) return { kind: 'failed', error: e.message };

@@ -1,7 +1,10 @@
 /**
- * One page of a mailbox's messages as a task section selects them (its query, labels and
- * whether spam and trash count), for every fetch action that lists a whole mailbox.
+ * What the fetch actions that work through a mailbox share: one page of its messages as a task
+ * section selects them (its query, labels and whether spam and trash count), the checkpoint of a
+ * listing, and committing a unit's progress.
  */
+import type { Checkpoint } from '../store/model.js';
+import type { UnitProgress } from '../store/units.js';
 import type { UnitContext } from './registry.js';
 
 /** Gmail's largest page of messages.list. */
@@ -24,4 +27,42 @@ export async function listMessages(ctx: UnitContext, pageToken: string | null): 
   );
   const ids = (res.data.messages ?? []).map((m) => m.id).filter((id): id is string => !!id);
   return { ids: [...new Set(ids)], next: res.data.nextPageToken ?? null };
+}
+
+/** A copy of a unit's progress that can be changed without touching the committed one. */
+export function cloneProgress(p: UnitProgress): UnitProgress {
+  return { ...p, counts: { ...p.counts }, messageErrors: [...p.messageErrors], checkpoint: p.checkpoint ? { ...p.checkpoint } : null };
+}
+
+/** Commits `next` (with the writes of `write`) and makes it the unit's progress. */
+export async function saveProgress(ctx: UnitContext, next: UnitProgress, write?: Parameters<UnitContext['commit']>[1]): Promise<void> {
+  await ctx.commit(next, write);
+  Object.assign(ctx.progress, next);
+}
+
+/** The checkpoint of a full listing that has not begun: `items` given are fetched without listing. */
+export function listingCheckpoint(items?: string[]): Checkpoint {
+  return {
+    mode: 'full',
+    phase: items ? 'fetching' : 'listing',
+    epoch: 0,
+    pageToken: null,
+    items: items ?? [],
+    done: 0,
+    next: null,
+    startHistoryId: null,
+    baselineHistoryId: null,
+    sweepAfter: null,
+  };
+}
+
+/** Lists the checkpoint's next page and commits it: its ids to fetch, or on to the next page or the end. */
+export async function listNextPage(ctx: UnitContext, cp: Checkpoint): Promise<void> {
+  const page = await listMessages(ctx, cp.pageToken);
+  const next = cloneProgress(ctx.progress);
+  next.checkpoint = page.ids.length
+    ? { ...cp, phase: 'fetching', items: page.ids, done: 0, next: page.next }
+    : { ...cp, phase: page.next ? 'listing' : 'done', pageToken: page.next, items: [], done: 0, next: null };
+  if (!page.ids.length) next.pages += 1;
+  await saveProgress(ctx, next);
 }

@@ -11,16 +11,15 @@
  * off: nothing listed twice, nothing counted twice, and a delivery that lost
  * the mailbox writes nothing more.
  */
-import { FieldPath, type DocumentReference, type WriteBatch } from '@google-cloud/firestore';
+import { FieldPath, type DocumentReference } from '@google-cloud/firestore';
 import pLimit from 'p-limit';
 import { GMAIL_SCOPES } from '../gmail/client.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
 import type { RunStanding } from '../store/mailboxes.js';
 import { COLLECTIONS, documentId, type Checkpoint, type Counts } from '../store/model.js';
-import type { UnitProgress } from '../store/units.js';
 import { buildDocument, estimateBytes, type SinkDocument } from './document.js';
-import { PAGE_SIZE, listMessages } from './listing.js';
+import { PAGE_SIZE, cloneProgress, listMessages, saveProgress } from './listing.js';
 import type { FetchActionSpec, UnitContext, UnitOutcome } from './registry.js';
 
 /** The counters of a Synchronize, per task section. */
@@ -41,15 +40,6 @@ type SyncOutcome = UnitOutcome;
 
 function docRef(ctx: SyncContext, messageId: string): DocumentReference {
   return ctx.db.collection(COLLECTIONS.documents).doc(documentId(ctx.task, ctx.user, messageId));
-}
-
-async function save(ctx: SyncContext, next: UnitProgress, write?: (b: WriteBatch) => void): Promise<void> {
-  await ctx.commit(next, write);
-  Object.assign(ctx.progress, next);
-}
-
-function cloneProgress(p: UnitProgress): UnitProgress {
-  return { ...p, counts: { ...p.counts }, messageErrors: [...p.messageErrors], checkpoint: p.checkpoint ? { ...p.checkpoint } : null };
 }
 
 /** Runs (or resumes) the unit's Synchronize until it ends or must stop. */
@@ -111,7 +101,7 @@ async function start(ctx: SyncContext, st: RunStanding): Promise<void> {
     sweepAfter: null,
   };
   next.total = incremental ? null : (profile.data.messagesTotal ?? null);
-  await save(ctx, next);
+  await saveProgress(ctx, next);
 }
 
 /** The checkpoint once `done` of the listed page's items are applied (the page may be complete). */
@@ -129,7 +119,7 @@ async function listed(ctx: SyncContext, cp: Checkpoint, items: string[], nextTok
   const a = advance(page, 0);
   next.checkpoint = a.cp;
   if (a.pageDone) next.pages += 1;
-  await save(ctx, next);
+  await saveProgress(ctx, next);
 }
 
 async function listFull(ctx: SyncContext, cp: Checkpoint): Promise<void> {
@@ -163,7 +153,7 @@ async function listHistory(ctx: SyncContext, cp: Checkpoint): Promise<void> {
       baselineHistoryId: profile.data.historyId ?? cp.baselineHistoryId,
     };
     next.total = profile.data.messagesTotal ?? null;
-    await save(ctx, next);
+    await saveProgress(ctx, next);
     return;
   }
   // The last record for a message decides: a later add after a delete is a change.
@@ -260,7 +250,7 @@ async function commitItems(ctx: SyncContext, cp: Checkpoint, ids: string[], read
     next.checkpoint = a.cp;
     if (a.pageDone) next.pages += 1;
     const epoch = current.epoch;
-    await save(ctx, next, (b) => {
+    await saveProgress(ctx, next, (b) => {
       chunk.forEach((r, k) => {
         const ref = docRef(ctx, chunkIds[k] as string);
         const w = r.write;
@@ -328,7 +318,7 @@ async function sweepPage(ctx: SyncContext, cp: Checkpoint): Promise<void> {
   next.counts['deleted'] = (next.counts['deleted'] ?? 0) + stale.length;
   const last = page.docs[page.docs.length - 1]?.id ?? null;
   next.checkpoint = page.size < SWEEP_PAGE ? { ...cp, phase: 'done', sweepAfter: null } : { ...cp, sweepAfter: last };
-  await save(ctx, next, (b) => {
+  await saveProgress(ctx, next, (b) => {
     for (const d of stale) b.delete(d.ref);
   });
 }
