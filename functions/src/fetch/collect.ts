@@ -4,6 +4,9 @@
  * The messages are those the `Identifiers` or `IdentifiersXML` name (one unit per mailbox they
  * name), or every message of the task sections' mailboxes (`TaskSections`, one unit per mailbox).
  * Results, read with QueueInfo GetStatus, are `<tasks><success>ID</success><failed message="why">ID</failed></tasks>`.
+ * With `CollectAttachments=true` each attachment is also copied, beside its message, as
+ * `<prefix>/<address>/<messageId>/<name>` (names made safe by fetch/attachments.ts), from the
+ * same read of the message: its bytes are split out of the stream as they pass.
  *
  * Streamed: Gmail's answer is read as it arrives, the `raw` field's base64 decoded piece by
  * piece straight into the upload, so no message is ever held whole, let alone a mailbox. An
@@ -31,6 +34,7 @@ import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted, sleep } from '../gmail/pacing.js';
 import type { Checkpoint } from '../store/model.js';
 import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
+import { AttachmentSplitter, Fork, type AttachmentOut } from './attachments.js';
 import { cloneProgress, listingCheckpoint, listNextPage, saveProgress } from './listing.js';
 import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './registry.js';
 
@@ -57,6 +61,11 @@ export function parseDestination(raw: string): { bucket: string; prefix: string 
 /** The object a message is copied to. */
 export function objectName(prefix: string, address: string, messageId: string): string {
   return `${prefix ? `${prefix}/` : ''}${address}/${messageId}.eml`;
+}
+
+/** The object an attachment of a message is copied to (`name` made safe by safeAttachmentName). */
+export function attachmentObjectName(prefix: string, address: string, messageId: string, name: string): string {
+  return `${prefix ? `${prefix}/` : ''}${address}/${messageId}/${name}`;
 }
 
 /** The identifiers an action names, by task and mailbox (kept as sent, so results echo them). */
@@ -114,11 +123,9 @@ function parse(p: AciParams, config: Config): FetchParams {
     const known = config.collectBuckets.length ? `one of ${config.collectBuckets.join(', ')}` : 'none is configured (COLLECT_BUCKETS)';
     throw badParameter('Destination', raw, `a bucket Collect may write to: bucket ${dest.bucket} is not one of them (${known})`);
   }
-  if (parseBoolParam(p, 'CollectAttachments', false)) {
-    throw badParameter('CollectAttachments', p.get('CollectAttachments') ?? '', 'false: attachments are inside each collected original; separate copies are not made yet');
-  }
+  const attachments = parseBoolParam(p, 'CollectAttachments', false);
   const named = parseNamed(p, config);
-  return { bucket: dest.bucket, prefix: dest.prefix, ...(named ? { identifiers: JSON.stringify(named) } : {}) };
+  return { bucket: dest.bucket, prefix: dest.prefix, ...(attachments ? { attachments } : {}), ...(named ? { identifiers: JSON.stringify(named) } : {}) };
 }
 
 /** The mailboxes an action's identifiers name, by task; undefined when it was given task sections. */
@@ -228,9 +235,56 @@ function storageFailure(e: unknown, what: string): CopyFailed {
 }
 
 type Copied = 'collected' | 'unchanged';
+/** What copying one message did: its original, and how many attachment objects it wrote. */
+interface CopyResult {
+  copied: Copied;
+  attachments: number;
+}
 
-/** Copies one message (or finds it there already). Throws RunAborted, PermanentGmailError, CopyFailed. */
-async function copyOnce(ctx: UnitContext, file: File, id: string, end: () => void): Promise<Copied> {
+/**
+ * Copies one attachment (as it streams out of its message) to its object beside the message,
+ * unless an object with the same bytes is there already; one with other bytes fails the message.
+ */
+async function storeAttachment(ctx: UnitContext, file: File, id: string, a: AttachmentOut): Promise<boolean> {
+  const name = attachmentObjectName(String(ctx.params['prefix'] ?? ''), ctx.user, id, a.name);
+  const target = file.bucket.file(name);
+  const where = `gs://${file.bucket.name}/${name}`;
+  const content = a.content as Readable;
+  let existing: string | undefined;
+  try {
+    const [m] = await target.getMetadata();
+    existing = String(m.md5Hash ?? '');
+  } catch (e) {
+    if (storageStatus(e) !== 404) throw storageFailure(e, `reading ${where}`);
+  }
+  if (existing !== undefined) {
+    const md5 = createHash('md5');
+    for await (const c of content) md5.update(c as Buffer);
+    if (md5.digest('base64') === existing) return false;
+    throw new CopyFailed(`${where} already holds other bytes; it is left as it is`, false);
+  }
+  const out = target.createWriteStream({
+    resumable: false,
+    contentType: a.contentType,
+    metadata: { metadata: { gmailMessageId: id, mailbox: ctx.user } },
+    preconditionOpts: { ifGenerationMatch: 0 },
+    validation: 'md5',
+  });
+  try {
+    await pipeline(content, out);
+  } catch (e) {
+    if (e instanceof CopyFailed || storageStatus(e) === undefined) throw e;
+    throw storageFailure(e, `writing ${where}`);
+  }
+  return true;
+}
+
+/**
+ * Copies one message (or finds it there already), and with `CollectAttachments=true` each of
+ * its attachments beside it, all from one read of the message. Throws RunAborted,
+ * PermanentGmailError, CopyFailed.
+ */
+async function copyOnce(ctx: UnitContext, file: File, id: string, end: () => void): Promise<CopyResult> {
   let existing: { md5Hash: string } | undefined;
   try {
     const [m] = await file.getMetadata();
@@ -243,10 +297,18 @@ async function copyOnce(ctx: UnitContext, file: File, id: string, end: () => voi
     end();
     if (deadline.aborted) throw new CopyFailed(`copying message ${id} took over ${COPY_TIMEOUT_MS / 1000} s`, true);
   };
+  let attachments = 0;
+  const splitter =
+    ctx.params['attachments'] === true
+      ? new AttachmentSplitter(async (a) => {
+          if (await storeAttachment(ctx, file, id, a)) attachments += 1;
+        })
+      : undefined;
+  const alongside = (w: Writable): Writable => (splitter ? new Fork([w, splitter]) : w);
   if (existing) {
     const md5 = createHash('md5');
-    await streamed(ctx, id, check, new Writable({ write: (c: Buffer, _e, cb) => (md5.update(c), cb()) }));
-    if (md5.digest('base64') === existing.md5Hash) return 'unchanged';
+    await streamed(ctx, id, check, alongside(new Writable({ write: (c: Buffer, _e, cb) => (md5.update(c), cb()) })));
+    if (md5.digest('base64') === existing.md5Hash) return { copied: 'unchanged', attachments };
     // Collect never replaces an object (its grant has no delete, which a replacement needs).
     throw new CopyFailed(`gs://${file.bucket.name}/${file.name} already holds other bytes; it is left as it is`, false);
   }
@@ -257,8 +319,8 @@ async function copyOnce(ctx: UnitContext, file: File, id: string, end: () => voi
     preconditionOpts: { ifGenerationMatch: 0 },
     validation: 'md5',
   });
-  await streamed(ctx, id, check, out, `writing gs://${file.bucket.name}/${file.name}`);
-  return 'collected';
+  await streamed(ctx, id, check, alongside(out), `writing gs://${file.bucket.name}/${file.name}`);
+  return { copied: 'collected', attachments };
 }
 
 /** Streams message `id`'s raw bytes into `sink`; a failure destroys the sink, so no upload completes. */
@@ -275,7 +337,7 @@ async function streamed(ctx: UnitContext, id: string, check: () => void, sink: W
 }
 
 /** One message's result; `undefined` when the run must end first. */
-async function collectOne(ctx: UnitContext, identifier: string, id: string): Promise<{ entry: ResultEntry; copied?: Copied } | undefined> {
+async function collectOne(ctx: UnitContext, identifier: string, id: string): Promise<{ entry: ResultEntry; copied?: CopyResult } | undefined> {
   const bucket = String(ctx.params['bucket']);
   const name = objectName(String(ctx.params['prefix'] ?? ''), ctx.user, id);
   if (!ctx.storage) throw new Error('Collect runs in the worker only, which has Cloud Storage');
@@ -341,14 +403,15 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
       });
       const got = await Promise.all(batch.map((m) => limit(() => (ctx.shouldEnd() ? undefined : collectOne(ctx, m.identifier, m.id)))));
       const cut = got.findIndex((g) => g === undefined);
-      const ready = (cut === -1 ? got : got.slice(0, cut)) as { entry: ResultEntry; copied?: Copied }[];
+      const ready = (cut === -1 ? got : got.slice(0, cut)) as { entry: ResultEntry; copied?: CopyResult }[];
       if (ready.length === 0) return { kind: 'interrupted' };
       const next = cloneProgress(ctx.progress);
       const first = next.messages;
       next.messages += ready.length;
       for (const r of ready) {
-        const counter = r.copied ?? 'errors';
+        const counter = r.copied?.copied ?? 'errors';
         next.counts[counter] = (next.counts[counter] ?? 0) + 1;
+        if (r.copied) next.counts['attachments'] = (next.counts['attachments'] ?? 0) + r.copied.attachments;
         if (!r.copied) next.messageErrors.push(`${r.entry.attributes?.['message'] ?? 'failed'}`);
       }
       const done = cp.done + ready.length;
@@ -377,7 +440,7 @@ export const collectAction: FetchActionSpec = {
   coalesces: false,
   scopes: GMAIL_SCOPES,
   methods: ['messages.list', 'messages.get'],
-  counters: ['collected', 'unchanged', 'errors'],
+  counters: ['collected', 'unchanged', 'attachments', 'errors'],
   run,
   results: 'tasks',
 };
