@@ -6,6 +6,7 @@
  *   over to a continuation task before the time budget runs out.
  */
 import { randomBytes } from 'node:crypto';
+import { Timestamp } from '@google-cloud/firestore';
 import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
 import { GmailCaller, withScopeAdvice } from '../gmail/caller.js';
@@ -15,8 +16,10 @@ import { pacerFor, RunAborted } from '../gmail/pacing.js';
 import type { WorkPayload } from '../queue/tasks.js';
 import { MailboxLost } from '../store/mailboxes.js';
 import { unitId, unitTaskId, type UnitRecord } from '../store/model.js';
+import { flushEveryMs } from '../store/totals.js';
 import { LeaseLost, type DeliveryInfo, type UnitProgress } from '../store/units.js';
 import { fetchActionOf } from './registry.js';
+import { createStopWatch } from './stopwatch.js';
 
 /** The worker's answer: an HTTP status for Cloud Tasks (2xx: done; else: retry later). */
 export interface WorkResult {
@@ -28,13 +31,14 @@ export interface WorkResult {
 function overlapDelayS(leaseS: number): number {
   return Math.min(30, Math.max(1, Math.ceil(leaseS / 2)));
 }
-/** How often a running unit looks at the stop flag. */
+/** How often a worker process reads the stop flags of the actions its units run (one read per action). */
 const STOP_POLL_MS = 400;
 
 export function createWork(deps: Deps) {
   const { store, units, queue, config, log } = deps;
   const leaseMs = config.leaseS * 1000;
   const callTimeoutMs = config.gmailCallTimeoutS * 1000;
+  const stops = createStopWatch((tokens) => store.stopFlags(tokens), STOP_POLL_MS);
 
   /** Lists a task's mailboxes: its users, or its domain's through the Directory API. */
   async function mailboxes(task: string): Promise<string[]> {
@@ -147,23 +151,25 @@ export function createWork(deps: Deps) {
     const progress = progressOf(unit);
     const abort = new AbortController();
     let stop = action.stopRequested;
+    // A claimant that read its action `Queued` moves it to `Processing`, beside the run's own start.
+    const marking = action.status === 'Queued' ? store.markStarted(token, unit.startedAt ?? Timestamp.fromMillis(deps.now())) : Promise.resolve(action.status);
+    // Settled at once so that a failure waits, unhandled, for no one: it is thrown where the run awaits it.
+    const started = marking.then(
+      (s) => () => s,
+      (e: unknown) => () => {
+        throw e;
+      },
+    );
     let outOfTime = false;
     let lost: unknown;
     const end = (why: () => void) => {
       why();
       abort.abort();
     };
-    const stopTimer = setInterval(() => {
-      store.stopRequested(token).then(
-        (s) => {
-          if (s) end(() => (stop = true));
-        },
-        () => {},
-      );
-    }, STOP_POLL_MS);
+    const unwatch = stops.watch(token, () => end(() => (stop = true)));
     // One write of this run at a time: each is conditional on the one before.
     const serial = pLimit(1);
-    const held = await units.hold(token, id, holder);
+    const held = await units.hold(token, id, holder, flushEveryMs(action.unitsTotal));
     const leaseTimer = setInterval(() => {
       serial(() => units.renew(held, leaseMs)).catch((e: unknown) => {
         if (e instanceof LeaseLost || e instanceof MailboxLost) end(() => (lost = e));
@@ -195,6 +201,13 @@ export function createWork(deps: Deps) {
             throw e;
           },
         );
+      }
+      const status = (await started)();
+      if (status !== 'Processing') {
+        // Cancel (or an end) won the race with this claim: the mailbox never starts.
+        await address?.release();
+        await serial(() => units.end(token, id, holder, status === 'Cancelled' ? 'Cancelled' : 'Stopped', progress));
+        return { status: 200, message: `the action is ${status ?? 'gone'}` };
       }
       const outcome = !taskConfig
         ? ({ kind: 'failed', error: `task ${unit.task} is no longer configured` } as const)
@@ -276,7 +289,7 @@ export function createWork(deps: Deps) {
       return { status: 503, message: `interrupted: ${message}; will be retried` };
     } finally {
       await address?.release();
-      clearInterval(stopTimer);
+      unwatch();
       clearInterval(leaseTimer);
       clearTimeout(budgetTimer);
     }

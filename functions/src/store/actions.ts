@@ -10,6 +10,7 @@ import { FieldValue, Timestamp, type DocumentReference, type Firestore, type Que
 import { COLLECTIONS, ENDED_STATUSES, type ActionRecord, type Status, type UnitRecord } from './model.js';
 import { CODES, refusedWith } from './conflicts.js';
 import { QUERIES, statusQueryShape } from './queries.js';
+import { totalsOfShards, type ActionTotals } from './totals.js';
 
 /** Outcome of Cancel. */
 export type CancelResult = { kind: 'cancelled' | 'already' } | { kind: 'wrong-state'; status: Status } | { kind: 'missing' };
@@ -155,6 +156,12 @@ export class ActionStore {
     return snap.exists ? (snap.data() as ActionRecord) : null;
   }
 
+  /** The action's totals as its shards hold them (store/totals.ts): at most TOTAL_SHARDS reads, whatever its units. */
+  async totals(token: string): Promise<ActionTotals> {
+    const snaps = await this.ref(token).collection(COLLECTIONS.totals).get();
+    return totalsOfShards(snaps.docs.map((d) => d.data()));
+  }
+
   async units(token: string): Promise<UnitRecord[]> {
     const snaps = await this.ref(token).collection(COLLECTIONS.units).orderBy('index').get();
     return snaps.docs.map((d) => d.data() as UnitRecord);
@@ -260,6 +267,12 @@ export class ActionStore {
     return snap.get('stopRequested') === true || snap.get('status') === 'Cancelled';
   }
 
+  /** The stop flags of several actions in one read (see stopRequested); a missing action reads as stopping. */
+  async stopFlags(tokens: string[]): Promise<Map<string, boolean>> {
+    const snaps = tokens.length ? await this.db.getAll(...tokens.map((t) => this.ref(t))) : [];
+    return new Map(snaps.map((snap, i) => [tokens[i] as string, !snap.exists || snap.get('stopRequested') === true || snap.get('status') === 'Cancelled']));
+  }
+
   /**
    * The worker's claim of the action's own task (the fan-out). The action stays
    * `Queued` until one of its units starts. Returns null when it ended or was cancelled.
@@ -274,6 +287,19 @@ export class ActionStore {
     if (ENDED_STATUSES.has(a.status)) return null;
     await ref.update({ attempts: FieldValue.increment(1) });
     return { ...a, attempts: a.attempts + 1 };
+  }
+
+  /**
+   * A claimed unit's action moves `Queued` → `Processing` (startedAt: the claim's time), unless
+   * it moved on; returns the status after. Written once: the claimants that race here re-read and
+   * find it done. A `Cancelled` answer means Cancel won: the unit must not run.
+   */
+  async markStarted(token: string, at: Timestamp): Promise<Status | null> {
+    return this.change(token, (a) => {
+      if (!a) return { result: null };
+      if (a.status !== 'Queued') return { result: a.status };
+      return { result: 'Processing', update: { status: 'Processing', startedAt: at } };
+    });
   }
 
   /** Ends an action that failed before it had units (for example its domain could not be listed). */
