@@ -119,14 +119,14 @@ export async function queueFetch(deps: Deps, r: FetchRequest): Promise<{ token: 
 /** Cancel: a `Queued` action becomes `Cancelled`, its tasks deleted and its idle units ended. */
 export async function cancel(deps: Deps, token: string): Promise<{ token: string; status: Status }> {
   await settled(deps, token);
-  const r = await deps.store.cancel(token);
+  const { result: r, tasks } = await deps.units.cancelAction(token);
   if (r.kind === 'missing') throw notFound(`action ${token}`);
   if (r.kind === 'wrong-state') {
     if (r.status === 'Processing') throw conflict(`action ${token} is running: use QueueAction=Stop`);
     throw endedConflict(token, r.status, 'cancel');
   }
   const a = await deps.store.get(token);
-  await Promise.all(Array.from({ length: (a?.fanOutGeneration ?? 0) + 1 }, (_, g) => deps.queue.remove(fanOutTaskId(token, g))));
+  await Promise.all([...Array.from({ length: (a?.fanOutGeneration ?? 0) + 1 }, (_, g) => fanOutTaskId(token, g)), ...tasks].map((t) => deps.queue.remove(t)));
   await endIdleUnits(deps, token);
   return { token, status: 'Cancelled' };
 }

@@ -242,16 +242,6 @@ export class ActionStore {
     return d ? (d.data() as ActionRecord) : null;
   }
 
-  /** Cancel: `Queued` → `Cancelled`. */
-  async cancel(token: string): Promise<CancelResult> {
-    return this.change<CancelResult>(token, (a) => {
-      if (!a) return { result: { kind: 'missing' } };
-      if (a.status === 'Cancelled') return { result: { kind: 'already' } };
-      if (a.status !== 'Queued') return { result: { kind: 'wrong-state', status: a.status } };
-      return { result: { kind: 'cancelled' }, update: { status: 'Cancelled', ...this.ended() } };
-    });
-  }
-
   /** Stop: sets `stopRequested` on a `Processing` action. */
   async requestStop(token: string): Promise<StopResult> {
     return this.change<StopResult>(token, (a) => {

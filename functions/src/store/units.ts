@@ -13,7 +13,7 @@
  * with the sink.
  */
 import { FieldValue, Timestamp, type DocumentReference, type Firestore, type WriteBatch } from '@google-cloud/firestore';
-import type { ActionStore } from './actions.js';
+import type { ActionStore, CancelResult } from './actions.js';
 import { CODES, refusedWith } from './conflicts.js';
 import {
   assertOwner,
@@ -235,6 +235,48 @@ export class UnitStore {
       }
       if (ended) await this.actions.finish(token);
       return out;
+    }
+  }
+
+  /**
+   * Cancel: `Queued` → `Cancelled`, in one batch with every unit, each ended `Cancelled`, all
+   * conditional on being as read. The claims write only their unit (never the action), so the
+   * unit is where Cancel and a claim meet: whichever commits first makes the other read again.
+   * A claim that won means the action started: it is moved to `Processing` here and Cancel is
+   * refused. The action's own condition covers units written by a fan-out in between (the fan-out
+   * fixes `unitsTotal` before any unit task exists). Returns the ended units' task names.
+   */
+  async cancelAction(token: string): Promise<{ result: CancelResult; tasks: string[] }> {
+    const aRef = this.actions.ref(token);
+    for (let attempt = 0; ; attempt++) {
+      const [aSnap, uSnaps] = await Promise.all([aRef.get(), aRef.collection(COLLECTIONS.units).get()]);
+      if (!aSnap.exists || !aSnap.updateTime) return { result: { kind: 'missing' }, tasks: [] };
+      const a = aSnap.data() as ActionRecord;
+      if (a.status === 'Cancelled') return { result: { kind: 'already' }, tasks: [] };
+      if (a.status !== 'Queued') return { result: { kind: 'wrong-state', status: a.status }, tasks: [] };
+      const units = uSnaps.docs.map((d) => ({ snap: d, unit: d.data() as UnitRecord }));
+      const started = units.find(({ unit }) => unit.startedAt !== null);
+      if (started) {
+        const status = await this.actions.markStarted(token, started.unit.startedAt as Timestamp);
+        if (status === 'Processing') return { result: { kind: 'wrong-state', status }, tasks: [] };
+        continue;
+      }
+      const at = this.ts();
+      const b = this.db.batch();
+      b.update(aRef, { status: 'Cancelled', endedAt: at, expireAt: this.actions.expireAt(at) }, { lastUpdateTime: aSnap.updateTime });
+      const tasks: string[] = [];
+      for (const { snap, unit } of units) {
+        if (ENDED_STATUSES.has(unit.status)) continue;
+        const rolled = rollInto(b, aRef, unit, tallyOf({ ...unit, status: 'Cancelled' }), unit.rolled, this.actions.expireWhileRunning());
+        b.update(snap.ref, { status: 'Cancelled', endedAt: at, expireAt: this.actions.expireAt(at), lease: null, ...(rolled ? { rolled } : {}) }, { lastUpdateTime: snap.updateTime });
+        tasks.push(unit.taskId);
+      }
+      try {
+        await b.commit();
+        return { result: { kind: 'cancelled' }, tasks };
+      } catch (e) {
+        if (!refusedWith(e, FAILED_PRECONDITION, NOT_FOUND) || attempt >= 50) throw e;
+      }
     }
   }
 
