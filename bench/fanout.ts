@@ -1,9 +1,11 @@
 /**
  * Eight mailboxes in one action against one mailbox alone, same size per
- * mailbox, quota 15,000 units/min for the connector and the Gmail emulator.
- * Linear scaling would give eight times the single mailbox's rate; on a
- * 2-core machine that runs the worker, both emulators and the Firestore
- * emulator, CPU bounds it, so the CPU time of each is reported per message.
+ * mailbox, quota 3,000 units/min (10 msg/s a mailbox) for the connector and
+ * the Gmail emulator: eight mailboxes then need well under the CPU of a
+ * 2-core machine that runs the worker and every emulator, so the ratio to
+ * eight times one shows what the fan-out loses (its units starting late or
+ * contending), not the CPU; the CPU time of each process is reported per
+ * message, and the load average, since the machine may be shared.
  */
 import { generatedMail } from './lib/mail.js';
 import { cpuMs, firestoreEmulatorPid, ownCpuMs } from './lib/proc.js';
@@ -13,9 +15,9 @@ import { startBenchStack, type BenchStack } from './lib/stack.js';
 import { expectFinished, measureSync, type SyncRun } from './lib/sync.js';
 import { fmt, median, note, round } from './lib/util.js';
 
-const PER_MAILBOX = 1_000;
+const PER_MAILBOX = 500;
 const MAILBOXES = 8;
-const QUOTA = 15_000;
+const QUOTA = 3_000;
 
 interface Measured {
   run: SyncRun;

@@ -59,10 +59,15 @@ function token(): string {
   return randomBytes(16).toString('base64url');
 }
 
-/** 100 ended actions of 100 units each, with their totals' shards as the units' ends leave them. */
-async function seedActions(stack: BenchStack): Promise<void> {
+/**
+ * 100 actions of 100 units each, with their totals' shards as the units' writes leave them:
+ * `Finished` (queued in 2001, their totals in their record as their end wrote them), or
+ * `Processing` (queued in 2002, every unit running under a live lease).
+ */
+async function seedActions(stack: BenchStack, running: boolean): Promise<void> {
   const writer = stack.db.bulkWriter();
-  const day = Date.UTC(2001, 0, 1);
+  const day = Date.UTC(running ? 2002 : 2001, 0, 1);
+  const live = { holder: 'bench', expiresAt: Timestamp.fromMillis(Date.now() + 3_600_000) };
   for (let i = 0; i < STATUS_ACTIONS; i++) {
     const t = token();
     const at = Timestamp.fromMillis(day + i * 60_000);
@@ -74,7 +79,8 @@ async function seedActions(stack: BenchStack): Promise<void> {
       counts['seen'] = 10 + j;
       counts['added'] = 10 + j;
       return {
-        task: 'SEED', user, index: j, key, status: 'Finished', taskId: unitTaskId(t, key, 0), generation: 0, startedAt: at, endedAt: at, lease: null,
+        task: 'SEED', user, index: j, key, status: running ? 'Processing' : 'Finished', taskId: unitTaskId(t, key, 0), generation: 0, startedAt: at,
+        endedAt: running ? null : at, lease: running ? live : null,
         attempts: 1, retries: 0, pages: 1, messages: 10 + j, total: 10 + j, counts, checkpoint: null, error: null, messageErrors: [], delivery: null,
         lastError: null, requeues: 0, note: null,
       };
@@ -85,8 +91,9 @@ async function seedActions(stack: BenchStack): Promise<void> {
       void writer.create(aRef.collection(COLLECTIONS.totals).doc(String(s)), { ...t });
     }
     const a: ActionRecord = {
-      token: t, fetchAction: 'Synchronize', tasks: ['SEED'], status: 'Finished', queuedAt: at, startedAt: at, endedAt: at, stopRequested: false,
-      scheduleKey: 'SEED', attempts: 1, unitsTotal: UNITS_EACH, fanOutGeneration: 0, error: null,
+      token: t, fetchAction: 'Synchronize', tasks: ['SEED'], status: running ? 'Processing' : 'Finished', queuedAt: at, startedAt: at,
+      endedAt: running ? null : at, stopRequested: false, scheduleKey: 'SEED', attempts: 1, unitsTotal: UNITS_EACH, fanOutGeneration: 0, error: null,
+      ...(running ? {} : { totals: totalsOfUnits(units) }),
     };
     void writer.create(aRef, a);
   }
@@ -136,20 +143,25 @@ export const scaleBench: Benchmark = {
 
         // 2. GetStatus of 100 actions over 10,000 units.
         note(`scale: GetStatus of ${STATUS_ACTIONS} actions over ${STATUS_ACTIONS * UNITS_EACH} units`);
-        await seedActions(stack);
+        await seedActions(stack, false);
+        await seedActions(stack, true);
         const loadStatus = load();
-        const query = { action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'GetStatus', 'Queued-Before': '2001-12-31', MaxResults: String(STATUS_ACTIONS) };
-        const latencies: number[] = [];
-        const docs: number[] = [];
-        for (let i = 0; i < 5; i++) {
-          const r0 = await readsOf(readsDir, 'action');
-          const r = await stack.aci(query);
-          if (r.status !== 200) throw new Error(`GetStatus answered ${r.status}: ${r.text.slice(0, 300)}`);
-          const listed = (((r.json as Record<string, Record<string, Record<string, Record<string, unknown>>>>).autnresponse?.responsedata?.actions?.action ?? []) as unknown[]).length;
-          if (listed !== STATUS_ACTIONS) throw new Error(`GetStatus listed ${listed} actions, not ${STATUS_ACTIONS}`);
-          latencies.push(r.ms);
-          docs.push((await readsOf(readsDir, 'action')) - r0);
-        }
+        const measureStatus = async (from: string, to: string): Promise<{ latencies: number[]; docs: number[] }> => {
+          const query = { action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'GetStatus', 'Queued-After': from, 'Queued-Before': to, MaxResults: String(STATUS_ACTIONS) };
+          const out = { latencies: [] as number[], docs: [] as number[] };
+          for (let i = 0; i < 5; i++) {
+            const r0 = await readsOf(readsDir, 'action');
+            const r = await stack.aci(query);
+            if (r.status !== 200) throw new Error(`GetStatus answered ${r.status}: ${r.text.slice(0, 300)}`);
+            const listed = (((r.json as Record<string, Record<string, Record<string, Record<string, unknown>>>>).autnresponse?.responsedata?.actions?.action ?? []) as unknown[]).length;
+            if (listed !== STATUS_ACTIONS) throw new Error(`GetStatus listed ${listed} actions, not ${STATUS_ACTIONS}`);
+            out.latencies.push(r.ms);
+            out.docs.push((await readsOf(readsDir, 'action')) - r0);
+          }
+          return out;
+        };
+        const { latencies, docs } = await measureStatus('2001-01-01', '2001-12-31');
+        const open = await measureStatus('2002-01-01', '2002-12-31');
 
         // 3. Reads per minute of one action over 200 mailboxes.
         note(`scale: one action over ${RUN_MAILBOXES} mailboxes of ${RUN_MESSAGES} messages`);
@@ -171,17 +183,29 @@ export const scaleBench: Benchmark = {
         return {
           rows: [
             below(`${DOMAIN_MAILBOXES}-mailbox domain: Fetch → every unit task created`, fanOutS, 's', 30, 1),
-            below(`GetStatus of ${STATUS_ACTIONS} actions / ${STATUS_ACTIONS * UNITS_EACH} units: documents read`, worst, 'docs', STATUS_ACTIONS * (1 + TOTAL_SHARDS), 0, true),
-            info(`GetStatus of ${STATUS_ACTIONS} actions / ${STATUS_ACTIONS * UNITS_EACH} units: latency, median`, median(latencies), 'ms', 0),
+            below(`GetStatus of ${STATUS_ACTIONS} ended actions / ${STATUS_ACTIONS * UNITS_EACH} units: documents read`, worst, 'docs', STATUS_ACTIONS, 0, true),
+            info(`GetStatus of ${STATUS_ACTIONS} ended actions / ${STATUS_ACTIONS * UNITS_EACH} units: latency, median`, median(latencies), 'ms', 0),
+            below(
+              `GetStatus of ${STATUS_ACTIONS} running actions / ${STATUS_ACTIONS * UNITS_EACH} units: documents read`,
+              Math.max(...open.docs),
+              'docs',
+              STATUS_ACTIONS * (4 + TOTAL_SHARDS),
+              0,
+              true,
+            ),
+            info(`GetStatus of ${STATUS_ACTIONS} running actions / ${STATUS_ACTIONS * UNITS_EACH} units: latency, median`, median(open.latencies), 'ms', 0),
             info(`${RUN_MAILBOXES}-mailbox run: Firestore reads per minute`, perMinute, 'reads/min', 0, `$${fmt(perMinute * 60 * READ_PRICE, 3)} per hour`),
             info(`${RUN_MAILBOXES}-mailbox run: Firestore reads per message`, reads / messages, 'reads', 2),
           ],
           notes: [
             `fan-out: ${units} units; from the Fetch to the worker's "fanned out" log line (written once every unit's task was created), ` +
               `the units' own tasks being dispatched and run meanwhile; load average ${loadFan}.`,
-            `GetStatus: ${STATUS_ACTIONS} ended actions of ${UNITS_EACH} units each; documents counted in the action function's process ` +
-              `(1 per document, at least 1 per query); target ${STATUS_ACTIONS} × (1 action + ${TOTAL_SHARDS} shards), whatever the units; ` +
-              `per call: ${docs.join(', ')} documents, ${latencies.map((l) => fmt(l, 0)).join(', ')} ms; reading every unit instead would be ${STATUS_ACTIONS * (1 + UNITS_EACH)}; load average ${loadStatus}.`,
+            `GetStatus: ${STATUS_ACTIONS} actions of ${UNITS_EACH} units each, ended (totals in the record: 1 document each) or running ` +
+              `(the action, read again to see whether it ended, 2 count queries and up to ${TOTAL_SHARDS} shards: at most ${4 + TOTAL_SHARDS} each), whatever the units; ` +
+              `documents counted in the action function's process (1 per document, at least 1 per query or count); ` +
+              `ended, per call: ${docs.join(', ')} documents, ${latencies.map((l) => fmt(l, 0)).join(', ')} ms; ` +
+              `running: ${open.docs.join(', ')} documents, ${open.latencies.map((l) => fmt(l, 0)).join(', ')} ms; ` +
+              `reading every unit instead would be ${STATUS_ACTIONS * (1 + UNITS_EACH)}; load average ${loadStatus}.`,
             `${RUN_MAILBOXES}-mailbox run: ${messages} messages in ${fmt(runS, 1)} s, ${reads} documents read by both functions ` +
               `(sink documents read to tell added from unchanged, checkpoints, leases, the stop flag once per process every 0.4 s); ` +
               `polling the flag per unit would add ${fmt(perUnitPolling, 0)} reads/min ($${fmt(perUnitPolling * 60 * READ_PRICE, 2)} per hour); ` +
@@ -189,7 +213,13 @@ export const scaleBench: Benchmark = {
           ],
           details: {
             fanOut: { mailboxes: DOMAIN_MAILBOXES, units, seconds: round(fanOutS, 2), load: loadFan },
-            getStatus: { actions: STATUS_ACTIONS, unitsEach: UNITS_EACH, documents: docs, latencyMs: latencies.map((l) => round(l, 1)), load: loadStatus },
+            getStatus: {
+              actions: STATUS_ACTIONS,
+              unitsEach: UNITS_EACH,
+              ended: { documents: docs, latencyMs: latencies.map((l) => round(l, 1)) },
+              running: { documents: open.docs, latencyMs: open.latencies.map((l) => round(l, 1)) },
+              load: loadStatus,
+            },
             run: { mailboxes: RUN_MAILBOXES, messages, seconds: round(runS, 1), reads, readsPerMinute: round(perMinute, 0), load: loadRun },
           },
         };

@@ -174,11 +174,11 @@ export async function resultsPage(
 
 /**
  * GetStatus without a token: the actions the query selects, each settled, with its totals. Reads
- * the listed actions and their totals' shards, never their units (store/totals.ts).
+ * the listed actions, and the totals' shards of those that have not ended; never their units (store/totals.ts).
  */
 export async function listActions(deps: Deps, query: ActionListQuery): Promise<{ action: ActionRecord; totals: ActionTotals }[]> {
   const list = await Promise.all((await deps.store.list(query)).map((a) => current(deps, a)));
-  return Promise.all(list.map(async (action) => ({ action, totals: await deps.store.totals(action.token) })));
+  return Promise.all(list.map(async (action) => ({ action, totals: action.totals ?? (await deps.store.totals(action.token)) })));
 }
 
 /** The server's GetStatus: whether the queue is paused, and how many actions there are of each status. */

@@ -35,7 +35,8 @@ export function actionView(
   const { pages, messages, total, retries } = totals;
   const knownTotal = a.unitsTotal !== null && totals.known >= a.unitsTotal;
   const attempts = a.attempts + totals.attempts;
-  const failedTasks = Object.keys(totals.tasks).filter((t) => (totals.tasks[t]?.failed ?? 0) > 0);
+  // In the action's order of tasks, whichever way the totals were read.
+  const failedTasks = [...new Set([...a.tasks, ...Object.keys(totals.tasks)])].filter((t) => (totals.tasks[t]?.failed ?? 0) > 0);
   // A task succeeded when every one of its units finished (none of an action that ended without units).
   const succeeded = (t: string) => (totals.tasks[t]?.finished ?? 0) === (totals.tasks[t]?.units ?? 0);
   let percent = 0;

@@ -15,7 +15,7 @@ import { holdAddress, type AddressHold } from '../gmail/address.js';
 import { pacerFor, RunAborted } from '../gmail/pacing.js';
 import type { WorkPayload } from '../queue/tasks.js';
 import { MailboxLost } from '../store/mailboxes.js';
-import { unitId, unitTaskId, type UnitRecord } from '../store/model.js';
+import { unitId, unitKey, unitTaskId, type UnitRecord } from '../store/model.js';
 import { flushEveryMs } from '../store/totals.js';
 import { LeaseLost, type DeliveryInfo, type UnitProgress } from '../store/units.js';
 import { fetchActionOf } from './registry.js';
@@ -31,6 +31,8 @@ export interface WorkResult {
 function overlapDelayS(leaseS: number): number {
   return Math.min(30, Math.max(1, Math.ceil(leaseS / 2)));
 }
+/** Unit tasks a fan-out creates at once. */
+const FAN_OUT_CONCURRENCY = 64;
 /** How often a worker process reads the stop flags of the actions its units run (one read per action). */
 const STOP_POLL_MS = 400;
 
@@ -82,6 +84,7 @@ export function createWork(deps: Deps) {
     if (!action) return { status: 200, message: 'ended or cancelled: nothing to do' };
     // A delivery after the units were fixed does not list again: a changed
     // user list cannot add or drop a mailbox of a running action.
+    let created: { task: string; user: string; id: string }[] | undefined;
     if (action.unitsTotal === null) {
       const list: { task: string; user: string; id: string }[] = [];
       const named = fetchActionOf(action.fetchAction).namedMailboxes?.(action.params ?? {});
@@ -98,23 +101,25 @@ export function createWork(deps: Deps) {
         throw e;
       }
       await units.create(token, list, fetchActionOf(action.fetchAction));
+      created = list;
     }
-    const stored = await store.units(token);
     const now = await store.get(token);
     if (now?.status === 'Cancelled' || now?.stopRequested) {
       // Cancelled or stopped while the units were written: they never start.
+      const stored = await store.units(token);
       await Promise.all(stored.map((u) => units.end(token, unitId(u.task, u.user), null, 'Cancelled', {})));
       return { status: 200, message: 'cancelled' };
     }
-    // A domain can have thousands of mailboxes: create their tasks a few dozen at a time.
-    const limit = pLimit(32);
-    await Promise.all(
-      stored
-        .filter((u) => u.status === 'Queued' && u.generation === 0)
-        .map((u) => limit(() => queue.enqueue(u.taskId, { token, unit: unitId(u.task, u.user), generation: 0 }))),
-    );
-    log.with({ token }).info('fanned out', { units: stored.length });
-    return { status: 200, message: `${stored.length} mailboxes queued` };
+    // The units this delivery wrote are queued as listed, without reading them back (a task
+    // that exists already is left as it is); a later delivery reads which are still to queue.
+    const queued = created
+      ? created.map((u) => ({ unit: u.id, taskId: unitTaskId(token, unitKey(u.task, u.user), 0) }))
+      : (await store.units(token)).filter((u) => u.status === 'Queued' && u.generation === 0).map((u) => ({ unit: unitId(u.task, u.user), taskId: u.taskId }));
+    // A domain can have thousands of mailboxes: create their tasks many at a time.
+    const limit = pLimit(FAN_OUT_CONCURRENCY);
+    await Promise.all(queued.map((u) => limit(() => queue.enqueue(u.taskId, { token, unit: u.unit, generation: 0 }))));
+    log.with({ token }).info('fanned out', { units: queued.length });
+    return { status: 200, message: `${queued.length} mailboxes queued` };
   }
 
   function progressOf(u: UnitRecord): UnitProgress {

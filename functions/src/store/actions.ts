@@ -340,13 +340,16 @@ export class ActionStore {
       if (open.data().count > 0) return;
       // Never ends without every unit it must have.
       if (all.data().count < a.unitsTotal) return;
-      const failed = await units.where('status', '==', 'Error').limit(MAX_NAMED_ERRORS).get();
+      const [failed, totals] = await Promise.all([units.where('status', '==', 'Error').limit(MAX_NAMED_ERRORS).get(), this.totals(token)]);
       const error = failed.docs.map((d) => `${d.get('task') as string}/${d.get('user') as string}: ${(d.get('error') as string | null) ?? 'failed'}`).join('; ');
       try {
         await ref.update(
           {
             status: failed.empty ? (a.stopRequested ? 'Stopped' : 'Finished') : 'Error',
             error: failed.empty ? null : error,
+            // Every unit's end added its last figures to the shards: they are final, and kept here
+            // so that GetStatus reads one document for an ended action.
+            totals,
             ...this.ended(),
           },
           { lastUpdateTime: snap.updateTime },

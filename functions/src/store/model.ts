@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Timestamp } from '@google-cloud/firestore';
-import type { UnitTally } from './totals.js';
+import type { ActionTotals, UnitTally } from './totals.js';
 
 /** Statuses of actions and of their mailbox units. */
 export const STATUSES = ['Queued', 'Processing', 'Finished', 'Cancelled', 'Stopped', 'Error'] as const;
@@ -56,6 +56,8 @@ export interface ActionRecord {
   fanOutGeneration: number;
   /** Why the action failed, naming each failed mailbox. */
   error: string | null;
+  /** Its totals as its shards held them when it ended (store/totals.ts); absent before, and for an action cancelled or failed without running. */
+  totals?: ActionTotals;
 }
 
 /**
