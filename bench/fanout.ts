@@ -1,20 +1,23 @@
 /**
  * Eight mailboxes in one action against one mailbox alone, same size per
- * mailbox, quota 15,000 units/min for the connector and the Gmail emulator.
- * Linear scaling would give eight times the single mailbox's rate; on a
- * 2-core machine that runs the worker, both emulators and the Firestore
- * emulator, CPU bounds it, so the CPU time of each is reported per message.
+ * mailbox, quota 3,000 units/min (10 msg/s a mailbox) for the connector and
+ * the Gmail emulator: eight mailboxes then need well under the CPU of a
+ * 2-core machine that runs the worker and every emulator, so the ratio to
+ * eight times one shows what the fan-out loses (its units starting late or
+ * contending), not the CPU; the CPU time of each process is reported per
+ * message, and the load average, since the machine may be shared.
  */
 import { generatedMail } from './lib/mail.js';
 import { cpuMs, firestoreEmulatorPid, ownCpuMs } from './lib/proc.js';
-import { info, type Benchmark, type Outcome } from './lib/report.js';
+import { loadavg } from 'node:os';
+import { atLeast, info, type Benchmark, type Outcome } from './lib/report.js';
 import { startBenchStack, type BenchStack } from './lib/stack.js';
 import { expectFinished, measureSync, type SyncRun } from './lib/sync.js';
 import { fmt, median, note, round } from './lib/util.js';
 
-const PER_MAILBOX = 1_000;
+const PER_MAILBOX = 500;
 const MAILBOXES = 8;
-const QUOTA = 15_000;
+const QUOTA = 3_000;
 
 interface Measured {
   run: SyncRun;
@@ -82,7 +85,7 @@ export const fanout: Benchmark = {
         return {
           rows: [
             info('1 mailbox alone', single, 'msg/s', 1, `ceiling ${fmt(ceiling, 1)} msg/s`, single / ceiling),
-            info(`${MAILBOXES} mailboxes, aggregate`, aggregate, 'msg/s', 1, `linear: ${MAILBOXES} × ${fmt(single, 1)} = ${fmt(linear, 0)}`, aggregate / linear),
+            atLeast(`${MAILBOXES} mailboxes, aggregate (vs ${MAILBOXES} × one)`, aggregate, 'msg/s', linear, 0.95),
             info(`${MAILBOXES} mailboxes, sum of each one's rate`, sumOfUnits, 'msg/s', 1, `linear: ${fmt(linear, 0)}`, sumOfUnits / linear),
             info('worker CPU per message, 1 mailbox', perMessage(one.cpu.worker, one.run.messages), 'ms', 2),
             info(`worker CPU per message, ${MAILBOXES} mailboxes`, perMessage(eight.cpu.worker, m), 'ms', 2),
@@ -98,6 +101,7 @@ export const fanout: Benchmark = {
             `CPU during the ${MAILBOXES}-mailbox run (${fmt(eight.run.unitSeconds, 1)} s): worker ${fmt(perMessage(eight.cpu.worker, m), 2)} ms/msg, ` +
               `Firestore emulator ${fsPid === null ? 'n/a' : `${fmt(perMessage(eight.cpu.firestore, m), 2)} ms/msg`}, ` +
               `Gmail + Cloud Tasks emulators ${fmt(eight.cpu.emulators / m, 2)} ms/msg; ${fmt(busyCores, 2)} of 2 cores busy on average.`,
+            `load average (1, 5, 15 min) after the ${MAILBOXES}-mailbox run: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (the machine is shared).`,
             `Gmail refused ${eight.run.rateLimited} calls for quota in the ${MAILBOXES}-mailbox run (${one.run.rateLimited} alone); the connector retried ${eight.run.retries}.`,
           ],
           details: {

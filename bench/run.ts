@@ -19,11 +19,12 @@ import { renderTable, type BenchContext, type BenchResult, type Benchmark } from
 import { ROOT } from './lib/stack.js';
 import { note } from './lib/util.js';
 import { memoryBench } from './memory.js';
+import { scaleBench } from './scale.js';
 import { stopLatency } from './stop.js';
 import { throughput } from './throughput.js';
 import { tokenLatency } from './latency.js';
 
-const BENCHMARKS: Benchmark[] = [throughput, tokenLatency, stopLatency, fanout, memoryBench, collectBench];
+const BENCHMARKS: Benchmark[] = [throughput, tokenLatency, stopLatency, fanout, scaleBench, memoryBench, collectBench];
 
 const USAGE = `usage: npm run bench [-- [${BENCHMARKS.map((b) => b.name).join('|')}]... [--full] [--profile] [--no-build]]
   (no name)   every benchmark

@@ -88,12 +88,12 @@ resource "google_firestore_field" "override" {
 # state (state/{task}/mailboxes/{address}) shares the collection group "mailboxes" but never
 # carries expireAt, so it is never deleted; nor are the sink documents. An action's results
 # (actions/{token}/results) and the lock documents of units that take no mailbox lock
-# (actions/{token}/locks) are written while it runs, with expireAt = then + action_retention_days
+# (actions/{token}/locks) and its totals' shards (actions/{token}/totals) are written while it runs, with expireAt = then + action_retention_days
 # + 30 days, so they outlive any action that ends within 30 days of writing them. The field is exempt from
 # single-field indexing: nothing queries it, and an index on a timestamp written in time order
 # would only add cost.
 resource "google_firestore_field" "expire_at" {
-  for_each = toset(["actions", "mailboxes", "results", "locks"])
+  for_each = toset(["actions", "mailboxes", "results", "locks", "totals"])
 
   project    = var.project_id
   database   = google_firestore_database.default.name

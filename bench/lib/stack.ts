@@ -36,6 +36,8 @@ export interface BenchStackOptions {
   logDir: string;
   /** Extra node options for the worker child (e.g. --cpu-prof). */
   workerNodeArgs?: string[];
+  /** Extra node options for the action child. */
+  actionNodeArgs?: string[];
   /** A Cloud Storage emulator and the buckets Collect may write to there. */
   collect?: { storageUrl: string; buckets: string[] };
 }
@@ -185,7 +187,7 @@ export async function startBenchStack(opts: BenchStackOptions): Promise<BenchSta
       });
       return child;
     };
-    const action = serve('action', actionPort, []);
+    const action = serve('action', actionPort, opts.actionNodeArgs ?? []);
     const worker = serve('worker', workerPort, opts.workerNodeArgs ?? []);
     if (action.pid === undefined || worker.pid === undefined) throw new Error('a function process could not be started');
 

@@ -10,6 +10,7 @@ import type { Deps } from './deps.js';
 import { fetchActionOf, type FetchParams } from './fetch/registry.js';
 import { createReconciler, type Reconciler } from './queue/reconcile.js';
 import type { ActionListQuery } from './store/actions.js';
+import type { ActionTotals } from './store/totals.js';
 import { ENDED_STATUSES, STATUSES, fanOutTaskId, unitId, type ActionRecord, type Status, type UnitRecord } from './store/model.js';
 import { ResultStore, type ResultEntry } from './store/results.js';
 import { AciError, conflict, notFound, unavailable } from './aci/errors.js';
@@ -52,10 +53,9 @@ async function settled(deps: Deps, token: string): Promise<ActionRecord | null> 
   return reconcilerOf(deps).action(token);
 }
 
-/** The same for an action already read (GetStatus's list). */
+/** An action already read (GetStatus's list), ended if its units all ended; none of its units is read. */
 async function current(deps: Deps, a: ActionRecord): Promise<ActionRecord> {
-  if (ENDED_STATUSES.has(a.status)) return a;
-  return (await settled(deps, a.token)) ?? a;
+  return reconcilerOf(deps).listed(a);
 }
 
 /** The action, settled; a 404 when there is none. */
@@ -119,14 +119,14 @@ export async function queueFetch(deps: Deps, r: FetchRequest): Promise<{ token: 
 /** Cancel: a `Queued` action becomes `Cancelled`, its tasks deleted and its idle units ended. */
 export async function cancel(deps: Deps, token: string): Promise<{ token: string; status: Status }> {
   await settled(deps, token);
-  const r = await deps.store.cancel(token);
+  const { result: r, tasks } = await deps.units.cancelAction(token);
   if (r.kind === 'missing') throw notFound(`action ${token}`);
   if (r.kind === 'wrong-state') {
     if (r.status === 'Processing') throw conflict(`action ${token} is running: use QueueAction=Stop`);
     throw endedConflict(token, r.status, 'cancel');
   }
   const a = await deps.store.get(token);
-  await Promise.all(Array.from({ length: (a?.fanOutGeneration ?? 0) + 1 }, (_, g) => deps.queue.remove(fanOutTaskId(token, g))));
+  await Promise.all([...Array.from({ length: (a?.fanOutGeneration ?? 0) + 1 }, (_, g) => fanOutTaskId(token, g)), ...tasks].map((t) => deps.queue.remove(t)));
   await endIdleUnits(deps, token);
   return { token, status: 'Cancelled' };
 }
@@ -173,12 +173,12 @@ export async function resultsPage(
 }
 
 /**
- * GetStatus without a token: the actions the query selects, each settled, with its units. Reads
- * the listed actions and the units of those only.
+ * GetStatus without a token: the actions the query selects, each settled, with its totals. Reads
+ * the listed actions, and the totals' shards of those that have not ended; never their units (store/totals.ts).
  */
-export async function listActions(deps: Deps, query: ActionListQuery): Promise<{ action: ActionRecord; units: UnitRecord[] }[]> {
+export async function listActions(deps: Deps, query: ActionListQuery): Promise<{ action: ActionRecord; totals: ActionTotals }[]> {
   const list = await Promise.all((await deps.store.list(query)).map((a) => current(deps, a)));
-  return Promise.all(list.map(async (action) => ({ action, units: await deps.store.units(action.token) })));
+  return Promise.all(list.map(async (action) => ({ action, totals: action.totals ?? (await deps.store.totals(action.token)) })));
 }
 
 /** The server's GetStatus: whether the queue is paused, and how many actions there are of each status. */

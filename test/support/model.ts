@@ -21,6 +21,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import { ENDED_STATUSES, type ActionRecord, type UnitRecord } from '../../functions/src/store/model.js';
+import { totalsOfUnits } from '../../functions/src/store/totals.js';
 import { assertSinkMirrors, countsOf, until } from './checks.js';
 import { rawMessage, testGmail } from './gmail.js';
 import { writeMailbox } from './mail.js';
@@ -308,6 +309,8 @@ export async function runSeed(seed: number, length = 16): Promise<void> {
     for (const a of ended) {
       for (const u of await stack.units(a.token)) assert.ok(ENDED_STATUSES.has(u.status), `${a.token} ${u.task}/${u.user} is ${u.status}`);
       if (a.status === 'Finished') assert.equal((await stack.units(a.token)).length, a.unitsTotal, `${a.token} finished with every unit`);
+      // GetStatus's list reads the totals' shards: once ended, they are the units' sums exactly.
+      assert.deepStrictEqual(await stack.deps.store.totals(a.token), totalsOfUnits(await stack.units(a.token)), `${a.token}: totals`);
     }
     await run.check();
     const finish = async (task: string, what: string): Promise<string> => {

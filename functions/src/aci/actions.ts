@@ -31,6 +31,7 @@ import { badParameter, gmailRefused, missingParameter, notFound, turnedOff, unav
 import { createAciParams, parseBoolParam, parseEnum, parseIntParam, requireParam, type AciParams } from './request.js';
 import type { AciTree } from './response.js';
 import { actionView, identifierView } from './status.js';
+import { totalsOfUnits } from '../store/totals.js';
 
 /** The product name GetVersion reports. */
 export const PRODUCT = 'gmail-connector';
@@ -217,15 +218,15 @@ async function queueInfo(p: AciParams, deps: Deps): Promise<AciTree> {
     case 'GetStatus': {
       if (p.has('Token')) {
         const { action, units, results } = await actionStatus(deps, tokenParam(p));
-        if (!results) return { actions: { action: [actionView(action, units, deps.now())] } };
+        if (!results) return { actions: { action: [actionView(action, totalsOfUnits(units), deps.now())] } };
         // Results are paged: Start is 1-based, as in IDOL.
         const start = parseIntParam(p, 'Start', { min: 1, max: 1_000_000_000, default: 1 });
         const max = parseIntParam(p, 'MaxResults', { min: 1, max: MAX_RESULTS_PAGE, default: 100 });
         const page = await resultsPage(deps, action, units, start, max);
-        return { actions: { action: [actionView(action, units, deps.now(), page)] } };
+        return { actions: { action: [actionView(action, totalsOfUnits(units), deps.now(), page)] } };
       }
       const list = await listActions(deps, listQuery(p));
-      return { actions: { action: list.map(({ action, units }) => actionView(action, units, deps.now())) } };
+      return { actions: { action: list.map(({ action, totals }) => actionView(action, totals, deps.now())) } };
     }
     case 'Cancel':
       return cancel(deps, tokenParam(p));

@@ -1,11 +1,12 @@
 /**
  * How an action looks in QueueInfo GetStatus (docs/CONTRACT.md): its record and its
- * units, summed when read, as the simplejson-shaped tree the ACI renderer takes;
+ * totals (summed over its units, or as its shards hold them), as the simplejson-shaped tree the ACI renderer takes;
  * the counters are the fetch action's own (see fetch/registry.ts).
  */
 import type { Timestamp } from '@google-cloud/firestore';
 import { fetchActionNamed } from '../fetch/registry.js';
-import { zeroCounts, type ActionRecord, type Counts, type UnitRecord } from '../store/model.js';
+import { zeroCounts, type ActionRecord, type Counts } from '../store/model.js';
+import type { ActionTotals } from '../store/totals.js';
 import type { ResultEntry } from '../store/results.js';
 import { formatAciTime, type AciTree } from './response.js';
 
@@ -14,10 +15,10 @@ function secondsBetween(a: Timestamp | null, b: number | null): number | undefin
   return Math.max(0, Math.floor((b - a.toMillis()) / 1000));
 }
 
-/** The GetStatus element of one action. */
+/** The GetStatus element of one action, from its totals (store/totals.ts). */
 export function actionView(
   a: ActionRecord,
-  units: UnitRecord[],
+  totals: ActionTotals,
   now: number,
   results?: { entries: ResultEntry[]; start: number; total: number },
 ): AciTree {
@@ -26,34 +27,25 @@ export function actionView(
   const ended = a.endedAt?.toMillis() ?? null;
   const started = a.startedAt?.toMillis() ?? null;
   const perTask = new Map<string, Counts>(a.tasks.map((t) => [t, zeroCounts(counters)]));
-  let pages = 0;
-  let messages = 0;
-  let total = 0;
-  let knownTotal = true;
-  let attempts = a.attempts;
-  let retries = 0;
-  const failedTasks = new Set<string>();
-  const openTasks = new Set<string>();
-  for (const u of units) {
-    const c = perTask.get(u.task) ?? zeroCounts(counters);
-    for (const k of counters) c[k] = (c[k] ?? 0) + (u.counts[k] ?? 0);
-    perTask.set(u.task, c);
-    pages += u.pages;
-    messages += u.messages;
-    if (u.total === null) knownTotal = false;
-    else total += u.total;
-    attempts += u.attempts;
-    retries += u.retries;
-    if (u.status === 'Error') failedTasks.add(u.task);
-    else if (u.status !== 'Finished') openTasks.add(u.task);
+  for (const [task, t] of Object.entries(totals.tasks)) {
+    const c = perTask.get(task) ?? zeroCounts(counters);
+    for (const k of counters) c[k] = (c[k] ?? 0) + (t.counts[k] ?? 0);
+    perTask.set(task, c);
   }
+  const { pages, messages, total, retries } = totals;
+  const knownTotal = a.unitsTotal !== null && totals.known >= a.unitsTotal;
+  const attempts = a.attempts + totals.attempts;
+  // In the action's order of tasks, whichever way the totals were read.
+  const failedTasks = [...new Set([...a.tasks, ...Object.keys(totals.tasks)])].filter((t) => (totals.tasks[t]?.failed ?? 0) > 0);
+  // A task succeeded when every one of its units finished (none of an action that ended without units).
+  const succeeded = (t: string) => (totals.tasks[t]?.finished ?? 0) === (totals.tasks[t]?.units ?? 0);
   let percent = 0;
   if (a.status === 'Finished') percent = 100;
   else if (knownTotal && total > 0) percent = Math.min(99, Math.floor((messages / total) * 100));
   const endedLike = ended !== null;
   const tasks: AciTree = {
-    success: endedLike ? a.tasks.filter((t) => !failedTasks.has(t) && !openTasks.has(t) && a.status !== 'Cancelled') : [],
-    failed: [...failedTasks],
+    success: endedLike ? a.tasks.filter((t) => succeeded(t) && a.status !== 'Cancelled') : [],
+    failed: failedTasks,
   };
   const view: AciTree = {
     token: a.token,

@@ -6,6 +6,7 @@
  *   over to a continuation task before the time budget runs out.
  */
 import { randomBytes } from 'node:crypto';
+import { Timestamp } from '@google-cloud/firestore';
 import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
 import { GmailCaller, withScopeAdvice } from '../gmail/caller.js';
@@ -14,9 +15,11 @@ import { holdAddress, type AddressHold } from '../gmail/address.js';
 import { pacerFor, RunAborted } from '../gmail/pacing.js';
 import type { WorkPayload } from '../queue/tasks.js';
 import { MailboxLost } from '../store/mailboxes.js';
-import { unitId, unitTaskId, type UnitRecord } from '../store/model.js';
+import { unitId, unitKey, unitTaskId, type UnitRecord } from '../store/model.js';
+import { flushEveryMs } from '../store/totals.js';
 import { LeaseLost, type DeliveryInfo, type UnitProgress } from '../store/units.js';
 import { fetchActionOf } from './registry.js';
+import { createStopWatch } from './stopwatch.js';
 
 /** The worker's answer: an HTTP status for Cloud Tasks (2xx: done; else: retry later). */
 export interface WorkResult {
@@ -28,13 +31,16 @@ export interface WorkResult {
 function overlapDelayS(leaseS: number): number {
   return Math.min(30, Math.max(1, Math.ceil(leaseS / 2)));
 }
-/** How often a running unit looks at the stop flag. */
+/** Unit tasks a fan-out creates at once. */
+const FAN_OUT_CONCURRENCY = 64;
+/** How often a worker process reads the stop flags of the actions its units run (one read per action). */
 const STOP_POLL_MS = 400;
 
 export function createWork(deps: Deps) {
   const { store, units, queue, config, log } = deps;
   const leaseMs = config.leaseS * 1000;
   const callTimeoutMs = config.gmailCallTimeoutS * 1000;
+  const stops = createStopWatch((tokens) => store.stopFlags(tokens), STOP_POLL_MS);
 
   /** Lists a task's mailboxes: its users, or its domain's through the Directory API. */
   async function mailboxes(task: string): Promise<string[]> {
@@ -78,6 +84,7 @@ export function createWork(deps: Deps) {
     if (!action) return { status: 200, message: 'ended or cancelled: nothing to do' };
     // A delivery after the units were fixed does not list again: a changed
     // user list cannot add or drop a mailbox of a running action.
+    let created: { task: string; user: string; id: string }[] | undefined;
     if (action.unitsTotal === null) {
       const list: { task: string; user: string; id: string }[] = [];
       const named = fetchActionOf(action.fetchAction).namedMailboxes?.(action.params ?? {});
@@ -94,23 +101,25 @@ export function createWork(deps: Deps) {
         throw e;
       }
       await units.create(token, list, fetchActionOf(action.fetchAction));
+      created = list;
     }
-    const stored = await store.units(token);
     const now = await store.get(token);
     if (now?.status === 'Cancelled' || now?.stopRequested) {
       // Cancelled or stopped while the units were written: they never start.
+      const stored = await store.units(token);
       await Promise.all(stored.map((u) => units.end(token, unitId(u.task, u.user), null, 'Cancelled', {})));
       return { status: 200, message: 'cancelled' };
     }
-    // A domain can have thousands of mailboxes: create their tasks a few dozen at a time.
-    const limit = pLimit(32);
-    await Promise.all(
-      stored
-        .filter((u) => u.status === 'Queued' && u.generation === 0)
-        .map((u) => limit(() => queue.enqueue(u.taskId, { token, unit: unitId(u.task, u.user), generation: 0 }))),
-    );
-    log.with({ token }).info('fanned out', { units: stored.length });
-    return { status: 200, message: `${stored.length} mailboxes queued` };
+    // The units this delivery wrote are queued as listed, without reading them back (a task
+    // that exists already is left as it is); a later delivery reads which are still to queue.
+    const queued = created
+      ? created.map((u) => ({ unit: u.id, taskId: unitTaskId(token, unitKey(u.task, u.user), 0) }))
+      : (await store.units(token)).filter((u) => u.status === 'Queued' && u.generation === 0).map((u) => ({ unit: unitId(u.task, u.user), taskId: u.taskId }));
+    // A domain can have thousands of mailboxes: create their tasks many at a time.
+    const limit = pLimit(FAN_OUT_CONCURRENCY);
+    await Promise.all(queued.map((u) => limit(() => queue.enqueue(u.taskId, { token, unit: u.unit, generation: 0 }))));
+    log.with({ token }).info('fanned out', { units: queued.length });
+    return { status: 200, message: `${queued.length} mailboxes queued` };
   }
 
   function progressOf(u: UnitRecord): UnitProgress {
@@ -147,23 +156,25 @@ export function createWork(deps: Deps) {
     const progress = progressOf(unit);
     const abort = new AbortController();
     let stop = action.stopRequested;
+    // A claimant that read its action `Queued` moves it to `Processing`, beside the run's own start.
+    const marking = action.status === 'Queued' ? store.markStarted(token, unit.startedAt ?? Timestamp.fromMillis(deps.now())) : Promise.resolve(action.status);
+    // Settled at once so that a failure waits, unhandled, for no one: it is thrown where the run awaits it.
+    const started = marking.then(
+      (s) => () => s,
+      (e: unknown) => () => {
+        throw e;
+      },
+    );
     let outOfTime = false;
     let lost: unknown;
     const end = (why: () => void) => {
       why();
       abort.abort();
     };
-    const stopTimer = setInterval(() => {
-      store.stopRequested(token).then(
-        (s) => {
-          if (s) end(() => (stop = true));
-        },
-        () => {},
-      );
-    }, STOP_POLL_MS);
+    const unwatch = stops.watch(token, () => end(() => (stop = true)));
     // One write of this run at a time: each is conditional on the one before.
     const serial = pLimit(1);
-    const held = await units.hold(token, id, holder);
+    const held = await units.hold(token, id, holder, flushEveryMs(action.unitsTotal));
     const leaseTimer = setInterval(() => {
       serial(() => units.renew(held, leaseMs)).catch((e: unknown) => {
         if (e instanceof LeaseLost || e instanceof MailboxLost) end(() => (lost = e));
@@ -195,6 +206,13 @@ export function createWork(deps: Deps) {
             throw e;
           },
         );
+      }
+      const status = (await started)();
+      if (status !== 'Processing') {
+        // Cancel (or an end) won the race with this claim: the mailbox never starts.
+        await address?.release();
+        await serial(() => units.end(token, id, holder, status === 'Cancelled' ? 'Cancelled' : 'Stopped', progress));
+        return { status: 200, message: `the action is ${status ?? 'gone'}` };
       }
       const outcome = !taskConfig
         ? ({ kind: 'failed', error: `task ${unit.task} is no longer configured` } as const)
@@ -276,7 +294,7 @@ export function createWork(deps: Deps) {
       return { status: 503, message: `interrupted: ${message}; will be retried` };
     } finally {
       await address?.release();
-      clearInterval(stopTimer);
+      unwatch();
       clearInterval(leaseTimer);
       clearTimeout(budgetTimer);
     }

@@ -121,6 +121,16 @@ export function createReconciler(deps: Pick<Deps, 'store' | 'units' | 'queue' | 
      * as it is now. `thorough` also asks the queue about units that never started.
      */
     action: (token: string, thorough = false) => action(token, thorough),
+    /**
+     * The cheap repair of an action GetStatus lists: ends it if its units all ended (two count
+     * queries), reading none of its units; lost leases and tasks are left to the pass and to the
+     * verbs that name the action.
+     */
+    async listed(a: ActionRecord): Promise<ActionRecord> {
+      if (ENDED_STATUSES.has(a.status) || a.unitsTotal === null) return a;
+      await store.finish(a.token);
+      return (await store.get(a.token)) ?? a;
+    },
     /** One pass over every open action. */
     async pass(): Promise<ReconcileReport> {
       const r = emptyReport();

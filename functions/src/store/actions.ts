@@ -10,6 +10,7 @@ import { FieldValue, Timestamp, type DocumentReference, type Firestore, type Que
 import { COLLECTIONS, ENDED_STATUSES, type ActionRecord, type Status, type UnitRecord } from './model.js';
 import { CODES, refusedWith } from './conflicts.js';
 import { QUERIES, statusQueryShape } from './queries.js';
+import { totalsOfShards, type ActionTotals } from './totals.js';
 
 /** Outcome of Cancel. */
 export type CancelResult = { kind: 'cancelled' | 'already' } | { kind: 'wrong-state'; status: Status } | { kind: 'missing' };
@@ -155,6 +156,12 @@ export class ActionStore {
     return snap.exists ? (snap.data() as ActionRecord) : null;
   }
 
+  /** The action's totals as its shards hold them (store/totals.ts): at most TOTAL_SHARDS reads, whatever its units. */
+  async totals(token: string): Promise<ActionTotals> {
+    const snaps = await this.ref(token).collection(COLLECTIONS.totals).get();
+    return totalsOfShards(snaps.docs.map((d) => d.data()));
+  }
+
   async units(token: string): Promise<UnitRecord[]> {
     const snaps = await this.ref(token).collection(COLLECTIONS.units).orderBy('index').get();
     return snaps.docs.map((d) => d.data() as UnitRecord);
@@ -235,16 +242,6 @@ export class ActionStore {
     return d ? (d.data() as ActionRecord) : null;
   }
 
-  /** Cancel: `Queued` → `Cancelled`. */
-  async cancel(token: string): Promise<CancelResult> {
-    return this.change<CancelResult>(token, (a) => {
-      if (!a) return { result: { kind: 'missing' } };
-      if (a.status === 'Cancelled') return { result: { kind: 'already' } };
-      if (a.status !== 'Queued') return { result: { kind: 'wrong-state', status: a.status } };
-      return { result: { kind: 'cancelled' }, update: { status: 'Cancelled', ...this.ended() } };
-    });
-  }
-
   /** Stop: sets `stopRequested` on a `Processing` action. */
   async requestStop(token: string): Promise<StopResult> {
     return this.change<StopResult>(token, (a) => {
@@ -258,6 +255,12 @@ export class ActionStore {
   async stopRequested(token: string): Promise<boolean> {
     const snap = await this.ref(token).get();
     return snap.get('stopRequested') === true || snap.get('status') === 'Cancelled';
+  }
+
+  /** The stop flags of several actions in one read (see stopRequested); a missing action reads as stopping. */
+  async stopFlags(tokens: string[]): Promise<Map<string, boolean>> {
+    const snaps = tokens.length ? await this.db.getAll(...tokens.map((t) => this.ref(t))) : [];
+    return new Map(snaps.map((snap, i) => [tokens[i] as string, !snap.exists || snap.get('stopRequested') === true || snap.get('status') === 'Cancelled']));
   }
 
   /**
@@ -274,6 +277,19 @@ export class ActionStore {
     if (ENDED_STATUSES.has(a.status)) return null;
     await ref.update({ attempts: FieldValue.increment(1) });
     return { ...a, attempts: a.attempts + 1 };
+  }
+
+  /**
+   * A claimed unit's action moves `Queued` → `Processing` (startedAt: the claim's time), unless
+   * it moved on; returns the status after. Written once: the claimants that race here re-read and
+   * find it done. A `Cancelled` answer means Cancel won: the unit must not run.
+   */
+  async markStarted(token: string, at: Timestamp): Promise<Status | null> {
+    return this.change(token, (a) => {
+      if (!a) return { result: null };
+      if (a.status !== 'Queued') return { result: a.status };
+      return { result: 'Processing', update: { status: 'Processing', startedAt: at } };
+    });
   }
 
   /** Ends an action that failed before it had units (for example its domain could not be listed). */
@@ -324,13 +340,16 @@ export class ActionStore {
       if (open.data().count > 0) return;
       // Never ends without every unit it must have.
       if (all.data().count < a.unitsTotal) return;
-      const failed = await units.where('status', '==', 'Error').limit(MAX_NAMED_ERRORS).get();
+      const [failed, totals] = await Promise.all([units.where('status', '==', 'Error').limit(MAX_NAMED_ERRORS).get(), this.totals(token)]);
       const error = failed.docs.map((d) => `${d.get('task') as string}/${d.get('user') as string}: ${(d.get('error') as string | null) ?? 'failed'}`).join('; ');
       try {
         await ref.update(
           {
             status: failed.empty ? (a.stopRequested ? 'Stopped' : 'Finished') : 'Error',
             error: failed.empty ? null : error,
+            // Every unit's end added its last figures to the shards: they are final, and kept here
+            // so that GetStatus reads one document for an ended action.
+            totals,
             ...this.ended(),
           },
           { lastUpdateTime: snap.updateTime },

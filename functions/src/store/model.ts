@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Timestamp } from '@google-cloud/firestore';
+import type { ActionTotals, UnitTally } from './totals.js';
 
 /** Statuses of actions and of their mailbox units. */
 export const STATUSES = ['Queued', 'Processing', 'Finished', 'Cancelled', 'Stopped', 'Error'] as const;
@@ -55,6 +56,8 @@ export interface ActionRecord {
   fanOutGeneration: number;
   /** Why the action failed, naming each failed mailbox. */
   error: string | null;
+  /** Its totals as its shards held them when it ended (store/totals.ts); absent before, and for an action cancelled or failed without running. */
+  totals?: ActionTotals;
 }
 
 /**
@@ -134,9 +137,11 @@ export interface UnitRecord {
   requeues: number;
   /** Why the unit ended as it did, when that needs saying (another run synchronized the mailbox since). */
   note: string | null;
+  /** The unit's figures as already added to its action's totals (store/totals.ts); absent until first added. */
+  rolled?: UnitTally;
 }
 
-export const COLLECTIONS = { actions: 'actions', units: 'mailboxes', documents: 'documents', state: 'state', locks: 'locks', results: 'results' } as const;
+export const COLLECTIONS = { actions: 'actions', units: 'mailboxes', documents: 'documents', state: 'state', locks: 'locks', results: 'results', totals: 'totals' } as const;
 
 /** A token is 128 random bits in base64url: 22 characters. */
 export const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22}$/;

@@ -13,7 +13,7 @@
  * with the sink.
  */
 import { FieldValue, Timestamp, type DocumentReference, type Firestore, type WriteBatch } from '@google-cloud/firestore';
-import type { ActionStore } from './actions.js';
+import type { ActionStore, CancelResult } from './actions.js';
 import { CODES, refusedWith } from './conflicts.js';
 import {
   assertOwner,
@@ -39,6 +39,7 @@ import {
   type Status,
   type UnitRecord,
 } from './model.js';
+import { rollInto, tallyOf, type UnitTally } from './totals.js';
 
 /** Outcome of a worker's claim of a unit. */
 export type ClaimResult =
@@ -80,6 +81,13 @@ export interface Holding {
   mTime: Timestamp | null;
   /** The checkpoint's `items` as last written: unchanged, they are not written again. */
   items?: string[];
+  /** The unit's figures as last written, and as last added to its shard (store/totals.ts). */
+  tally?: UnitTally;
+  rolled?: UnitTally;
+  unit?: { index: number; task: string; attempts: number };
+  /** How often, and when last, the holder added its figures to the shard. */
+  flushEveryMs: number;
+  flushedAt: number;
 }
 
 const MAX_NAMED_ERRORS = 100;
@@ -160,7 +168,8 @@ export class UnitStore {
    * free or expired, answers `busy` while another live holder has the lease,
    * `overlap` while another action works on the mailbox, and `done` when there
    * is nothing to do (unit or action ended, an older task generation). The
-   * first claim moves the action to `Processing`. A unit of an action being
+   * claim writes the unit and its mailbox only: a claimant that read its action
+   * `Queued` moves it to `Processing` next (ActionStore.markStarted). A unit of an action being
    * stopped ends here: `Cancelled` if it never started, else `Stopped`.
    */
   async claim(token: string, id: string, holder: string, generation: number, leaseMs: number, delivery: DeliveryInfo): Promise<ClaimResult> {
@@ -195,7 +204,9 @@ export class UnitStore {
       let out: ClaimResult;
       let ended = false;
       if (action.stopRequested) {
-        b.update(uRef, { ...seen, status: unit.status === 'Queued' ? 'Cancelled' : 'Stopped', endedAt: at, expireAt: this.actions.expireAt(at), lease: null }, onUnit);
+        const status: Status = unit.status === 'Queued' ? 'Cancelled' : 'Stopped';
+        const rolled = rollInto(b, aRef, unit, tallyOf({ ...unit, status }), unit.rolled, this.actions.expireWhileRunning());
+        b.update(uRef, { ...seen, status, endedAt: at, expireAt: this.actions.expireAt(at), lease: null, ...(rolled ? { rolled } : {}) }, onUnit);
         const release = releaseMailbox(m, token, null);
         if (Object.keys(release).length) onMailbox(release);
         ended = true;
@@ -208,10 +219,11 @@ export class UnitStore {
         b.update(uRef, { ...seen, status: 'Processing', startedAt, lease, generation, attempts: FieldValue.increment(1) }, onUnit);
         // A unit's own lock document is deleted with its action's records (see expireWhileRunning).
         onMailbox({ ...takeMailbox(token, holder, now + leaseMs), ...(unit.mailboxLock === false ? { expireAt: this.actions.expireWhileRunning() } : {}) });
-        if (action.status === 'Queued') b.update(aRef, { status: 'Processing', startedAt: at }, { lastUpdateTime: aSnap.updateTime as Timestamp });
+        // The action's own move to `Processing` is the claimant's to make after this commit
+        // (ActionStore.markStarted): a fan-out's first claims never contend on the action's record.
         out = {
           kind: 'claimed',
-          action: { ...action, status: 'Processing' },
+          action,
           unit: { ...unit, ...seen, status: 'Processing', startedAt, lease, generation, attempts: unit.attempts + 1 },
         };
       }
@@ -223,6 +235,48 @@ export class UnitStore {
       }
       if (ended) await this.actions.finish(token);
       return out;
+    }
+  }
+
+  /**
+   * Cancel: `Queued` → `Cancelled`, in one batch with every unit, each ended `Cancelled`, all
+   * conditional on being as read. The claims write only their unit (never the action), so the
+   * unit is where Cancel and a claim meet: whichever commits first makes the other read again.
+   * A claim that won means the action started: it is moved to `Processing` here and Cancel is
+   * refused. The action's own condition covers units written by a fan-out in between (the fan-out
+   * fixes `unitsTotal` before any unit task exists). Returns the ended units' task names.
+   */
+  async cancelAction(token: string): Promise<{ result: CancelResult; tasks: string[] }> {
+    const aRef = this.actions.ref(token);
+    for (let attempt = 0; ; attempt++) {
+      const [aSnap, uSnaps] = await Promise.all([aRef.get(), aRef.collection(COLLECTIONS.units).get()]);
+      if (!aSnap.exists || !aSnap.updateTime) return { result: { kind: 'missing' }, tasks: [] };
+      const a = aSnap.data() as ActionRecord;
+      if (a.status === 'Cancelled') return { result: { kind: 'already' }, tasks: [] };
+      if (a.status !== 'Queued') return { result: { kind: 'wrong-state', status: a.status }, tasks: [] };
+      const units = uSnaps.docs.map((d) => ({ snap: d, unit: d.data() as UnitRecord }));
+      const started = units.find(({ unit }) => unit.startedAt !== null);
+      if (started) {
+        const status = await this.actions.markStarted(token, started.unit.startedAt as Timestamp);
+        if (status === 'Processing') return { result: { kind: 'wrong-state', status }, tasks: [] };
+        continue;
+      }
+      const at = this.ts();
+      const b = this.db.batch();
+      b.update(aRef, { status: 'Cancelled', endedAt: at, expireAt: this.actions.expireAt(at) }, { lastUpdateTime: aSnap.updateTime });
+      const tasks: string[] = [];
+      for (const { snap, unit } of units) {
+        if (ENDED_STATUSES.has(unit.status)) continue;
+        const rolled = rollInto(b, aRef, unit, tallyOf({ ...unit, status: 'Cancelled' }), unit.rolled, this.actions.expireWhileRunning());
+        b.update(snap.ref, { status: 'Cancelled', endedAt: at, expireAt: this.actions.expireAt(at), lease: null, ...(rolled ? { rolled } : {}) }, { lastUpdateTime: snap.updateTime });
+        tasks.push(unit.taskId);
+      }
+      try {
+        await b.commit();
+        return { result: { kind: 'cancelled' }, tasks };
+      } catch (e) {
+        if (!refusedWith(e, FAILED_PRECONDITION, NOT_FOUND) || attempt >= 50) throw e;
+      }
     }
   }
 
@@ -264,7 +318,11 @@ export class UnitStore {
       const out = decide(unit, readMailbox(mSnap));
       if (!out.unit && !out.mailbox) return out.result;
       const b = this.db.batch();
-      if (out.unit && uSnap.updateTime) b.update(ref, out.unit, { lastUpdateTime: uSnap.updateTime });
+      if (out.unit && unit && uSnap.updateTime) {
+        // Whatever the unit's figures became since they were last added to the totals is added now.
+        const rolled = rollInto(b, this.actions.ref(token), unit, tallyOf({ ...unit, ...out.unit } as UnitRecord), unit.rolled, this.actions.expireWhileRunning());
+        b.update(ref, rolled ? { ...out.unit, rolled } : out.unit, { lastUpdateTime: uSnap.updateTime });
+      }
       if (out.mailbox && mRef) {
         if (mSnap?.exists && mSnap.updateTime) b.update(mRef, out.mailbox, { lastUpdateTime: mSnap.updateTime });
         else b.set(mRef, out.mailbox, { merge: true });
@@ -285,8 +343,8 @@ export class UnitStore {
    * delays no one); when a condition fails, both are read again and the write
    * goes ahead only if the holder still has the lease and the mailbox.
    */
-  async hold(token: string, id: string, holder: string): Promise<Holding> {
-    const h: Holding = { token, id, holder, unitRef: this.ref(token, id), mRef: this.ref(token, id), unitTime: null, mTime: null };
+  async hold(token: string, id: string, holder: string, flushEveryMs = 1000): Promise<Holding> {
+    const h: Holding = { token, id, holder, unitRef: this.ref(token, id), mRef: this.ref(token, id), unitTime: null, mTime: null, flushEveryMs, flushedAt: 0 };
     await this.refresh(h);
     return h;
   }
@@ -301,6 +359,9 @@ export class UnitStore {
     assertOwner(m, h.holder, h.id);
     h.unitTime = uSnap.updateTime ?? null;
     h.mTime = mSnap.updateTime ?? null;
+    h.unit = { index: unit.index, task: unit.task, attempts: unit.attempts };
+    h.tally = tallyOf(unit);
+    h.rolled = unit.rolled;
     return m;
   }
 
@@ -319,16 +380,29 @@ export class UnitStore {
   ): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       if (h.unitTime === null || h.mTime === null) await this.refresh(h);
-      const until = this.now() + leaseMs;
+      const now = this.now();
+      const until = now + leaseMs;
       const b = this.db.batch();
       write(b);
-      b.update(h.unitRef, { ...(progress ? this.heldProgress(h, progress) : {}), 'lease.expiresAt': Timestamp.fromMillis(until) }, { lastUpdateTime: h.unitTime as Timestamp });
+      const u = h.unit as { index: number; task: string; attempts: number };
+      const tally = progress ? tallyOf({ ...progress, task: u.task, status: 'Processing', attempts: u.attempts }) : (h.tally as UnitTally);
+      const rolled = now - h.flushedAt >= h.flushEveryMs ? rollInto(b, this.actions.ref(h.token), u, tally, h.rolled, this.actions.expireWhileRunning()) : null;
+      b.update(
+        h.unitRef,
+        { ...(progress ? this.heldProgress(h, progress) : {}), ...(rolled ? { rolled } : {}), 'lease.expiresAt': Timestamp.fromMillis(until) },
+        { lastUpdateTime: h.unitTime as Timestamp },
+      );
       b.update(h.mRef, { ...mailbox, activeUntil: Timestamp.fromMillis(until) }, { lastUpdateTime: h.mTime as Timestamp });
       try {
         const results = await b.commit();
         const at = results[results.length - 1]?.writeTime ?? null;
         h.unitTime = at;
         h.mTime = at;
+        h.tally = tally;
+        if (rolled) {
+          h.rolled = rolled;
+          h.flushedAt = now;
+        }
         if (progress?.checkpoint) h.items = progress.checkpoint.items;
         return true;
       } catch (e) {
