@@ -10,7 +10,7 @@
  */
 import { FieldValue, Timestamp } from '@google-cloud/firestore';
 import { decodeIdentifier } from '../aci/identifiers.js';
-import { badParameter } from '../aci/errors.js';
+import { badParameter, missingParameter } from '../aci/errors.js';
 import { parseBoolParam, type AciParams } from '../aci/request.js';
 import type { Config } from '../config.js';
 import { COLLECTIONS, documentId } from '../store/model.js';
@@ -23,7 +23,7 @@ export function parseHoldTargets(name: string): (p: AciParams, config: Config) =
   return (p, config) => {
     if (p.has('Sync') && parseBoolParam(p, 'Sync', false)) throw badParameter('Sync', p.get('Sync') ?? '', `false: ${name} runs only as an action`);
     const named = parseNamed(p, config);
-    if (!named) throw badParameter('Identifiers', '', `the identifiers of the documents to ${name === 'Hold' ? 'hold' : 'release'}, as FetchAction=Identifiers lists them`);
+    if (!named) throw missingParameter('Identifiers', `the identifiers of the documents to ${name === 'Hold' ? 'hold' : 'release'}, as FetchAction=Identifiers lists them`);
     return { identifiers: JSON.stringify(named) };
   };
 }
