@@ -56,21 +56,23 @@ export function holdBatch(ctx: UnitContext, ids: string[], hold: boolean) {
   };
 }
 
-async function run(ctx: UnitContext): Promise<UnitOutcome> {
-  return runItems(ctx, namedOf(ctx) ?? [], (batch) => holdBatch(ctx, batch, true)());
+/** The spec of Hold (`hold`) or ReleaseHold: the same units, lock and results, the opposite change. */
+export function holdSpec(name: 'Hold' | 'ReleaseHold', summary: string): FetchActionSpec {
+  const hold = name === 'Hold';
+  return {
+    name,
+    summary,
+    parse: parseHoldTargets(name),
+    units: 'identifiers',
+    namedMailboxes,
+    lock: true,
+    coalesces: false,
+    scopes: [],
+    methods: [],
+    counters: [hold ? 'holds' : 'releasedholds', 'errors'],
+    run: (ctx: UnitContext): Promise<UnitOutcome> => runItems(ctx, namedOf(ctx) ?? [], (batch) => holdBatch(ctx, batch, hold)()),
+    results: 'tasks',
+  };
 }
 
-export const holdAction: FetchActionSpec = {
-  name: 'Hold',
-  summary: 'puts the named sink documents on hold: no Synchronize deletes or overwrites them until ReleaseHold',
-  parse: parseHoldTargets('Hold'),
-  units: 'identifiers',
-  namedMailboxes,
-  lock: true,
-  coalesces: false,
-  scopes: [],
-  methods: [],
-  counters: ['holds', 'errors'],
-  run,
-  results: 'tasks',
-};
+export const holdAction = holdSpec('Hold', 'puts the named sink documents on hold: no Synchronize deletes or overwrites them until ReleaseHold');

@@ -75,6 +75,19 @@ export function sweptUnderHold(snap: DocumentSnapshot): 'delete' | { deletedInSo
   return snap.get('held') === true ? { deletedInSource: true } : 'delete';
 }
 
+/** A page of the unit's mailbox's documents with `field: true`, in id order after `after`, with `fields` only. */
+function markedPage(ctx: UnitContext, field: 'held' | 'released', after: string | null, limit: number, fields: string[]) {
+  let q = ctx.db
+    .collection(COLLECTIONS.documents)
+    .where('task', '==', ctx.task.toUpperCase())
+    .where('user', '==', ctx.user.toLowerCase())
+    .where(field, '==', true)
+    .orderBy(FieldPath.documentId())
+    .select(...fields);
+  if (after !== null) q = q.startAfter(after);
+  return q.limit(limit).get();
+}
+
 /** Released documents looked up per page of an incremental run. */
 const RELEASED_PAGE = 450;
 
@@ -83,15 +96,7 @@ const RELEASED_PAGE = 450;
  * (after `sweepAfter`) becomes the items to examine, or the run is done when none is left.
  */
 export async function releasedPage(ctx: UnitContext, cp: Checkpoint): Promise<void> {
-  let q = ctx.db
-    .collection(COLLECTIONS.documents)
-    .where('task', '==', ctx.task.toUpperCase())
-    .where('user', '==', ctx.user.toLowerCase())
-    .where('released', '==', true)
-    .orderBy(FieldPath.documentId())
-    .select('messageId');
-  if (cp.sweepAfter !== null) q = q.startAfter(cp.sweepAfter);
-  const page = await q.limit(RELEASED_PAGE).get();
+  const page = await markedPage(ctx, 'released', cp.sweepAfter, RELEASED_PAGE, ['messageId']);
   const next = cloneProgress(ctx.progress);
   const ids = page.docs.map((d) => String(d.get('messageId')));
   next.checkpoint = ids.length
@@ -118,15 +123,7 @@ export async function heldIdentifiers(ctx: UnitContext): Promise<UnitOutcome> {
       if (ctx.shouldEnd()) return { kind: 'interrupted' };
       const cp = ctx.progress.checkpoint as Checkpoint;
       if (cp.phase === 'done') return { kind: 'finished' };
-      let q = ctx.db
-        .collection(COLLECTIONS.documents)
-        .where('task', '==', ctx.task.toUpperCase())
-        .where('user', '==', ctx.user.toLowerCase())
-        .where('held', '==', true)
-        .orderBy(FieldPath.documentId())
-        .select('messageId', 'subject', 'deletedInSource', 'changedInSource');
-      if (cp.pageToken !== null) q = q.startAfter(cp.pageToken);
-      const page = await q.limit(MAX_RESULT_BATCH).get();
+      const page = await markedPage(ctx, 'held', cp.pageToken, MAX_RESULT_BATCH, ['messageId', 'subject', 'deletedInSource', 'changedInSource']);
       const entries: ResultEntry[] = page.docs.map((d) => ({
         id: encodeIdentifier({ task: ctx.task, address: ctx.user, messageId: String(d.get('messageId')) }),
         name: String(d.get('subject') ?? ''),
