@@ -90,13 +90,31 @@ locals {
   action_env = merge(local.common_env, local.action_only_env, var.view_enabled ? local.view_env : {})
   worker_env = merge(local.common_env, local.worker_only_env)
 
+  # The Gmail scopes of each mode, exactly what the fetch actions ask for (test/infra checks them
+  # against the code): read-only (Synchronize, Identifiers, Collect, View); writes (also Insert,
+  # Update and Delete to the Trash, for tasks with "writes": true); permanent-delete (also Delete
+  # with Permanent=true).
+  gmail_scopes_by_mode = {
+    "read-only" = ["https://www.googleapis.com/auth/gmail.readonly"]
+    "writes" = [
+      "https://www.googleapis.com/auth/gmail.readonly",
+      "https://www.googleapis.com/auth/gmail.modify",
+      "https://www.googleapis.com/auth/gmail.insert",
+    ]
+    "permanent-delete" = [
+      "https://www.googleapis.com/auth/gmail.readonly",
+      "https://www.googleapis.com/auth/gmail.modify",
+      "https://www.googleapis.com/auth/gmail.insert",
+      "https://mail.google.com/",
+    ]
+  }
+  # The mode the deployment is for: gmail_mode, or "writes" with the older gmail_modify_scope.
+  gmail_mode = var.gmail_mode == "read-only" && var.gmail_modify_scope ? "writes" : var.gmail_mode
+
   # Domain-wide delegation scopes the Workspace admin grants to the worker's delegated account.
   delegation_scopes = concat(
-    [
-      "https://www.googleapis.com/auth/gmail.readonly",
-      "https://www.googleapis.com/auth/admin.directory.user.readonly",
-    ],
-    var.gmail_modify_scope ? ["https://www.googleapis.com/auth/gmail.modify"] : [],
+    local.gmail_scopes_by_mode[local.gmail_mode],
+    ["https://www.googleapis.com/auth/admin.directory.user.readonly"],
   )
 
   # ... and to the View account's client id: read-only, nothing else.

@@ -33,6 +33,11 @@ output "delegation_scopes" {
   value       = join(",", local.delegation_scopes)
 }
 
+output "gmail_scopes_by_mode" {
+  description = "The Gmail scopes of each mode, comma-separated as the Admin console takes them: read-only, writes (Insert, Update, Delete for tasks with \"writes\": true), permanent-delete (Delete with Permanent=true). delegation_scopes is the deployment's mode (gmail_mode) plus the Directory scope."
+  value       = { for mode, scopes in local.gmail_scopes_by_mode : mode => join(",", scopes) }
+}
+
 output "view_service_account_client_id" {
   description = "For the Workspace admin, when view_enabled: the Client ID of the read-only View account, to authorise for view_scopes only. null when View is off."
   value       = one(google_service_account.gmail_view[*].unique_id)

@@ -90,9 +90,19 @@ variable "view_service_account_id" {
 }
 
 variable "gmail_modify_scope" {
-  description = "Whether the scopes shown for the Workspace admin include gmail.modify (only when write actions are enabled in the connector)."
+  description = "Older form of gmail_mode = \"writes\": whether the scopes shown for the Workspace admin include the write scopes."
   type        = bool
   default     = false
+}
+
+variable "gmail_mode" {
+  description = "Which Gmail scopes delegation_scopes lists for the Workspace admin: read-only (gmail.readonly), writes (also gmail.modify and gmail.insert, for Insert, Update and Delete on tasks with \"writes\": true) or permanent-delete (also https://mail.google.com/, for Delete with Permanent=true)."
+  type        = string
+  default     = "read-only"
+  validation {
+    condition     = contains(["read-only", "writes", "permanent-delete"], var.gmail_mode)
+    error_message = "gmail_mode must be read-only, writes or permanent-delete."
+  }
 }
 
 variable "action_invoker_members" {

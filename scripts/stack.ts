@@ -102,10 +102,19 @@ try {
   const viewClientId = '100000000000000000002';
   auth.allowSigning(runtimeAccount, viewAccount);
   auth.delegate(viewAccount, { clientId: viewClientId, scopes: ['https://www.googleapis.com/auth/gmail.readonly'] });
-  auth.delegate(delegatedAccount, {
-    clientId: delegatedClientId,
-    scopes: ['https://www.googleapis.com/auth/gmail.readonly', 'https://www.googleapis.com/auth/admin.directory.user.readonly'],
-  });
+  // What the Workspace admin granted: the Gmail scopes of GMAIL_GRANT_MODE (infra's gmail_mode), and the Directory's.
+  const grantMode = env.GMAIL_GRANT_MODE || 'permanent-delete';
+  const grants: Record<string, string[]> = {
+    'read-only': ['https://www.googleapis.com/auth/gmail.readonly'],
+    writes: ['https://www.googleapis.com/auth/gmail.readonly', 'https://www.googleapis.com/auth/gmail.modify', 'https://www.googleapis.com/auth/gmail.insert'],
+    'permanent-delete': ['https://www.googleapis.com/auth/gmail.readonly', 'https://www.googleapis.com/auth/gmail.modify', 'https://www.googleapis.com/auth/gmail.insert', 'https://mail.google.com/'],
+  };
+  const granted = grants[grantMode];
+  if (!granted) {
+    note(`GMAIL_GRANT_MODE must be one of ${Object.keys(grants).join(', ')}, not ${grantMode}`);
+    process.exit(2);
+  }
+  auth.delegate(delegatedAccount, { clientId: delegatedClientId, scopes: [...granted, 'https://www.googleapis.com/auth/admin.directory.user.readonly'] });
   let gmailOptions;
   try {
     gmailOptions = optionsFromEnv(env, resolve('test/fixtures/demo'));

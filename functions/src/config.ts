@@ -75,6 +75,8 @@ const taskSchema = z
     labels: z.array(z.string().min(1)).default([]),
     /** Whether SPAM and TRASH are read too. */
     includeSpamTrash: z.boolean().default(false),
+    /** Whether Insert, Update and Delete may change this task's mailboxes (they also need the write scopes granted). */
+    writes: z.boolean().default(false),
     /** When Cloud Scheduler runs a Synchronize of this task. */
     schedule: z
       .strictObject({

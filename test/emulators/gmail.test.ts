@@ -2,6 +2,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { google, type gmail_v1 } from 'googleapis';
 import iconv from 'iconv-lite';
@@ -10,6 +11,7 @@ import { parseFromLine, readMbox } from './gmail/mbox.js';
 import { parseQueryDate } from './gmail/query.js';
 import { OWNER_TOKEN, SCOPES, startGmailEmulator, type GmailEmulator, type GmailEmulatorOptions } from './gmail/index.js';
 import { optionsFromEnv } from './gmail/env.js';
+import { METHOD_COSTS } from './gmail/quota.js';
 import { startGoogleAuthEmulator, type GoogleAuthEmulator } from './google-auth/index.js';
 
 const DEMO_DIR = fileURLToPath(new URL('../fixtures/demo', import.meta.url));
@@ -970,6 +972,25 @@ void describe('tokens, scopes and me', () => {
     assert.equal((await failure(clients(emulator, 'nope').admin.users.list({ domain: 'example.com' }))).status, 401);
   });
 
+  void test('the scopes of the connector\'s writes: insert and import with gmail.insert, changes with gmail.modify, deleting for good with mail.google.com only', async () => {
+    const raw = Buffer.from(['Message-ID: <scoped-write@x>', 'From: a@example.org', `To: ${OTHER_USER}`, 'Subject: scoped', '', 'body', ''].join('\r\n'));
+    const inserter = clients(emulator, await mint(OTHER_USER, [SCOPES.insert])).gmail;
+    const imported = await inserter.users.messages.import({ userId: 'me', internalDateSource: 'dateHeader', requestBody: { labelIds: ['INBOX'] }, media: { mimeType: 'message/rfc822', body: Readable.from([raw]) } }, { rootUrl: emulator.url });
+    const id = imported.data.id ?? '';
+    assert.deepEqual(imported.data.labelIds, ['INBOX']);
+    // gmail.insert alone cannot read, so a search for an earlier import needs another scope too.
+    assert.deepEqual((await failure(inserter.users.messages.list({ userId: 'me', q: 'rfc822msgid:scoped-write@x' }))).body, INSUFFICIENT);
+    const modifier = clients(emulator, await mint(OTHER_USER, [SCOPES.modify])).gmail;
+    await modifier.users.messages.batchModify({ userId: 'me', requestBody: { ids: [id], addLabelIds: ['STARRED'] } });
+    await modifier.users.messages.trash({ userId: 'me', id });
+    assert.deepEqual((await modifier.users.messages.list({ userId: 'me', q: 'rfc822msgid:scoped-write@x', includeSpamTrash: true })).data.messages?.map((m) => m.id), [id]);
+    assert.deepEqual((await failure(modifier.users.messages.batchDelete({ userId: 'me', requestBody: { ids: [id] } }))).body, INSUFFICIENT);
+    assert.deepEqual((await failure(modifier.users.messages.delete({ userId: 'me', id }))).body, INSUFFICIENT);
+    const full = clients(emulator, await mint(OTHER_USER, [SCOPES.mail])).gmail;
+    await full.users.messages.batchDelete({ userId: 'me', requestBody: { ids: [id] } });
+    assert.equal((await failure(full.users.messages.get({ userId: 'me', id }))).status, 404);
+  });
+
   void test('a service account token without delegation is 400 failedPrecondition for Gmail', async () => {
     const token = await mint(undefined, [SCOPES.mail]);
     assert.deepEqual(auth.verifyAccessToken(token), { kind: 'service-account', email: SA });
@@ -1001,6 +1022,30 @@ void describe('standalone settings', () => {
       const latest = (await gmail.users.getProfile({ userId: DEMO })).data.historyId as string;
       const recent = await gmail.users.history.list({ userId: DEMO, startHistoryId: String(Number(latest) - 2) });
       assert.equal(recent.status, 200);
+    });
+  });
+});
+
+void describe('answers lost after Gmail acted', () => {
+  void test('loseAnswers: the import is applied but never answered; the next one answers, and the costs are Gmail\'s', async () => {
+    await withEmulator({ users: ['lost@example.com'], quotaUnitsPerMinute: 0 }, async (emulator) => {
+      const { gmail } = clients(emulator);
+      const raw = (n: number) => Buffer.from([`Message-ID: <lost-${n}@x>`, 'From: a@example.org', 'Subject: lost', '', 'body', ''].join('\r\n'));
+      emulator.loseAnswers('messages.import', 1);
+      await assert.rejects(
+        gmail.users.messages.import({ userId: 'lost@example.com', requestBody: {}, media: { mimeType: 'message/rfc822', body: Readable.from([raw(1)]) } }, { rootUrl: emulator.url, signal: AbortSignal.timeout(300) }),
+        (e: Error) => /abort|timeout/i.test(`${e.name} ${e.message}`),
+      );
+      assert.equal(emulator.stats().lost, 1);
+      const found = await gmail.users.messages.list({ userId: 'lost@example.com', q: 'rfc822msgid:<lost-1@x>', includeSpamTrash: true });
+      assert.equal(found.data.messages?.length, 1, 'the import was applied');
+      const next = await gmail.users.messages.import({ userId: 'lost@example.com', requestBody: {}, media: { mimeType: 'message/rfc822', body: Readable.from([raw(2)]) } }, { rootUrl: emulator.url });
+      assert.match(next.data.id ?? '', /^[0-9a-f]+$/);
+      assert.equal(emulator.stats().lost, 1);
+      assert.deepEqual(
+        ['messages.import', 'messages.insert', 'messages.trash', 'messages.modify', 'messages.batchModify', 'messages.delete', 'messages.batchDelete'].map((m) => METHOD_COSTS[m]),
+        [25, 25, 5, 5, 50, 10, 50],
+      );
     });
   });
 });

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 import { EMULATOR_ENV_VARS, OPTIONAL_ENV_VARS, PRODUCTION_ENV_VARS } from '../../functions/src/config.js';
 import { QUERIES } from '../../functions/src/store/queries.js';
+import { FETCH_REGISTRY } from '../../functions/src/fetch/registry.js';
+import { GMAIL_SCOPES } from '../../functions/src/gmail/client.js';
 import { codeNeeds, IDENTITY_MATRIX, unknownGoogleCalls, type MatrixGrant } from './identity.js';
 import {
   checkFirestoreDeployment,
@@ -21,6 +23,7 @@ import {
   checkFirestoreIndexes,
   checkFirestoreRules,
   checkFunctionEnvironment,
+  checkGmailScopeModes,
   checkFunctionSettings,
   checkPublicAccess,
   checkReconcileJob,
@@ -725,5 +728,39 @@ void describe('Firestore', () => {
     assert.deepEqual(checkFirestoreRules(rulesText), []);
     assertReports(checkFirestoreRules(rulesText.replace('if false', 'if request.auth != null')), 'allows when request.auth != null');
     assertReports(checkFirestoreRules(rulesText.replace('allow read, write: if false;', 'allow read;')), 'has no condition');
+  });
+});
+
+void describe('Gmail scopes per mode', () => {
+  /** What the code asks for: reading (View and the reading actions), every action's scopes, and Delete's with Permanent=true. */
+  function codeModes(): Record<string, string[]> {
+    const specs = Object.values(FETCH_REGISTRY);
+    const gmailScope = (s: string) => s.includes('gmail') || s === 'https://mail.google.com/';
+    const readOnly = [...GMAIL_SCOPES];
+    const writes = [...new Set([...readOnly, ...specs.flatMap((s) => s.scopes)])].filter(gmailScope);
+    const permanent = [...new Set([...writes, ...specs.flatMap((s) => s.scopesFor?.({ permanent: true }) ?? [])])].filter(gmailScope);
+    return { 'read-only': readOnly, writes, 'permanent-delete': permanent };
+  }
+
+  void it('read-only, writes and permanent-delete list exactly the scopes the fetch actions ask for', () => {
+    const modes = codeModes();
+    assert.deepEqual(modes, {
+      'read-only': ['https://www.googleapis.com/auth/gmail.readonly'],
+      writes: ['https://www.googleapis.com/auth/gmail.readonly', 'https://www.googleapis.com/auth/gmail.insert', 'https://www.googleapis.com/auth/gmail.modify'],
+      'permanent-delete': ['https://www.googleapis.com/auth/gmail.readonly', 'https://www.googleapis.com/auth/gmail.insert', 'https://www.googleapis.com/auth/gmail.modify', 'https://mail.google.com/'],
+    });
+    assert.deepEqual(checkGmailScopeModes(parsed, modes), []);
+  });
+
+  void it('reports a scope missing from a mode, one too many, and an output or delegation list not built from them', async () => {
+    const modes = codeModes();
+    const m = await withText('locals.tf', '"https://www.googleapis.com/auth/gmail.insert",\n    ]\n    "permanent-delete"', ']\n    "permanent-delete"');
+    assertReports(checkGmailScopeModes(m, modes), 'mode writes lacks https://www.googleapis.com/auth/gmail.insert');
+    const n = await withText('locals.tf', '"read-only" = ["https://www.googleapis.com/auth/gmail.readonly"]', '"read-only" = ["https://www.googleapis.com/auth/gmail.readonly", "https://mail.google.com/"]');
+    assertReports(checkGmailScopeModes(n, modes), 'mode read-only lists https://mail.google.com/');
+    const o = await withText('outputs.tf', 'for mode, scopes in local.gmail_scopes_by_mode', 'for mode, scopes in {}');
+    assertReports(checkGmailScopeModes(o, modes), 'no output gmail_scopes_by_mode');
+    const p = await withText('locals.tf', 'local.gmail_scopes_by_mode[local.gmail_mode],', '["https://www.googleapis.com/auth/gmail.readonly"],');
+    assertReports(checkGmailScopeModes(p, modes), 'local.delegation_scopes is not built from local.gmail_scopes_by_mode');
   });
 });

@@ -1543,3 +1543,41 @@ export function checkRetention(m: TfModule, indexesFile: unknown): Promise<strin
   else if (variable['default'] !== 30 || expand(m, variable['type']) !== '${number}') problems.push('variable "action_retention_days" must be a number, default 30');
   return Promise.resolve(problems);
 }
+
+// --- Gmail scopes per mode ------------------------------------------------------------------------
+
+/**
+ * The scopes of each mode (`local.gmail_scopes_by_mode`) are exactly `expected` (what the code asks
+ * for, in any order), each mode includes the one before, `output.gmail_scopes_by_mode` shows them,
+ * and `delegation_scopes` is built from them.
+ */
+export function checkGmailScopeModes(m: TfModule, expected: Readonly<Record<string, readonly string[]>>): string[] {
+  const problems: string[] = [];
+  const modes = m.locals['gmail_scopes_by_mode'];
+  if (!isObject(modes)) return ['local.gmail_scopes_by_mode is not a map of modes to scopes'];
+  const order = Object.keys(expected);
+  for (const mode of new Set([...order, ...Object.keys(modes)])) {
+    const got = modes[mode];
+    const want = expected[mode];
+    if (want === undefined) {
+      problems.push(`local.gmail_scopes_by_mode has mode ${mode}, which the code does not have`);
+      continue;
+    }
+    if (!Array.isArray(got)) {
+      problems.push(`local.gmail_scopes_by_mode has no mode ${mode}`);
+      continue;
+    }
+    const have = new Set(got.map(String));
+    for (const s of want) if (!have.has(s)) problems.push(`mode ${mode} lacks ${s}, which the code asks for`);
+    for (const s of have) if (!want.includes(s)) problems.push(`mode ${mode} lists ${s}, which the code does not ask for`);
+  }
+  order.forEach((mode, i) => {
+    const before = order[i - 1];
+    if (before === undefined) return;
+    for (const s of expected[before] ?? []) if (!(expected[mode] ?? []).includes(s)) problems.push(`mode ${mode} does not include mode ${before}'s ${s}`);
+  });
+  const output = first(m.output['gmail_scopes_by_mode']);
+  if (!output || !JSON.stringify(output['value'] ?? '').includes('local.gmail_scopes_by_mode')) problems.push('no output gmail_scopes_by_mode showing local.gmail_scopes_by_mode');
+  if (!JSON.stringify(m.locals['delegation_scopes'] ?? '').includes('local.gmail_scopes_by_mode')) problems.push('local.delegation_scopes is not built from local.gmail_scopes_by_mode');
+  return problems;
+}

@@ -257,7 +257,7 @@ describe('malformed requests', () => {
     ['?action=Fetch&FetchAction=Synchronize&TaskSections=', 400, /TaskSections/],
     ['?action=Fetch&FetchAction=Synchronize&TaskSections=NOPE', 400, /MAIN/],
     ['?action=Fetch&FetchAction=Synchronize&TaskSections=MAIN,NOPE', 400, /NOPE/],
-    ['?action=Fetch&FetchAction=Insert&TaskSections=MAIN', 400, /Synchronize/],
+    ['?action=Fetch&FetchAction=Insert&TaskSections=MAIN', 400, /InsertXML/],
     ['?action=Fetch&FetchAction=Bogus&TaskSections=MAIN', 400, /Synchronize/],
     ['?action=Fetch&FetchAction=Synchronize&TaskSections=MAIN&Schedule=maybe', 400, /Schedule/],
     ['?action=Fetch&FetchAction=Synchronize&TaskSections=MAIN,SLOW&Schedule=true', 400, /exactly one/],

@@ -153,7 +153,7 @@ describe('FetchAction=Identifiers', () => {
       [{ action: 'Fetch', FetchAction: 'Identifiers', TaskSections: 'ANN', ConfigSection: 'ANN' }, 400, /TaskSections or ConfigSection/],
       [{ action: 'Fetch', FetchAction: 'Identifiers', TaskSections: 'ANN', Schedule: 'true' }, 400, /Schedule/],
       [{ action: 'Fetch', FetchAction: 'Identifiers', TaskSections: 'ANN', ShowAttributes: 'maybe' }, 400, /ShowAttributes/],
-      [{ action: 'Fetch', FetchAction: 'Insert', TaskSections: 'ANN' }, 400, /Synchronize, Identifiers, Collect/],
+      [{ action: 'Fetch', FetchAction: 'Bogus', TaskSections: 'ANN' }, 400, /Synchronize, Identifiers, Collect, Insert/],
       [{ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'GetStatus', Token: token, Start: '0' }, 400, /Start/],
       [{ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'GetStatus', Token: token, MaxResults: '1001' }, 400, /MaxResults/],
     ] as const) {

@@ -43,3 +43,34 @@ export async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Asserts the task's sink for a user is the mailbox plus the held documents, each marked: every
+ * message outside SPAM and TRASH has its document with its labels, unless the document is held;
+ * every held document (`held`: message ids) is kept, marked `deletedInSource` when its message is
+ * gone from the mailbox, `changedInSource` when its labels are no longer Gmail's; no other document
+ * is held, released or marked.
+ */
+export async function assertSinkWithHolds(stack: TestStack, g: gmail_v1.Gmail, task: string, user: string, held: ReadonlySet<string>): Promise<void> {
+  const want = await mailboxState(g, user);
+  const docs = new Map([...(await stack.sink(task, user)).values()].map((d) => [d.messageId as string, d]));
+  const where = `${task}/${user}`;
+  const heldInSink = [...docs.values()].filter((d) => d.held === true).map((d) => d.messageId as string).sort();
+  assert.deepEqual(heldInSink, [...held].sort(), `${where}: the held documents`);
+  for (const [id, labels] of want) {
+    const d = docs.get(id);
+    assert.ok(d, `${where}: message ${id} has a document`);
+    if (held.has(id)) continue;
+    assert.deepEqual([...(d.labels as string[])].sort(), labels, `${where}: labels of ${id}`);
+  }
+  for (const [id, d] of docs) {
+    const marks = [d.released, d.deletedInSource, d.changedInSource];
+    if (!held.has(id)) {
+      assert.ok(want.has(id), `${where}: document ${id} has a message`);
+      assert.deepEqual(marks, [undefined, undefined, undefined], `${where}: ${id} is not held, so not marked`);
+      continue;
+    }
+    if (!want.has(id)) assert.equal(d.deletedInSource, true, `${where}: held ${id} is gone from the mailbox: marked deletedInSource`);
+    else if ([...(d.labels as string[])].sort().join(',') !== (want.get(id) ?? []).join(',')) assert.equal(d.changedInSource, true, `${where}: held ${id} changed: marked changedInSource`);
+  }
+}

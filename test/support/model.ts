@@ -3,16 +3,20 @@
  * Gmail, the queue and the platform do to a running connector (Fetch, Stop,
  * Cancel, Pause/Resume, duplicate and stale deliveries, dropped tasks, worker
  * kills, leases left to expire, inserts, deletes, label changes, history loss,
- * hung calls), played against the real stack with short leases, budgets and
- * backoffs. The model is what the mailboxes should hold; the checks:
+ * hung calls, Hold and ReleaseHold of sink documents), played against the real
+ * stack with short leases, budgets and backoffs. The model is what the
+ * mailboxes should hold and which documents are held; the checks:
  * - after every step, no mailbox's history id went back;
- * - whenever a Synchronize is seen `Finished` and none of its mailboxes
- *   changed since it was asked for, its task's sink equals those mailboxes;
+ * - whenever a Synchronize is seen `Finished`, none of its mailboxes changed
+ *   since it was asked for, and no Hold or ReleaseHold was open then or sent
+ *   since, its task's sink equals those mailboxes plus the held documents,
+ *   each marked (`deletedInSource`, `changedInSource`);
  * - once the queue is drained and reconcile has run, every action and unit is
  *   in an end state; a Synchronize of each task leaves its sink equal to its
  *   mailboxes, so does one after Gmail lost the history (a full listing over
  *   a full sink), a further one finds nothing to change, and the task no step
- *   touched kept every document as it was.
+ *   touched kept every document as it was; once every hold is released, one
+ *   more Synchronize of each task leaves its sink equal to its mailboxes.
  *
  * A sequence comes from its seed alone (fast-check's generator), so a failing
  * seed prints its steps and replays with `npm run soak -- --seed N`.
@@ -22,7 +26,8 @@ import fc from 'fast-check';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import { ENDED_STATUSES, type ActionRecord, type UnitRecord } from '../../functions/src/store/model.js';
 import { totalsOfUnits } from '../../functions/src/store/totals.js';
-import { assertSinkMirrors, countsOf, until } from './checks.js';
+import { encodeIdentifier } from '../../functions/src/aci/identifiers.js';
+import { assertSinkMirrors, assertSinkWithHolds, countsOf, until } from './checks.js';
 import { rawMessage, testGmail } from './gmail.js';
 import { writeMailbox } from './mail.js';
 import { startTestStack, type TestStack } from './stack.js';
@@ -32,6 +37,7 @@ const UNTOUCHED = 'still@example.com';
 /** Which mailboxes each task reads: M1 is read by both, so their state must stay apart. */
 const TASKS: Record<string, string[]> = { ONE: [USERS[0] as string], BOTH: USERS };
 const HISTORY_RETENTION = 6;
+type Json = Record<string, unknown>;
 
 type Cmd =
   | { k: 'sync'; task: 'ONE' | 'BOTH'; schedule: boolean }
@@ -42,7 +48,9 @@ type Cmd =
   | { k: 'delete' | 'label'; user: number; pick: number }
   | { k: 'kill'; down: boolean }
   | { k: 'hang'; on: boolean }
-  | { k: 'wait'; ms: number };
+  | { k: 'wait'; ms: number }
+  | { k: 'hold'; task: 'ONE' | 'BOTH'; user: number; pick: number }
+  | { k: 'release'; pick: number };
 
 const user = fc.integer({ min: 0, max: USERS.length - 1 });
 const pick = fc.nat(1000);
@@ -56,6 +64,8 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ k: fc.constant('kill' as const), down: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('hang' as const), on: fc.boolean() }) },
   { weight: 3, arbitrary: fc.record({ k: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 800 }) }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('hold' as const), task: fc.constantFrom('ONE' as const, 'BOTH' as const), user, pick }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('release' as const), pick }) },
 );
 
 /** The steps of a seed. */
@@ -68,6 +78,8 @@ interface Asked {
   task: string;
   /** Changes to the task's mailboxes when it was asked for. */
   changes: number;
+  /** Hold and ReleaseHold actions sent before it was asked for; null when one was still open then. */
+  holdOps: number | null;
   checked: boolean;
 }
 
@@ -80,11 +92,55 @@ class Run {
   workerDown = false;
   inserted = 0;
   hangRate = 0;
+  /** Held documents, by task and address: message ids, as the ended Hold and ReleaseHold actions left them. */
+  readonly held = new Map<string, Set<string>>();
+  /** Hold and ReleaseHold actions not yet seen ended. */
+  readonly holdsOpen = new Map<string, { release: boolean; doc: string }>();
+  readonly holdTokens: string[] = [];
+  holdOps = 0;
 
   constructor(
     readonly stack: TestStack,
     readonly g: gmail_v1.Gmail,
   ) {}
+
+  heldOf(task: string, u: string): Set<string> {
+    const key = `${task}/${u}`;
+    let set = this.held.get(key);
+    if (!set) this.held.set(key, (set = new Set()));
+    return set;
+  }
+
+  /** Applies the successes of the Hold and ReleaseHold actions that have ended; true when none is open. */
+  async settleHolds(): Promise<boolean> {
+    for (const [token, op] of [...this.holdsOpen]) {
+      const rec = await this.stack.deps.store.get(token);
+      if (!rec || !ENDED_STATUSES.has(rec.status)) continue;
+      this.holdsOpen.delete(token);
+      const r = await this.stack.aci({ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'GetStatus', Token: token, MaxResults: '1000' });
+      const action = ((((r.json as Json).autnresponse as Json).responsedata as Json).actions as { action: Json[] }).action[0] as Json;
+      for (const id of (((action.tasks as Json | undefined)?.success as string[] | undefined) ?? [])) {
+        const xml = Buffer.from(id, 'base64').toString('utf8');
+        const m = /^<id s="([^"]*)" r="([^"]*)\/([0-9a-f]+)"\/>$/.exec(xml);
+        assert.ok(m, xml);
+        const set = this.heldOf(m[1] as string, m[2] as string);
+        if (op.release) set.delete(m[3] as string);
+        else set.add(m[3] as string);
+      }
+    }
+    return this.holdsOpen.size === 0;
+  }
+
+  /** Sends a Hold or ReleaseHold of one document, unless one is open for it (their order would be unknown). */
+  async holdAction(fetchAction: 'Hold' | 'ReleaseHold', task: string, u: string, messageId: string): Promise<void> {
+    if ([...this.holdsOpen.values()].some((o) => o.doc === `${task}/${u}/${messageId}`)) return;
+    const r = await this.stack.aci({ action: 'Fetch', FetchAction: fetchAction, Identifiers: encodeIdentifier({ task, address: u, messageId }) });
+    assert.equal(r.status, 200, r.text);
+    const token = (((r.json as Json).autnresponse as Json).responsedata as Json).token as string;
+    this.holdsOpen.set(token, { release: fetchAction === 'ReleaseHold', doc: `${task}/${u}/${messageId}` });
+    this.holdTokens.push(token);
+    this.holdOps++;
+  }
 
   changesOf(task: string): number {
     return (TASKS[task] ?? []).reduce((n, u) => n + (this.changes.get(u) ?? 0), 0);
@@ -135,7 +191,8 @@ class Run {
       case 'sync': {
         const token = await s.synchronize(c.task, c.schedule ? { Schedule: 'true' } : {});
         if (!this.asked.has(token)) {
-          this.asked.set(token, { task: c.task, changes: this.changesOf(c.task), checked: false });
+          const settled = await this.settleHolds();
+          this.asked.set(token, { task: c.task, changes: this.changesOf(c.task), holdOps: settled ? this.holdOps : null, checked: false });
           this.tokens.push(token);
         }
         return;
@@ -211,6 +268,21 @@ class Run {
         else await s.worker.start();
         return;
       }
+      case 'hold': {
+        const u = (TASKS[c.task] ?? [])[c.user % (TASKS[c.task] ?? []).length] as string;
+        const docs = [...(await s.sink(c.task, u)).values()].map((d) => d.messageId as string).sort();
+        const id = docs[c.pick % Math.max(1, docs.length)];
+        if (id) await this.holdAction('Hold', c.task, u, id);
+        return;
+      }
+      case 'release': {
+        const all = [...this.held].flatMap(([key, ids]) => [...ids].map((id) => [key, id] as const)).sort();
+        const one = all[c.pick % Math.max(1, all.length)];
+        if (!one) return;
+        const [task, u] = one[0].split('/') as [string, string];
+        await this.holdAction('ReleaseHold', task, u, one[1]);
+        return;
+      }
       case 'hang':
         this.hangRate = c.on ? 0.15 : 0;
         s.gmail.setHangRate(this.hangRate);
@@ -248,7 +320,9 @@ class Run {
       if (!rec || !ENDED_STATUSES.has(rec.status)) continue;
       a.checked = true;
       if (rec.status !== 'Finished' || this.changesOf(a.task) !== a.changes) continue;
-      for (const u of TASKS[a.task] ?? []) await assertSinkMirrors(s, this.g, a.task, u);
+      // Holds taken or released while the run worked make its outcome depend on their order.
+      if (a.holdOps === null || a.holdOps !== this.holdOps) continue;
+      for (const u of TASKS[a.task] ?? []) await assertSinkWithHolds(s, this.g, a.task, u, this.heldOf(a.task, u));
     }
   }
 
@@ -267,7 +341,7 @@ class Run {
       'every action ended',
       async () => {
         await s.reconcile();
-        const all = await Promise.all(this.tokens.map((t) => s.deps.store.get(t)));
+        const all = await Promise.all([...this.tokens, ...this.holdTokens].map((t) => s.deps.store.get(t)));
         return all.filter((a): a is ActionRecord => a !== null);
       },
       (all) => all.every((a) => ENDED_STATUSES.has(a.status)),
@@ -313,12 +387,13 @@ export async function runSeed(seed: number, length = 16): Promise<void> {
       assert.deepStrictEqual(await stack.deps.store.totals(a.token), totalsOfUnits(await stack.units(a.token)), `${a.token}: totals`);
     }
     await run.check();
+    assert.equal(await run.settleHolds(), true, 'every Hold and ReleaseHold ended');
     const finish = async (task: string, what: string): Promise<string> => {
       done.push(`${what} ${task}`);
       const token = await stack.synchronize(task);
       const a = await stack.waitFor(token, [...ENDED_STATUSES], 120_000);
       assert.equal(a.status, 'Finished', a.error ?? '');
-      for (const u of TASKS[task] ?? []) await assertSinkMirrors(stack, g, task, u);
+      for (const u of TASKS[task] ?? []) await assertSinkWithHolds(stack, g, task, u, run.heldOf(task, u));
       return token;
     };
     // Whatever the steps left, one run brings each task's sink level with its mailboxes...
@@ -332,6 +407,17 @@ export async function runSeed(seed: number, length = 16): Promise<void> {
       assert.deepEqual([c.added, c.updated, c.deleted, c.errors], [0, 0, 0, 0], `a further run of ${task} changed nothing: ${JSON.stringify(c)}`);
     }
     assert.deepEqual(await stack.sink('STILL', UNTOUCHED), untouched, 'no step touched another task’s documents');
+    // Released, every held document is brought level with its mailbox by the next (incremental) run.
+    for (const [key, ids] of run.held) {
+      const [task, u] = key.split('/') as [string, string];
+      for (const id of ids) await run.holdAction('ReleaseHold', task, u, id);
+    }
+    done.push('release every hold');
+    await until('every ReleaseHold ended', () => run.settleHolds(), (ok) => ok, 120_000);
+    for (const task of Object.keys(TASKS)) {
+      await finish(task, 'after release');
+      for (const u of TASKS[task] ?? []) await assertSinkMirrors(stack, g, task, u);
+    }
   } catch (e) {
     const msg = (e as Error).message;
     throw new Error(`seed ${seed} failed at step ${done.length}: ${msg}\nsteps:\n  ${done.join('\n  ')}\nreplay: npm run soak -- --seed ${seed}`, { cause: e });

@@ -83,3 +83,12 @@ describe('loadConfig', () => {
     for (const f of readdirSync('config')) parseConnectorConfig(join('config', f));
   });
 });
+
+describe('the writes switch', () => {
+  it('is off unless a task says "writes": true, and must be a boolean', () => {
+    const c = parseConnectorConfig(JSON.stringify({ tasks: { A: { users: ['a@example.com'] }, B: { users: ['b@example.com'], writes: true } } }));
+    assert.equal(c.tasks['A']?.writes, false);
+    assert.equal(c.tasks['B']?.writes, true);
+    assert.throws(() => parseConnectorConfig(JSON.stringify({ tasks: { A: { users: ['a@example.com'], writes: 'yes' } } })), /tasks\.A\.writes/);
+  });
+});

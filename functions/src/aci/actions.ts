@@ -78,8 +78,8 @@ function parseFetch(p: AciParams, config: Config): FetchRequest {
   const given = SECTION_PARAMS.filter((n) => p.has(n));
   if (given.length > 1) throw badParameter('ConfigSection', p.get('ConfigSection') ?? '', 'TaskSections or ConfigSection, not both');
   const sectionParam = given[0] ?? 'TaskSections';
-  if (named && given.length) throw badParameter(sectionParam, p.get(sectionParam) ?? '', 'left out: the identifiers name their task sections');
-  const sections = (named ? Object.keys(named).join(',') : requireParam(p, sectionParam))
+  if (named && given.length && !spec.takesSections) throw badParameter(sectionParam, p.get(sectionParam) ?? '', 'left out: the identifiers name their task sections');
+  const sections = (named && !spec.takesSections ? Object.keys(named).join(',') : requireParam(p, sectionParam))
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');

@@ -86,9 +86,11 @@ function identifiersView(r: { entries: ResultEntry[]; start: number; total: numb
 /** Results of an action that acts on documents (Collect): `<tasks><success>ID</success><failed message="why">ID</failed></tasks>`. */
 function taskResultsView(entries: ResultEntry[]): AciTree {
   const failed = (e: ResultEntry) => e.attributes?.['message'] !== undefined;
+  // Other attributes (Insert's insert_id) are shown as attributes of the entry.
+  const others = (e: ResultEntry) => Object.entries(e.attributes ?? {}).filter(([k]) => k !== 'message').map(([k, v]) => [`@${k}`, v] as const);
   return {
-    success: entries.filter((e) => !failed(e)).map((e) => e.id),
-    failed: entries.filter(failed).map((e) => ({ '@message': e.attributes?.['message'] ?? '', $: e.id })),
+    success: entries.filter((e) => !failed(e)).map((e) => (others(e).length ? { ...Object.fromEntries(others(e)), $: e.id } : e.id)),
+    failed: entries.filter(failed).map((e) => ({ ...Object.fromEntries(others(e)), '@message': e.attributes?.['message'] ?? '', $: e.id })),
   };
 }
 

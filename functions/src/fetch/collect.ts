@@ -69,15 +69,19 @@ export function attachmentObjectName(prefix: string, address: string, messageId:
 }
 
 /** The identifiers an action names, by task and mailbox (kept as sent, so results echo them). */
-type Named = Record<string, Record<string, string[]>>;
+export type Named = Record<string, Record<string, string[]>>;
 
-function belongsTo(task: Config['connector']['tasks'][string], address: string): boolean {
+/** Whether `address` is one of the task's mailboxes: one of its users, or of its domain. */
+export function belongsTo(task: Config['connector']['tasks'][string], address: string): boolean {
   if (task.users?.length) return task.users.some((u) => u.toLowerCase() === address);
   return task.domain !== undefined && address.endsWith(`@${task.domain.toLowerCase()}`);
 }
 
-/** Reads `Identifiers` or `IdentifiersXML`: each must be of a configured task and one of its mailboxes. */
-function parseNamed(p: AciParams, config: Config): Named | undefined {
+/**
+ * Reads `Identifiers` or `IdentifiersXML`: each must be of a configured task and one of its
+ * mailboxes. `metadata`, when given, receives each identifier's `<metadata>` (IdentifiersXML).
+ */
+export function parseNamed(p: AciParams, config: Config, metadata?: Map<string, Record<string, string>>): Named | undefined {
   const list = p.get('Identifiers');
   const xml = p.get('IdentifiersXML');
   if (list !== undefined && xml !== undefined) throw badParameter('IdentifiersXML', xml, 'left out when Identifiers is given');
@@ -85,13 +89,15 @@ function parseNamed(p: AciParams, config: Config): Named | undefined {
   const param = list !== undefined ? 'Identifiers' : 'IdentifiersXML';
   let ids: string[];
   try {
-    ids = list !== undefined ? parseIdentifierList(list) : parseIdentifiersXml(xml ?? '').map((e) => e.identifier);
+    const entries = list !== undefined ? parseIdentifierList(list).map((identifier) => ({ identifier, metadata: {} })) : parseIdentifiersXml(xml ?? '');
+    for (const e of entries) metadata?.set(e.identifier, e.metadata);
+    ids = entries.map((e) => e.identifier);
   } catch (e) {
     if (e instanceof IdentifierError) throw badParameter(param, list ?? xml ?? '', `identifiers as FetchAction=Identifiers lists them: ${e.message}`);
     throw e;
   }
   if (ids.length === 0) throw missingParameter(param, 'at least one identifier');
-  if (ids.length > MAX_COLLECT_IDENTIFIERS) throw badParameter(param, `${ids.length} identifiers`, `at most ${MAX_COLLECT_IDENTIFIERS} identifiers; send several Collects`);
+  if (ids.length > MAX_COLLECT_IDENTIFIERS) throw badParameter(param, `${ids.length} identifiers`, `at most ${MAX_COLLECT_IDENTIFIERS} identifiers; send several requests`);
   const tasks = config.connector.tasks;
   const named: Named = {};
   for (const id of ids) {
@@ -129,14 +135,14 @@ function parse(p: AciParams, config: Config): FetchParams {
 }
 
 /** The mailboxes an action's identifiers name, by task; undefined when it was given task sections. */
-function namedMailboxes(params: FetchParams): Record<string, string[]> | undefined {
+export function namedMailboxes(params: FetchParams): Record<string, string[]> | undefined {
   const raw = params['identifiers'];
   if (typeof raw !== 'string') return undefined;
   const named = JSON.parse(raw) as Named;
   return Object.fromEntries(Object.entries(named).map(([t, m]) => [t, Object.keys(m).sort()]));
 }
 
-function namedOf(ctx: UnitContext): string[] | undefined {
+export function namedOf(ctx: UnitContext): string[] | undefined {
   const raw = ctx.params['identifiers'];
   if (typeof raw !== 'string') return undefined;
   return (JSON.parse(raw) as Named)[ctx.task]?.[ctx.user] ?? [];

@@ -10,12 +10,14 @@
  */
 import pLimit from 'p-limit';
 import { encodeIdentifier } from '../aci/identifiers.js';
-import { parseBoolParam } from '../aci/request.js';
+import { badParameter } from '../aci/errors.js';
+import { parseBoolParam, type AciParams } from '../aci/request.js';
 import { GMAIL_SCOPES } from '../gmail/client.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
 import type { Checkpoint } from '../store/model.js';
 import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
+import { heldIdentifiers } from './holds.js';
 import { cloneProgress, listingCheckpoint, listMessages, listNextPage, saveProgress } from './listing.js';
 import type { FetchActionSpec, UnitContext, UnitOutcome } from './registry.js';
 
@@ -54,6 +56,7 @@ async function entryOf(ctx: UnitContext, id: string): Promise<{ entry: ResultEnt
 }
 
 async function run(ctx: UnitContext): Promise<UnitOutcome> {
+  if (ctx.params['held'] === true) return heldIdentifiers(ctx);
   const results = new ResultStore(ctx.db);
   const limit = pLimit(CONCURRENCY);
   try {
@@ -137,10 +140,17 @@ export async function identifiersNow(ctx: UnitContext, cap: number): Promise<Res
   });
 }
 
+function parse(p: AciParams) {
+  const held = parseBoolParam(p, 'Held', false);
+  // Held documents are read from the sink by the worker; Sync=true reads Gmail.
+  if (held && parseBoolParam(p, 'Sync', false)) throw badParameter('Sync', p.get('Sync') ?? '', 'false with Held=true: held documents are listed by an action');
+  return { showAttributes: parseBoolParam(p, 'ShowAttributes', false), ...(held ? { held } : {}) };
+}
+
 export const identifiersAction: FetchActionSpec = {
   name: 'Identifiers',
   summary: 'lists the identifier of every message of the task sections, read with QueueInfo GetStatus',
-  parse: (p) => ({ showAttributes: parseBoolParam(p, 'ShowAttributes', false) }),
+  parse,
   units: 'mailboxes',
   lock: false,
   coalesces: false,

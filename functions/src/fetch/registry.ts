@@ -16,8 +16,13 @@ import type { RunStanding } from '../store/mailboxes.js';
 import type { ResultEntry } from '../store/results.js';
 import type { UnitProgress } from '../store/units.js';
 import { collectAction } from './collect.js';
+import { deleteAction, removeAction } from './delete.js';
+import { holdAction } from './hold.js';
 import { identifiersAction } from './identifiers.js';
+import { insertAction } from './insert.js';
+import { releaseHoldAction } from './release-hold.js';
 import { synchronizeAction } from './synchronize.js';
+import { updateAction } from './update.js';
 
 /** What a fetch action keeps from its request, stored on the action and handed to each unit. */
 export type FetchParams = Record<string, string | number | boolean>;
@@ -73,6 +78,8 @@ export interface FetchActionSpec {
   readonly units: 'mailboxes' | 'identifiers';
   /** With `units: 'identifiers'`: the mailboxes the action's identifiers name, by task; undefined when it was given task sections. */
   namedMailboxes?(params: FetchParams): Record<string, string[]> | undefined;
+  /** With `units: 'identifiers'`: the request still names its (one) task section, which its items' mailboxes belong to (Insert). */
+  readonly takesSections?: boolean;
   /** Whether a unit takes its mailbox's lock, so that no other locking action runs on it at once. */
   readonly lock: boolean;
   /** Whether an action of one task section given `Schedule=true` joins a running one of that task. */
@@ -80,6 +87,8 @@ export interface FetchActionSpec {
   /** The OAuth scopes its Gmail calls need, and the Gmail methods it calls. */
   readonly scopes: readonly string[];
   readonly methods: readonly GmailMethod[];
+  /** The scopes of one action when they depend on its parameters (Delete with Permanent=true); `scopes` otherwise. */
+  scopesFor?(params: FetchParams): readonly string[];
   /** Its counters, per task section, shown as `documentcount` attributes (zeros included). */
   readonly counters: readonly string[];
   /** Runs (or resumes, from its checkpoint) one unit until it ends or must stop. */
@@ -99,6 +108,12 @@ export const FETCH_REGISTRY: Readonly<Record<string, FetchActionSpec>> = {
   [synchronizeAction.name]: synchronizeAction,
   [identifiersAction.name]: identifiersAction,
   [collectAction.name]: collectAction,
+  [insertAction.name]: insertAction,
+  [updateAction.name]: updateAction,
+  [deleteAction.name]: deleteAction,
+  [removeAction.name]: removeAction,
+  [holdAction.name]: holdAction,
+  [releaseHoldAction.name]: releaseHoldAction,
 };
 
 export const FETCH_ACTION_NAMES: readonly string[] = Object.keys(FETCH_REGISTRY);

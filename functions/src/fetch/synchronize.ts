@@ -19,6 +19,7 @@ import { RunAborted } from '../gmail/pacing.js';
 import type { RunStanding } from '../store/mailboxes.js';
 import { COLLECTIONS, documentId, type Checkpoint, type Counts } from '../store/model.js';
 import { buildDocument, estimateBytes, type SinkDocument } from './document.js';
+import { HOLD_FIELDS, holdStateOf, releasedPage, sweptUnderHold, underHold } from './holds.js';
 import { PAGE_SIZE, cloneProgress, listMessages, saveProgress } from './listing.js';
 import type { FetchActionSpec, UnitContext, UnitOutcome } from './registry.js';
 
@@ -109,7 +110,8 @@ function advance(cp: Checkpoint, done: number): { cp: Checkpoint; pageDone: bool
   if (done < cp.items.length) return { cp: { ...cp, done }, pageDone: false };
   const base = { ...cp, items: [], done: 0, next: null };
   if (cp.next) return { cp: { ...base, phase: 'listing', pageToken: cp.next }, pageDone: true };
-  return { cp: { ...base, phase: cp.mode === 'full' ? 'sweeping' : 'done', pageToken: null, sweepAfter: null }, pageDone: true };
+  // An incremental run also "sweeps": it examines the mailbox's released documents (fetch/holds.ts).
+  return { cp: { ...base, phase: 'sweeping', pageToken: null }, pageDone: true };
 }
 
 /** Records a listed page: its items, or straight to the next phase when it has none. */
@@ -182,6 +184,7 @@ interface ItemResult {
     | { op: 'update'; labels: string[]; historyId: string }
     | { op: 'mark' }
     | { op: 'remove' }
+    | { op: 'flag'; fields: Record<string, unknown> }
     | null;
   counts: Partial<Counts>;
   error?: string;
@@ -203,14 +206,15 @@ async function applyItems(ctx: SyncContext, cp0: Checkpoint): Promise<boolean> {
     if (ctx.shouldEnd()) return false;
     const batch = cp.items.slice(cp.done, cp.done + BATCH);
     const ids = batch.map((item) => (item.startsWith('-') ? item.slice(1) : item));
-    const snaps = await ctx.db.getAll(...ids.map((id) => docRef(ctx, id)), { fieldMask: ['labels'] });
+    const snaps = await ctx.db.getAll(...ids.map((id) => docRef(ctx, id)), { fieldMask: ['labels', ...HOLD_FIELDS] });
     const results: (ItemResult | undefined)[] = await Promise.all(
       batch.map((item, k) =>
         limit(async () => {
           if (ctx.shouldEnd()) return undefined;
           const snap = snaps[k];
           const labels = snap?.exists ? ((snap.get('labels') as string[] | undefined) ?? []) : null;
-          return applyOne(ctx, cp, item, labels);
+          const r = await applyOne(ctx, cp, item, labels);
+          return r && underHold(r, holdStateOf(snap));
         }),
       ),
     );
@@ -258,6 +262,7 @@ async function commitItems(ctx: SyncContext, cp: Checkpoint, ids: string[], read
         if (w.op === 'set') b.set(ref, { ...w.doc, epoch });
         else if (w.op === 'update') b.update(ref, { labels: w.labels, historyId: w.historyId, epoch });
         else if (w.op === 'mark') b.update(ref, { epoch });
+        else if (w.op === 'flag') b.update(ref, { ...w.fields, epoch });
         else b.delete(ref);
       });
     });
@@ -305,21 +310,25 @@ async function applyOne(ctx: SyncContext, cp: Checkpoint, item: string, labels: 
 
 /** One page of the sweep: deletes the task's documents of this mailbox that this run's listing did not mark. */
 async function sweepPage(ctx: SyncContext, cp: Checkpoint): Promise<void> {
+  if (cp.mode === 'history') return releasedPage(ctx, cp);
   let q = ctx.db
     .collection(COLLECTIONS.documents)
     .where('task', '==', ctx.task.toUpperCase())
     .where('user', '==', ctx.user.toLowerCase())
     .orderBy(FieldPath.documentId())
-    .select('epoch');
+    .select('epoch', 'held');
   if (cp.sweepAfter !== null) q = q.startAfter(cp.sweepAfter);
   const page = await q.limit(SWEEP_PAGE).get();
-  const stale = page.docs.filter((d) => d.get('epoch') !== cp.epoch);
+  const stale = page.docs.filter((d) => d.get('epoch') !== cp.epoch).map((d) => ({ ref: d.ref, rule: sweptUnderHold(d) }));
   const next = cloneProgress(ctx.progress);
-  next.counts['deleted'] = (next.counts['deleted'] ?? 0) + stale.length;
+  next.counts['deleted'] = (next.counts['deleted'] ?? 0) + stale.filter((d) => d.rule === 'delete').length;
   const last = page.docs[page.docs.length - 1]?.id ?? null;
   next.checkpoint = page.size < SWEEP_PAGE ? { ...cp, phase: 'done', sweepAfter: null } : { ...cp, sweepAfter: last };
   await saveProgress(ctx, next, (b) => {
-    for (const d of stale) b.delete(d.ref);
+    for (const d of stale) {
+      if (d.rule === 'delete') b.delete(d.ref);
+      else b.update(d.ref, d.rule);
+    }
   });
 }
 

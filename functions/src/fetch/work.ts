@@ -184,7 +184,7 @@ export function createWork(deps: Deps) {
     const budgetTimer = setTimeout(() => end(() => (outOfTime = true)), config.workerTimeBudgetS * 1000);
     const spec = fetchActionOf(action.fetchAction);
     const taskConfig = config.connector.tasks[unit.task];
-    const mailbox = deps.google.gmail(unit.user, spec.scopes);
+    const mailbox = deps.google.gmail(unit.user, spec.scopesFor?.(action.params ?? {}) ?? spec.scopes);
     // One pacer per address in this process, and one reader of the address at a time across processes (gmail/address.ts).
     const pacer = pacerFor(unit.user, config.connector.gmail.quotaUnitsPerUserPerMinute, deps.now);
     let address: AddressHold | undefined;

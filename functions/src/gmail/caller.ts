@@ -15,6 +15,13 @@ export const GMAIL_COSTS = {
   'history.list': 2,
   'labels.list': 1,
   getProfile: 1,
+  'messages.import': 25,
+  'messages.insert': 25,
+  'messages.modify': 5,
+  'messages.batchModify': 50,
+  'messages.trash': 5,
+  'messages.delete': 10,
+  'messages.batchDelete': 50,
 } as const;
 export type GmailMethod = keyof typeof GMAIL_COSTS;
 

@@ -43,6 +43,12 @@ export class ResultStore {
     b.set(this.col(token).doc(keyOf(unit, first)), batch);
   }
 
+  /** The entries of the batch of unit `unit` written at position `first`, if there is one. */
+  async read(token: string, unit: number, first: number): Promise<ResultEntry[] | undefined> {
+    const snap = await this.col(token).doc(keyOf(unit, first)).get();
+    return snap.exists ? (snap.data() as ResultBatch).entries : undefined;
+  }
+
   /**
    * Entries `start` (0-based) to `start + max` of the action, in unit order then listing
    * order; `units` gives each unit's committed number of entries (`messages`).

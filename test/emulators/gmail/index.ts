@@ -76,6 +76,8 @@ export interface GmailEmulatorStats {
   faults: number;
   /** Calls picked to hang (never answered), including those the client has since given up on. */
   hung: number;
+  /** Calls applied whose answer was withheld (see loseAnswers). */
+  lost: number;
 }
 
 export interface GmailEmulator {
@@ -90,6 +92,11 @@ export interface GmailEmulator {
   setHangRate(f: number): void;
   /** Makes messages.get of these message ids answer 500 until called again without them. */
   failMessages(ids: string[]): void;
+  /**
+   * The next `count` calls of `method` ("messages.import", say) are applied, then never answered:
+   * the change is made but the client hears nothing, as when a connection drops after Gmail acted.
+   */
+  loseAnswers(method: string, count: number): void;
   stats(): GmailEmulatorStats;
   /** Addresses served, sorted. */
   mailboxes(): string[];
@@ -135,6 +142,8 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     hungCount: 0,
     hanging: new Set(),
     failing: new Set(),
+    losing: new Map(),
+    lostCount: 0,
     closed: false,
     maxConcurrent: Math.max(0, Math.floor(opts.maxConcurrentPerUser ?? 0)),
     inFlight: new Map(),
@@ -210,6 +219,9 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     failMessages(ids) {
       state.failing = new Set(ids);
     },
+    loseAnswers(method, count) {
+      state.losing.set(method, Math.max(0, Math.floor(count)));
+    },
     setHangRate(f) {
       state.hangs.rate = fraction(f);
     },
@@ -220,6 +232,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
         concurrencyRefused: state.concurrencyRefused,
         faults: state.faultCount,
         hung: state.hungCount,
+        lost: state.lostCount,
       };
     },
     mailboxes() {

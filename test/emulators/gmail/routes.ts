@@ -35,6 +35,10 @@ export interface EmulatorState {
   hanging: Set<ServerResponse>;
   /** Message ids whose messages.get always answers 500 (a message Gmail cannot serve). */
   failing: Set<string>;
+  /** Per method, how many more calls are applied and then never answered (the answer is lost). */
+  losing: Map<string, number>;
+  /** Calls applied whose answer was then withheld. */
+  lostCount: number;
   closed: boolean;
   /** Concurrent Gmail calls allowed per user; more are answered 429 "Too many concurrent requests for user". 0 = no limit. */
   maxConcurrent: number;
@@ -468,6 +472,18 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
         throw rateLimited(state.quotaStatus, taken.retryAfterSeconds);
       }
       const { status, body } = await gmailCall(route.name, args, mb, req, url);
+      const lose = state.losing.get(route.name) ?? 0;
+      if (lose > 0) {
+        // Applied, but the client never hears so: as when a connection drops after Gmail acted.
+        state.losing.set(route.name, lose - 1);
+        state.lostCount++;
+        if (res.destroyed || state.closed) res.destroy();
+        else {
+          state.hanging.add(res);
+          res.once('close', () => state.hanging.delete(res));
+        }
+        return;
+      }
       send(res, status, status === 204 ? null : applyFields(body, parseFields(url.searchParams.get('fields') ?? '')));
     } catch (err) {
       if (err instanceof ApiError) sendError(res, err);

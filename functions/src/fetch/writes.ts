@@ -1,0 +1,146 @@
+/**
+ * What the fetch actions that change mailboxes (Insert, Update, Delete) and those that act on
+ * named sink documents (Hold, ReleaseHold) share: the Gmail scopes of each mode, the `writes`
+ * switch checked when the request arrives, and running a unit's named items in committed batches
+ * with one result per item.
+ *
+ * Writes are off unless configured: a task changes its mailboxes only with `"writes": true` in its
+ * configuration, and the Workspace grant must include the scopes the action asks for. The switch
+ * is checked in `parse`, so a refused request is a 403 before anything is queued or written; a
+ * missing grant is only known when the worker asks for a token, and fails each item with what an
+ * administrator must grant.
+ */
+import { turnedOff } from '../aci/errors.js';
+import type { Config } from '../config.js';
+import { PermanentGmailError, classify } from '../gmail/errors.js';
+import { RunAborted } from '../gmail/pacing.js';
+import type { Checkpoint } from '../store/model.js';
+import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
+import type { WriteBatch } from '@google-cloud/firestore';
+import pLimit from 'p-limit';
+import { decodeIdentifier } from '../aci/identifiers.js';
+import { cloneProgress, listingCheckpoint, saveProgress } from './listing.js';
+import type { UnitContext, UnitOutcome } from './registry.js';
+
+const G = 'https://www.googleapis.com/auth/';
+/** The scopes of each mode (README, infra outputs): reading, changing, and deleting for good. */
+export const SCOPES = {
+  readonly: `${G}gmail.readonly`,
+  modify: `${G}gmail.modify`,
+  insert: `${G}gmail.insert`,
+  full: 'https://mail.google.com/',
+} as const;
+
+/**
+ * Refuses (403 GMAILCONNECTOR-TURNED-OFF) unless every task allows writes, naming the setting
+ * and the scopes the action needs. Pure: no I/O.
+ */
+export function requireWrites(config: Config, tasks: readonly string[], action: string, scopes: readonly string[]): void {
+  const off = tasks.filter((t) => config.connector.tasks[t]?.writes !== true);
+  if (off.length === 0) return;
+  throw turnedOff(
+    `${action} changes mailboxes, and writes are off for task ${off.join(', ')}: set "writes": true in the task's configuration ` +
+      `(CONNECTOR_CONFIG tasks.${off[0]}.writes) and have the Workspace admin grant the scope ${scopes.join(' and ')}`,
+  );
+}
+
+/** One item's outcome: its result entry, and the counter it adds to (`errors` for a failure). */
+export interface ItemOutcome {
+  entry: ResultEntry;
+  counter: string;
+}
+
+export function failedEntry(id: string, message: string, attributes: Record<string, string> = {}): ItemOutcome {
+  return { entry: { id, name: '', attributes: { ...attributes, message } }, counter: 'errors' };
+}
+
+/** The failure of one item from a Gmail error; throws what ends the whole unit (the run must end, a transient failure). */
+export function gmailItemFailure(e: unknown, id: string, what: string, attributes?: Record<string, string>): ItemOutcome {
+  if (e instanceof RunAborted) throw e;
+  const err = classify(e, what);
+  if (err instanceof PermanentGmailError) return failedEntry(id, err.message, attributes);
+  throw err;
+}
+
+/** Messages looked up at once. */
+const LOOKUPS = 10;
+
+/**
+ * Whether each identified message is in the unit's mailbox (`messages.get`, minimal): true,
+ * `absent` (404), or the item's failure.
+ */
+export async function existing(ctx: UnitContext, ids: string[]): Promise<Map<string, true | 'absent' | ItemOutcome>> {
+  const limit = pLimit(LOOKUPS);
+  const out = new Map<string, true | 'absent' | ItemOutcome>();
+  await Promise.all(
+    ids.map((id) =>
+      limit(async () => {
+        const messageId = decodeIdentifier(id).messageId;
+        const what = `messages.get ${messageId} of ${ctx.user}`;
+        try {
+          await ctx.caller.call('messages.get', what, (o) => ctx.gmail.users.messages.get({ userId: ctx.user, id: messageId, format: 'minimal', fields: 'id' }, o));
+          out.set(id, true);
+        } catch (e) {
+          if (e instanceof PermanentGmailError && e.status === 404) out.set(id, 'absent');
+          else out.set(id, gmailItemFailure(e, id, what));
+        }
+      }),
+    ),
+  );
+  return out;
+}
+
+/**
+ * Runs a unit's `items` (its named identifiers, say) in batches of `batch`: `apply` gives each
+ * item's outcome and the sink writes that go with them; each batch is committed with its results
+ * and the checkpoint it leads to, so a take-over resumes after the last committed batch and an
+ * item's writes and result are never committed apart. Ends `failed` naming the failed items.
+ */
+export async function runItems(
+  ctx: UnitContext,
+  items: string[],
+  apply: (batch: string[]) => Promise<{ outcomes: ItemOutcome[]; write?: (b: WriteBatch) => void } | undefined>,
+  batch: number = MAX_RESULT_BATCH,
+): Promise<UnitOutcome> {
+  const results = new ResultStore(ctx.db);
+  try {
+    if (ctx.progress.checkpoint === null) {
+      const next = cloneProgress(ctx.progress);
+      next.checkpoint = listingCheckpoint(items);
+      next.total = items.length;
+      await saveProgress(ctx, next);
+    }
+    for (;;) {
+      if (ctx.shouldEnd()) return { kind: 'interrupted' };
+      const cp = ctx.progress.checkpoint as Checkpoint;
+      if (cp.phase === 'done' || cp.done >= cp.items.length) {
+        const p = ctx.progress;
+        if (p.messageErrors.length > 0) return { kind: 'failed', error: `${p.counts['errors'] ?? 0} items failed: ${p.messageErrors.slice(0, 5).join('; ')}` };
+        return { kind: 'finished' };
+      }
+      const slice = cp.items.slice(cp.done, cp.done + Math.min(batch, MAX_RESULT_BATCH));
+      const got = await apply(slice);
+      if (!got) return { kind: 'interrupted' };
+      const next = cloneProgress(ctx.progress);
+      const first = next.messages;
+      next.messages += got.outcomes.length;
+      for (const o of got.outcomes) {
+        next.counts[o.counter] = (next.counts[o.counter] ?? 0) + 1;
+        const why = o.entry.attributes?.['message'];
+        if (why !== undefined) next.messageErrors.push(why);
+      }
+      const done = cp.done + got.outcomes.length;
+      next.checkpoint = done < cp.items.length ? { ...cp, done } : { ...cp, done, phase: 'done', items: [] };
+      if (done >= cp.items.length) next.pages += 1;
+      const expireAt = ctx.expireWhileRunning();
+      await saveProgress(ctx, next, (b) => {
+        got.write?.(b);
+        results.write(b, ctx.token, ctx.index, first, got.outcomes.map((o) => o.entry), expireAt);
+      });
+    }
+  } catch (e) {
+    if (e instanceof PermanentGmailError) return { kind: 'failed', error: e.message };
+    if (e instanceof RunAborted) return { kind: 'interrupted' };
+    throw e;
+  }
+}
