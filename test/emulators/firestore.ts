@@ -33,7 +33,7 @@ export class FirestoreEmulatorNotFound extends Error {
   override readonly name = 'FirestoreEmulatorNotFound';
 }
 
-function gcloudSdkRoots(env: NodeJS.ProcessEnv): string[] {
+export function gcloudSdkRoots(env: NodeJS.ProcessEnv): string[] {
   const roots: string[] = [];
   if (env.CLOUDSDK_ROOT_DIR) roots.push(env.CLOUDSDK_ROOT_DIR);
   const which = spawnSync('sh', ['-c', 'command -v gcloud'], { encoding: 'utf8' });

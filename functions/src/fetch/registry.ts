@@ -71,7 +71,7 @@ export interface FetchActionSpec {
    * `namedMailboxes` returns, and its task sections' mailboxes when it returns undefined.
    */
   readonly units: 'mailboxes' | 'identifiers';
-  /** With `units: 'identifiers'`: the mailboxes the action's identifiers name, by task; undefined when it was given task sections. */
+  /** The mailboxes the action's identifiers (or a push Synchronize's address) name, by task; undefined when it was given task sections. */
   namedMailboxes?(params: FetchParams): Record<string, string[]> | undefined;
   /** Whether a unit takes its mailbox's lock, so that no other locking action runs on it at once. */
   readonly lock: boolean;

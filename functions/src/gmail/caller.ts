@@ -15,6 +15,8 @@ export const GMAIL_COSTS = {
   'history.list': 2,
   'labels.list': 1,
   getProfile: 1,
+  watch: 100,
+  stop: 50,
 } as const;
 export type GmailMethod = keyof typeof GMAIL_COSTS;
 

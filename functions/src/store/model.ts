@@ -55,6 +55,8 @@ export interface ActionRecord {
   fanOutGeneration: number;
   /** Why the action failed, naming each failed mailbox. */
   error: string | null;
+  /** `push`: queued by a Gmail push notification (notify.ts); absent for what clients and the scheduler sent. */
+  origin?: 'push';
 }
 
 /**
@@ -136,7 +138,7 @@ export interface UnitRecord {
   note: string | null;
 }
 
-export const COLLECTIONS = { actions: 'actions', units: 'mailboxes', documents: 'documents', state: 'state', locks: 'locks', results: 'results' } as const;
+export const COLLECTIONS = { actions: 'actions', units: 'mailboxes', documents: 'documents', state: 'state', locks: 'locks', results: 'results', watches: 'watches' } as const;
 
 /** A token is 128 random bits in base64url: 22 characters. */
 export const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22}$/;
