@@ -51,7 +51,8 @@ const ENV_MATRIX: EnvMatrix = {
     always: [...COMMON_ENV, 'ACTION_URL', 'SCHEDULER_SERVICE_ACCOUNT'],
     gated: { view_enabled: ['GMAIL_VIEW_SERVICE_ACCOUNT', 'GMAIL_VIEW_CLIENT_ID'] },
   },
-  worker: { always: [...COMMON_ENV, 'WORKER_TIME_BUDGET_S', 'GMAIL_DELEGATED_SERVICE_ACCOUNT', 'GMAIL_DELEGATED_CLIENT_ID'] },
+  worker: { always: [...COMMON_ENV, 'WORKER_TIME_BUDGET_S', 'GMAIL_DELEGATED_SERVICE_ACCOUNT', 'GMAIL_DELEGATED_CLIENT_ID', 'PUSH_TOPIC'] },
+  notify: { always: [...COMMON_ENV, 'NOTIFY_URL', 'PUSH_SERVICE_ACCOUNT'] },
 };
 
 let texts: Record<string, string>;
@@ -116,6 +117,7 @@ before(async () => {
   needs = new Map([
     ['action', codeNeeds(ROOT, 'functions/src/action.ts').needs],
     ['worker', codeNeeds(ROOT, 'functions/src/worker.ts').needs],
+    ['notify', codeNeeds(ROOT, 'functions/src/notify.ts').needs],
   ]);
 });
 

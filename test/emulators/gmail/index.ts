@@ -111,6 +111,8 @@ export interface GmailEmulator {
   notifyQuietFor(user: string): number;
   /** How long later watches last, in milliseconds. */
   setWatchExpiry(ms: number): void;
+  /** Drops the user's next `count` notifications (counted as dropped), as Gmail may. */
+  dropNotifications(user: string, count: number): void;
 }
 
 function fraction(f: number): number {
@@ -250,6 +252,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     watchOf: (user) => watches.get(user.toLowerCase()),
     notifications: (user) => watches.statsOf(user.toLowerCase()),
     notifyQuietFor: (user) => watches.quietFor(user.toLowerCase()),
+    dropNotifications: (user, count) => watches.dropNext(user.toLowerCase(), count),
     setWatchExpiry(ms) {
       watches.expiryMs = Math.max(1, ms);
     },

@@ -45,6 +45,8 @@ export class Watches {
   private readonly lastSent = new Map<string, number>();
   private readonly stats = new Map<string, NotificationStats>();
   private readonly inFlight = new Set<AbortController>();
+  /** Notifications still to drop, per user (dropNext). */
+  private readonly toDrop = new Map<string, number>();
   private readonly now: () => number;
   expiryMs: number;
   readonly intervalMs: number;
@@ -115,7 +117,9 @@ export class Watches {
     }
     const s = this.stats.get(user) ?? { published: 0, dropped: 0, failed: 0 };
     this.stats.set(user, s);
-    if (this.quietFor(user) > 0) {
+    const drop = this.toDrop.get(user) ?? 0;
+    if (this.quietFor(user) > 0 || drop > 0) {
+      if (drop > 0) this.toDrop.set(user, drop - 1);
       s.dropped++;
       return;
     }
@@ -142,6 +146,11 @@ export class Watches {
         })
         .finally(() => this.inFlight.delete(abort));
     });
+  }
+
+  /** Drops the user's next `count` notifications, as Gmail may (a fault to inject). */
+  dropNext(user: string, count: number): void {
+    this.toDrop.set(user, Math.max(0, Math.floor(count)));
   }
 
   /** Abandons the publishes still in flight. */
