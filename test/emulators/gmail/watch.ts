@@ -19,11 +19,11 @@ export interface Watch {
 
 /** What the emulator did with notifications, per user. */
 export interface NotificationStats {
-  /** Notifications published to the topic. */
+  /** Notifications sent to the topic (counted when sent, before Pub/Sub answers). */
   published: number;
   /** Changes that led to no notification because of the one-per-second limit. */
   dropped: number;
-  /** Publishes the Pub/Sub emulator refused or did not answer. */
+  /** Of those, the publishes the Pub/Sub emulator refused or did not answer. */
   failed: number;
 }
 
@@ -125,6 +125,7 @@ export class Watches {
     }
     this.lastSent.set(user, this.now());
     if (!this.opts.pubsubUrl) return;
+    s.published++;
     const data = Buffer.from(JSON.stringify({ emailAddress: user, historyId })).toString('base64');
     const abort = new AbortController();
     this.inFlight.add(abort);
@@ -138,8 +139,7 @@ export class Watches {
       })
         .then(async (r) => {
           await r.arrayBuffer();
-          if (r.ok) s.published++;
-          else s.failed++;
+          if (!r.ok) s.failed++;
         })
         .catch(() => {
           s.failed++;
