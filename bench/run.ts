@@ -22,8 +22,9 @@ import { memoryBench } from './memory.js';
 import { stopLatency } from './stop.js';
 import { throughput } from './throughput.js';
 import { tokenLatency } from './latency.js';
+import { pushBench } from './push.js';
 
-const BENCHMARKS: Benchmark[] = [throughput, tokenLatency, stopLatency, fanout, memoryBench, collectBench];
+const BENCHMARKS: Benchmark[] = [throughput, tokenLatency, stopLatency, fanout, memoryBench, collectBench, pushBench];
 
 const USAGE = `usage: npm run bench [-- [${BENCHMARKS.map((b) => b.name).join('|')}]... [--full] [--profile] [--no-build]]
   (no name)   every benchmark

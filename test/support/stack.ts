@@ -51,6 +51,8 @@ export interface StackOptions {
   delegation?: boolean | { scopes: string[] };
   /** Gmail push: the Pub/Sub emulator, its topic and push subscription (through the relay of push.ts) to `notify`. */
   push?: boolean;
+  /** A Firestore emulator to use (and leave running) instead of starting one (the benchmarks share theirs). */
+  firestore?: FirestoreEmulator;
 }
 
 /** The account the push subscription's OIDC tokens are issued to. */
@@ -168,7 +170,7 @@ function closeServer(server: Server): Promise<void> {
 }
 
 export async function startTestStack(opts: StackOptions): Promise<TestStack> {
-  const firestore = await startFirestoreEmulator();
+  const firestore = opts.firestore ?? (await startFirestoreEmulator());
   const project = `test-${randomBytes(6).toString('hex')}`;
   const tasks = await startCloudTasksEmulator({ port: 0 });
   const auth = await acquireAuth();
@@ -350,7 +352,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
       await bounded('the Cloud Storage emulator', storage.close());
       await bounded('the auth emulator', releaseAuth());
       await bounded('the Firestore client', deps.db.terminate());
-      await bounded('the Firestore emulator', firestore.close());
+      if (!opts.firestore) await bounded('the Firestore emulator', firestore.close());
     },
   };
   return stack;
