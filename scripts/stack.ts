@@ -17,7 +17,7 @@ import { startGmailEmulator } from '../test/emulators/gmail/index.js';
 import { startGoogleAuthEmulator } from '../test/emulators/google-auth/index.js';
 import { startPubsubEmulator } from '../test/emulators/pubsub.js';
 import { startStorageEmulator } from '../test/emulators/storage/index.js';
-import { callReconcile, createFetchQueue, waitUntilAnswers } from '../test/support/local.js';
+import { callReconcile, callWorkerRoute, createFetchQueue, waitUntilAnswers } from '../test/support/local.js';
 import { createPushSubscription, createPushTopic, startPushRelay } from '../test/support/push.js';
 
 const env = process.env;
@@ -218,11 +218,12 @@ try {
   }
   // Production renews the Gmail watches from a daily Cloud Scheduler job; here, a daily timer does.
   const renewal = setInterval(() => {
-    void (async () => {
-      const token = await tasks.mintOidcToken(fnEnv.TASKS_INVOKER_SERVICE_ACCOUNT ?? '', workerUrl);
-      const r = await fetch(new URL('watches', workerUrl), { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(600_000) });
-      if (r.status !== 200) note(`watch renewal answered ${r.status}: ${await r.text()}`);
-    })().catch((e: unknown) => note(`watch renewal failed: ${(e as Error).message}`));
+    callWorkerRoute(tasks, workerUrl, fnEnv.TASKS_INVOKER_SERVICE_ACCOUNT ?? '', 'watches').then(
+      (r) => {
+        if (r.status !== 200) note(`watch renewal answered ${r.status}: ${JSON.stringify(r.body)}`);
+      },
+      (e: unknown) => note(`watch renewal failed: ${(e as Error).message}`),
+    );
   }, 86_400_000);
   closers.push(async () => clearInterval(renewal));
   note(

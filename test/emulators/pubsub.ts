@@ -6,11 +6,11 @@
  * pattern, then ../shared/emulators/), starts it on loopback, waits until it answers and stops it
  * on close. Where PUBSUB_EMULATOR_HOST is already set, that emulator is used instead.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, gcloudSdkRoots } from './firestore.js';
+import { answersOk, freePort, gcloudSdkRoots, stopChild } from './firestore.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CALL_TIMEOUT_MS = 10_000;
@@ -62,15 +62,6 @@ export function findPubsubEmulatorJar(env: NodeJS.ProcessEnv = process.env): str
   return found;
 }
 
-async function answers(host: string): Promise<boolean> {
-  try {
-    const r = await fetch(`http://${host}/`, { signal: AbortSignal.timeout(1000) });
-    return r.ok && (await r.text()).startsWith('Ok');
-  } catch {
-    return false;
-  }
-}
-
 /** A PUT of a resource; 409 (it exists) is fine. */
 async function put(url: string, body: unknown): Promise<void> {
   const r = await fetch(url, {
@@ -81,18 +72,6 @@ async function put(url: string, body: unknown): Promise<void> {
   });
   const text = await r.text();
   if (!r.ok && r.status !== 409) throw new Error(`PUT ${url} answered ${r.status}: ${text}`);
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((res) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      res();
-    });
-    child.kill('SIGTERM');
-  });
 }
 
 function client(host: string, owned: boolean, close: () => Promise<void>): PubsubEmulator {
@@ -113,7 +92,7 @@ export async function startPubsubEmulator(opts: { port?: number; env?: NodeJS.Pr
   const env = opts.env ?? process.env;
   const existing = env.PUBSUB_EMULATOR_HOST;
   if (existing) {
-    if (!(await answers(existing))) throw new Error(`PUBSUB_EMULATOR_HOST is ${existing}, but no Pub/Sub emulator answers there`);
+    if (!(await answersOk(existing))) throw new Error(`PUBSUB_EMULATOR_HOST is ${existing}, but no Pub/Sub emulator answers there`);
     return client(existing, false, async () => {});
   }
   const jar = findPubsubEmulatorJar(env);
@@ -132,20 +111,20 @@ export async function startPubsubEmulator(opts: { port?: number; env?: NodeJS.Pr
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   const started = Date.now();
-  while (!(await answers(host))) {
+  while (!(await answersOk(host))) {
     if (child.exitCode !== null) {
       process.removeListener('exit', killOnExit);
       throw new Error(`the Pub/Sub emulator exited with code ${child.exitCode}:\n${output}`);
     }
     if (Date.now() - started > 60_000) {
-      await stop(child);
+      await stopChild(child);
       process.removeListener('exit', killOnExit);
       throw new Error(`the Pub/Sub emulator did not answer on ${host} within 60 s:\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 150));
   }
   return client(host, true, async () => {
-    await stop(child);
+    await stopChild(child);
     process.removeListener('exit', killOnExit);
   });
 }

@@ -22,7 +22,7 @@ import { startGmailEmulator, type GmailEmulator, type GmailEmulatorOptions } fro
 import { startGoogleAuthEmulator, type GoogleAuthEmulator } from '../emulators/google-auth/index.js';
 import { startStorageEmulator, type StorageEmulator } from '../emulators/storage/index.js';
 import { startPubsubEmulator, type PubsubEmulator } from '../emulators/pubsub.js';
-import { callReconcile, createFetchQueue, waitUntilAnswers } from './local.js';
+import { callReconcile, callWorkerRoute, createFetchQueue, waitUntilAnswers } from './local.js';
 import { createPushSubscription, createPushTopic, startPushRelay, type PushRelay } from './push.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -322,11 +322,9 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     units: (token) => deps.store.units(token),
     push,
     async renewWatches() {
-      const token = await tasks.mintOidcToken(env.TASKS_INVOKER_SERVICE_ACCOUNT ?? '', workerUrl);
-      const r = await fetch(new URL('watches', workerUrl), { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(120_000) });
-      const text = await r.text();
-      if (r.status !== 200) throw new Error(`watch renewal answered ${r.status}: ${text}`);
-      return JSON.parse(text) as Record<string, number>;
+      const r = await callWorkerRoute(tasks, workerUrl, env.TASKS_INVOKER_SERVICE_ACCOUNT ?? '', 'watches');
+      if (r.status !== 200) throw new Error(`watch renewal answered ${r.status}: ${JSON.stringify(r.body)}`);
+      return r.body as Record<string, number>;
     },
     async reconcile() {
       const r = await callReconcile(tasks, workerUrl, env.TASKS_INVOKER_SERVICE_ACCOUNT ?? '');
