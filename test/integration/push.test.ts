@@ -268,4 +268,19 @@ describe('Gmail push', () => {
     assert.equal(stack.gmail.stats().calls['stop'], 1);
     assert.equal((await watchesShown())['@count'], '0');
   });
+
+  it('a users.watch that fails is recorded on the watch and shown by GetStatus; the Synchronize still finishes', async () => {
+    // Gmail refuses to watch a topic that does not exist.
+    const r = await fetch(`${stack.push?.pubsub.url}v1/${stack.push?.topic}`, { method: 'DELETE', signal: AbortSignal.timeout(10_000) });
+    assert.equal(r.status, 200, await r.text());
+    const token = await stack.synchronize('PUSHY');
+    assert.equal((await stack.waitFor(token, ['Finished', 'Error'])).status, 'Finished');
+    await until('the failure recorded', async () => (await watchesShown())?.['@count'] === '1');
+    const w = ((await watchesShown()).watch as Json[])[0] as Json;
+    assert.equal(w.address, ANN);
+    assert.match(String(w.error), /users\.watch of ann@push\.example.*(not found|404)/i);
+    assert.match(String(w.error_time), /^\d{4}-[A-Z][a-z]{2}-\d{2} /);
+    assert.equal(w.expiration, undefined);
+    assert.equal(stack.gmail.watchOf(ANN), undefined);
+  });
 });

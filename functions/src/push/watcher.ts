@@ -5,6 +5,7 @@
  * when transient, and has a timeout; a failure is recorded on the watch (GetStatus shows it)
  * rather than failing the Synchronize that led to it.
  */
+import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
 import { GMAIL_SCOPES } from '../gmail/client.js';
 import { GmailCaller } from '../gmail/caller.js';
@@ -16,6 +17,8 @@ import { pushTasksOf, watchLabels } from './tasks.js';
 const RENEW_WITHIN_MS = 86_400_000;
 /** Watches read per page by the renewal pass. */
 const PAGE = 200;
+/** Addresses the renewal pass calls Gmail for at once. */
+const RENEW_CONCURRENCY = 16;
 
 /** What one renewal pass did. */
 export interface RenewalReport {
@@ -106,20 +109,26 @@ export function createWatcher(deps: Deps) {
       let after: string | undefined;
       for (;;) {
         const page = await store.list(PAGE, after);
-        for (const rec of page) {
-          try {
-            if (pushTasksOf(config.connector, rec.address).length === 0) {
-              await stopWatch(rec.address, rec);
-              report.stopped++;
-            } else {
-              await watch(rec.address);
-              report.renewed++;
-            }
-          } catch (e) {
-            report.failed++;
-            log.with({ user: rec.address }).warn('watch renewal failed', { error: (e as Error).message });
-          }
-        }
+        // A few addresses at a time: each call is paced with the address's own quota, not the others'.
+        const limit = pLimit(RENEW_CONCURRENCY);
+        await Promise.all(
+          page.map((rec) =>
+            limit(async () => {
+              try {
+                if (pushTasksOf(config.connector, rec.address).length === 0) {
+                  await stopWatch(rec.address, rec);
+                  report.stopped++;
+                } else {
+                  await watch(rec.address);
+                  report.renewed++;
+                }
+              } catch (e) {
+                report.failed++;
+                log.with({ user: rec.address }).warn('watch renewal failed', { error: (e as Error).message });
+              }
+            }),
+          ),
+        );
         if (page.length < PAGE) break;
         after = page[page.length - 1]?.address;
       }
