@@ -23,8 +23,9 @@ import { scaleBench } from './scale.js';
 import { stopLatency } from './stop.js';
 import { throughput } from './throughput.js';
 import { tokenLatency } from './latency.js';
+import { pushBench } from './push.js';
 
-const BENCHMARKS: Benchmark[] = [throughput, tokenLatency, stopLatency, fanout, scaleBench, memoryBench, collectBench];
+const BENCHMARKS: Benchmark[] = [throughput, tokenLatency, stopLatency, fanout, scaleBench, memoryBench, collectBench, pushBench];
 
 const USAGE = `usage: npm run bench [-- [${BENCHMARKS.map((b) => b.name).join('|')}]... [--full] [--profile] [--no-build]]
   (no name)   every benchmark

@@ -16,6 +16,7 @@ locals {
     "iam.googleapis.com",                  # service accounts, custom role
     "iamcredentials.googleapis.com",       # signJwt for domain-wide delegation (no key files)
     "logging.googleapis.com",              # structured logs
+    "pubsub.googleapis.com",               # Gmail push notifications
     "run.googleapis.com",                  # Cloud Run services behind the functions
     "secretmanager.googleapis.com",        # the opt-in shared secret
     "serviceusage.googleapis.com",         # enabling the others (enable it by hand before the first apply)

@@ -31,8 +31,9 @@ locals {
   connector_config_json = jsonencode(local.connector_config)
   tasks                 = local.connector_config.tasks
 
-  # Tasks that Cloud Scheduler synchronizes: those with a "schedule".
-  scheduled_tasks = { for name, task in local.tasks : name => task if try(task.schedule, null) != null }
+  # Tasks that Cloud Scheduler synchronizes: those with a "schedule", and push tasks (whose
+  # safety net is hourly unless they name a schedule, as functions/src/config.ts says).
+  scheduled_tasks = { for name, task in local.tasks : name => task if try(task.schedule, null) != null || try(task.push, false) }
 
   # Gmail quotas (DESIGN §4): per user per minute from the configuration (6,000 for projects
   # created since May 2026, 15,000 before), per project per minute fixed by Google.
@@ -85,6 +86,7 @@ locals {
     WORKER_TIME_BUDGET_S            = tostring(local.worker_time_budget_s)
     GMAIL_DELEGATED_SERVICE_ACCOUNT = google_service_account.gmail_delegate.email
     GMAIL_DELEGATED_CLIENT_ID       = google_service_account.gmail_delegate.unique_id
+    PUSH_TOPIC                      = google_pubsub_topic.gmail_push.id
   }
 
   action_env = merge(local.common_env, local.action_only_env, var.view_enabled ? local.view_env : {})

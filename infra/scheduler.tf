@@ -12,8 +12,9 @@ resource "google_cloud_scheduler_job" "sync" {
   region      = var.region
   name        = "gmail-connector-sync-${each.key}"
   description = "Synchronize task ${each.key} of the Gmail connector."
-  schedule    = each.value.schedule.cron
-  time_zone   = try(each.value.schedule.timeZone, "Etc/UTC")
+  # A push task without a schedule: its hourly safety net.
+  schedule  = try(each.value.schedule.cron, "0 * * * *")
+  time_zone = try(each.value.schedule.timeZone, "Etc/UTC")
 
   # action answers at once (the work runs in the worker); a tick that fails is retried a few
   # times within the next minutes, and the next tick comes anyway.

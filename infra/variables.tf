@@ -210,3 +210,9 @@ variable "reconcile_schedule" {
     error_message = "reconcile_schedule must be a five-field cron expression, e.g. \"*/5 * * * *\"."
   }
 }
+
+variable "watch_renewal_schedule" {
+  description = "Cron schedule (UTC) of the daily renewal of the Gmail watches of push tasks."
+  type        = string
+  default     = "17 3 * * *"
+}

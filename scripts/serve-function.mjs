@@ -9,7 +9,7 @@ import { getTestServer } from '@google-cloud/functions-framework/testing';
 
 const [target, port, entry] = process.argv.slice(2);
 if (!target || !port) {
-  console.error('usage: node scripts/serve-function.mjs <action|worker> <port> [entry module]');
+  console.error('usage: node scripts/serve-function.mjs <action|worker|notify> <port> [entry module]');
   process.exit(2);
 }
 // As on Cloud Functions: Express answers a body it cannot parse (a JSON body

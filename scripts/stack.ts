@@ -1,7 +1,7 @@
 /**
- * `npm start`: the local stack of docs/CONTRACT.md on 127.0.0.1 — the Firestore
- * emulator, our Cloud Tasks, Gmail and Cloud Storage emulators, and the `action` and `worker`
- * functions through the Functions Framework (the worker as a child process that
+ * `npm start`: the local stack of docs/CONTRACT.md on 127.0.0.1 — the Firestore and Pub/Sub
+ * emulators, our Cloud Tasks, Gmail and Cloud Storage emulators, and the `action`, `worker` and
+ * `notify` functions through the Functions Framework (the worker as a child process that
  * is started again when it dies, as the platform would). Prints
  * `ready: http://127.0.0.1:<port>/` once when every part answers, and stops
  * everything on SIGINT or SIGTERM.
@@ -15,8 +15,10 @@ import { freePort, startFirestoreEmulator } from '../test/emulators/firestore.js
 import { optionsFromEnv } from '../test/emulators/gmail/env.js';
 import { startGmailEmulator } from '../test/emulators/gmail/index.js';
 import { startGoogleAuthEmulator } from '../test/emulators/google-auth/index.js';
+import { startPubsubEmulator } from '../test/emulators/pubsub.js';
 import { startStorageEmulator } from '../test/emulators/storage/index.js';
-import { callReconcile, createFetchQueue, waitUntilAnswers } from '../test/support/local.js';
+import { callReconcile, callWorkerRoute, createFetchQueue, waitUntilAnswers } from '../test/support/local.js';
+import { createPushSubscription, createPushTopic, startPushRelay } from '../test/support/push.js';
 
 const env = process.env;
 const note = (s: string) => process.stderr.write(`stack: ${s}\n`);
@@ -81,6 +83,8 @@ try {
     { variable: 'AUTH_EMULATOR_PORT', port: intVar('AUTH_EMULATOR_PORT', 8126) },
     { variable: 'ACI_PORT', port: intVar('ACI_PORT', 7700) },
     { variable: 'WORKER_PORT', port: intVar('WORKER_PORT', 7701) },
+    { variable: 'NOTIFY_PORT', port: intVar('NOTIFY_PORT', 7702) },
+    ...(env.PUBSUB_EMULATOR_HOST ? [] : [{ variable: 'PUBSUB_EMULATOR_PORT', port: intVar('PUBSUB_EMULATOR_PORT', 8085), useExisting: 'PUBSUB_EMULATOR_HOST' }]),
   ]);
   const firestore = await startFirestoreEmulator({ port: intVar('FIRESTORE_EMULATOR_PORT', 8080) });
   closers.push(() => firestore.close());
@@ -122,8 +126,13 @@ try {
     note((e as Error).message);
     process.exit(2);
   }
+  // Gmail push: the official Pub/Sub emulator and the topic the Gmail emulator publishes to.
+  const pubsub = await startPubsubEmulator({ port: intVar('PUBSUB_EMULATOR_PORT', 8085) });
+  closers.push(() => pubsub.close());
+  const pushTopic = await createPushTopic(pubsub, project);
   const gmail = await startGmailEmulator({
     ...gmailOptions,
+    pubsubUrl: pubsub.url,
     dataDir: resolve(gmailOptions.dataDir ?? 'test/fixtures/demo'),
     tokenVerifier: auth.verifyAccessToken,
   });
@@ -136,6 +145,9 @@ try {
   const actionPort = intVar('ACI_PORT', 7700) || (await freePort());
   const workerPort = intVar('WORKER_PORT', 7701) || (await freePort());
   const workerUrl = `http://127.0.0.1:${workerPort}/`;
+  const notifyPort = intVar('NOTIFY_PORT', 7702) || (await freePort());
+  const notifyUrl = `http://127.0.0.1:${notifyPort}/`;
+  const pushAccount = `gmail-push@${project}.iam.gserviceaccount.com`;
   const fnEnv: NodeJS.ProcessEnv = {
     ...env,
     GCLOUD_PROJECT: project,
@@ -158,6 +170,9 @@ try {
     GMAIL_DELEGATED_CLIENT_ID: delegatedClientId,
     GMAIL_VIEW_SERVICE_ACCOUNT: viewAccount,
     GMAIL_VIEW_CLIENT_ID: viewClientId,
+    PUSH_TOPIC: pushTopic,
+    NOTIFY_URL: notifyUrl,
+    PUSH_SERVICE_ACCOUNT: pushAccount,
   };
 
   await createFetchQueue(tasks.grpcHost, project, fnEnv.TASKS_LOCATION ?? 'us-central1', {
@@ -189,8 +204,14 @@ try {
   };
   serve('action', actionPort, false);
   serve('worker', workerPort, true);
+  serve('notify', notifyPort, false);
 
-  await Promise.all([waitUntilAnswers(`http://127.0.0.1:${actionPort}/action=GetVersion`), waitUntilAnswers(workerUrl)]);
+  await Promise.all([waitUntilAnswers(`http://127.0.0.1:${actionPort}/action=GetVersion`), waitUntilAnswers(workerUrl), waitUntilAnswers(notifyUrl)]);
+  // The Pub/Sub emulator attaches no OIDC token: its subscription pushes to a relay that adds the
+  // push account's, as Google's push service does (test/support/push.ts).
+  const relay = await startPushRelay(notifyUrl, () => tasks.mintOidcToken(pushAccount, notifyUrl));
+  closers.push(() => relay.close());
+  await createPushSubscription(pubsub, project, pushTopic, relay.url);
   // Production runs reconcile from a Cloud Scheduler job; here, a timer does.
   const reconcileEveryS = intVar('RECONCILE_INTERVAL_S', 120, 86_400);
   if (reconcileEveryS > 0) {
@@ -204,9 +225,20 @@ try {
     }, reconcileEveryS * 1000);
     closers.push(async () => clearInterval(timer));
   }
+  // Production renews the Gmail watches from a daily Cloud Scheduler job; here, a daily timer does.
+  const renewal = setInterval(() => {
+    callWorkerRoute(tasks, workerUrl, fnEnv.TASKS_INVOKER_SERVICE_ACCOUNT ?? '', 'watches').then(
+      (r) => {
+        if (r.status !== 200) note(`watch renewal answered ${r.status}: ${JSON.stringify(r.body)}`);
+      },
+      (e: unknown) => note(`watch renewal failed: ${(e as Error).message}`),
+    );
+  }, 86_400_000);
+  closers.push(async () => clearInterval(renewal));
   note(
     `Firestore emulator ${firestore.host}, Cloud Tasks emulator ${tasks.grpcHost} (gRPC) and ${tasks.host} (REST), ` +
-      `Gmail emulator ${gmail.url}, Cloud Storage emulator ${storage.url}, auth emulator ${auth.url}, worker ${workerUrl}`,
+      `Gmail emulator ${gmail.url}, Cloud Storage emulator ${storage.url}, auth emulator ${auth.url}, Pub/Sub emulator ${pubsub.host}, ` +
+      `worker ${workerUrl}, notify ${notifyUrl}`,
   );
   process.stdout.write(`ready: http://127.0.0.1:${actionPort}/\n`);
 } catch (e) {

@@ -34,6 +34,9 @@ export const OPTIONAL_ENV_VARS = [
   'GMAIL_VIEW_SERVICE_ACCOUNT',
   'GMAIL_VIEW_CLIENT_ID',
   'COLLECT_BUCKETS',
+  'PUSH_TOPIC',
+  'NOTIFY_URL',
+  'PUSH_SERVICE_ACCOUNT',
 ] as const;
 
 /** Variables that point the functions at emulators; never set in production. */
@@ -60,6 +63,9 @@ const taskName = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,64}$/, 'task names use letters, digits, "_" and "-" (at most 64)');
 
+/** The schedule of a push task that names none: the hourly Synchronize that catches what push missed. */
+export const PUSH_SAFETY_NET = Object.freeze({ cron: '0 * * * *', timeZone: 'Etc/UTC' });
+
 /** One task section of the connector configuration. */
 const taskSchema = z
   .strictObject({
@@ -84,7 +90,10 @@ const taskSchema = z
         timeZone: z.string().min(1).default('Etc/UTC'),
       })
       .optional(),
+    /** Gmail push: the task's mailboxes are watched and synchronized when they change; `schedule` (default hourly) is the safety net. */
+    push: z.boolean().default(false),
   })
+  .transform((t) => (t.push && !t.schedule ? { ...t, schedule: PUSH_SAFETY_NET } : t))
   .superRefine((t, ctx) => {
     const hasUsers = t.users !== undefined && t.users.length > 0;
     if (hasUsers === (t.domain !== undefined)) {
@@ -160,6 +169,12 @@ export interface Config {
   readonly oauthTokenUrl: string | undefined;
   /** Where the worker finds the keys that sign its callers' OIDC tokens. */
   readonly oidcJwksUrl: string;
+  /** The Pub/Sub topic Gmail publishes push notifications to (`projects/P/topics/T`); needed to watch mailboxes. */
+  readonly pushTopic: string | undefined;
+  /** `notify`'s own URL: the audience of the push subscription's OIDC token. */
+  readonly notifyUrl: string | undefined;
+  /** The account the push subscription's OIDC tokens are issued to. */
+  readonly pushServiceAccount: string | undefined;
 }
 
 /** A configuration that cannot be used; the message names the field. */
@@ -219,6 +234,16 @@ function serviceAccount(env: Env, name: EnvName): string | undefined {
   const v = env[name];
   if (v === undefined || v === '') return undefined;
   if (!email.safeParse(v).success) throw new ConfigError(`${name} must be a service account email, got "${v}"`);
+  return v;
+}
+
+/** An optional Pub/Sub topic name. */
+function topic(env: Env, name: EnvName): string | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^projects\/[a-z][a-z0-9-]{4,28}[a-z0-9]\/topics\/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/.test(v)) {
+    throw new ConfigError(`${name} must be a Pub/Sub topic, projects/PROJECT/topics/TOPIC, got "${v}"`);
+  }
   return v;
 }
 
@@ -316,5 +341,8 @@ export function loadConfig(env: Env): Config {
     iamCredentialsRootUrl: url(env, 'IAM_CREDENTIALS_ROOT_URL'),
     oauthTokenUrl: url(env, 'OAUTH_TOKEN_URL'),
     oidcJwksUrl: url(env, 'OIDC_JWKS_URL') ?? GOOGLE_JWKS,
+    pushTopic: topic(env, 'PUSH_TOPIC'),
+    notifyUrl: url(env, 'NOTIFY_URL'),
+    pushServiceAccount: serviceAccount(env, 'PUSH_SERVICE_ACCOUNT'),
   });
 }

@@ -1,5 +1,5 @@
 /**
- * Entry point of the deployed functions: `action` and `worker`. The
+ * Entry point of the deployed functions: `action`, `worker` and `notify`. The
  * configuration is read and validated once, when the instance starts.
  */
 import { registerFunctions } from './register.js';

@@ -1,5 +1,5 @@
 /**
- * Registers both functions with the Functions Framework from an environment.
+ * Registers the functions (action, worker, notify) with the Functions Framework from an environment.
  * `index.ts` calls it with the process environment; tests call it with theirs.
  */
 import * as functions from '@google-cloud/functions-framework';
@@ -7,11 +7,13 @@ import { createActionHandler } from './action.js';
 import { loadConfig, type Env } from './config.js';
 import { createDeps, type Deps } from './deps.js';
 import type { Logger } from './log.js';
+import { createNotifyHandler } from './notify.js';
 import { createWorkerHandler } from './worker.js';
 
 export function registerFunctions(env: Env, overrides: { log?: Logger } = {}): Deps {
   const deps = createDeps(loadConfig(env), overrides);
   functions.http('action', createActionHandler(deps));
   functions.http('worker', createWorkerHandler(deps));
+  functions.http('notify', createNotifyHandler(deps));
   return deps;
 }

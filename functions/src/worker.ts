@@ -1,12 +1,14 @@
 /**
  * The `worker` HTTP function: the Cloud Tasks target. It checks the caller,
  * reads the task's payload and hands it to the work module. `POST /reconcile`
- * (Cloud Scheduler, with the same identity) runs one reconcile pass.
+ * (Cloud Scheduler, with the same identity) runs one reconcile pass; `POST /watches`
+ * renews every Gmail watch (push/watcher.ts).
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { CallerRefused, createCallerCheck } from './auth/oidc.js';
 import type { Deps } from './deps.js';
 import { createWork } from './fetch/work.js';
+import { createWatcher } from './push/watcher.js';
 import { createReconciler } from './queue/reconcile.js';
 import type { WorkPayload } from './queue/tasks.js';
 import type { DeliveryInfo } from './store/units.js';
@@ -43,6 +45,7 @@ export function createWorkerHandler(deps: Deps) {
   });
   const work = createWork(deps);
   const reconciler = createReconciler(deps);
+  const watcher = createWatcher(deps);
   return async function worker(req: Request, res: Response): Promise<void> {
     if (req.method !== 'POST') {
       res.status(405).set('Allow', 'POST').json({ error: `${req.method} is not accepted: the worker takes POST from the queue` });
@@ -66,8 +69,17 @@ export function createWorkerHandler(deps: Deps) {
       }
       return;
     }
+    if (req.path === '/watches') {
+      try {
+        res.status(200).json(await watcher.renewAll());
+      } catch (e) {
+        deps.log.error('watch renewal failed', { error: (e as Error).message });
+        res.status(503).json({ error: 'watch renewal did not complete; the next run continues' });
+      }
+      return;
+    }
     if (req.path !== '/') {
-      res.status(404).json({ error: `no route ${req.path}: the worker serves / (tasks) and /reconcile` });
+      res.status(404).json({ error: `no route ${req.path}: the worker serves / (tasks), /reconcile and /watches` });
       return;
     }
     let body: unknown = req.body;

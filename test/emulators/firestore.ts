@@ -33,7 +33,7 @@ export class FirestoreEmulatorNotFound extends Error {
   override readonly name = 'FirestoreEmulatorNotFound';
 }
 
-function gcloudSdkRoots(env: NodeJS.ProcessEnv): string[] {
+export function gcloudSdkRoots(env: NodeJS.ProcessEnv): string[] {
   const roots: string[] = [];
   if (env.CLOUDSDK_ROOT_DIR) roots.push(env.CLOUDSDK_ROOT_DIR);
   const which = spawnSync('sh', ['-c', 'command -v gcloud'], { encoding: 'utf8' });
@@ -94,7 +94,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function answers(host: string): Promise<boolean> {
+/** Whether an official emulator (Firestore, Pub/Sub) answers `Ok` at `host`. */
+export async function answersOk(host: string): Promise<boolean> {
   try {
     const r = await fetch(`http://${host}/`, { signal: AbortSignal.timeout(1000) });
     return r.ok && (await r.text()).startsWith('Ok');
@@ -111,7 +112,8 @@ async function wipe(host: string, project: string): Promise<void> {
   if (!r.ok) throw new Error(`wiping project ${project} failed: HTTP ${r.status}`);
 }
 
-function stop(child: ChildProcess): Promise<void> {
+/** Stops an emulator's process: SIGTERM, then SIGKILL after 5 s. */
+export function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((res) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -133,7 +135,7 @@ export async function startFirestoreEmulator(
   const env = opts.env ?? process.env;
   const existing = env.FIRESTORE_EMULATOR_HOST;
   if (existing) {
-    if (!(await answers(existing))) {
+    if (!(await answersOk(existing))) {
       throw new Error(`FIRESTORE_EMULATOR_HOST is ${existing}, but no Firestore emulator answers there`);
     }
     return { host: existing, owned: false, wipe: (p) => wipe(existing, p), close: async () => {} };
@@ -167,13 +169,13 @@ export async function startFirestoreEmulator(
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   const started = Date.now();
-  while (!(await answers(host))) {
+  while (!(await answersOk(host))) {
     if (child.exitCode !== null) {
       process.removeListener('exit', killOnExit);
       throw new Error(`the Firestore emulator exited with code ${child.exitCode}:\n${output}`);
     }
     if (Date.now() - started > 60_000) {
-      await stop(child);
+      await stopChild(child);
       process.removeListener('exit', killOnExit);
       throw new Error(`the Firestore emulator did not answer on ${host} within 60 s:\n${output}`);
     }
@@ -184,7 +186,7 @@ export async function startFirestoreEmulator(
     owned: true,
     wipe: (p) => wipe(host, p),
     close: async () => {
-      await stop(child);
+      await stopChild(child);
       process.removeListener('exit', killOnExit);
     },
   };

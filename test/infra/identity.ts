@@ -222,6 +222,12 @@ export const IDENTITY_MATRIX: Readonly<Record<string, readonly MatrixGrant[]>> =
       why: 'Collect creates objects, and reads one already there, on each bucket of var.collect_buckets and no other',
     },
   ],
+  notify: [
+    { grant: 'project roles/datastore.user', covers: ['firestore'], why: "the mailbox's history id, the queued push Synchronize and its action record in Firestore" },
+    { grant: 'queue:fetch {cloudtasks.tasks.create}', covers: ['cloudtasks.tasks.create'], why: 'the task of each push Synchronize it queues' },
+    { grant: 'serviceAccount:tasks_invoker {iam.serviceAccounts.actAs}', covers: ['actAs:TASKS_INVOKER_SERVICE_ACCOUNT'], why: "tasks carry the tasks account's OIDC token" },
+  ],
+  push: [{ grant: 'function:notify roles/run.invoker', covers: [], why: 'the Pub/Sub push subscription calls notify as this account' }],
   tasks_invoker: [{ grant: 'function:worker roles/run.invoker', covers: [], why: 'Cloud Tasks deliveries and the reconcile job call the worker as this account' }],
   scheduler: [{ grant: 'function:action roles/run.invoker', covers: [], why: 'the scheduled Synchronize jobs call action as this account' }],
   gmail_delegate: [],
@@ -235,4 +241,4 @@ export const IDENTITY_MATRIX: Readonly<Record<string, readonly MatrixGrant[]>> =
 };
 
 /** The function each runtime account serves (by entry point). */
-export const FUNCTION_ACCOUNTS: Readonly<Record<string, string>> = { action: 'action', worker: 'worker' };
+export const FUNCTION_ACCOUNTS: Readonly<Record<string, string>> = { action: 'action', worker: 'worker', notify: 'notify' };

@@ -12,6 +12,7 @@ import { QUERIES } from '../../functions/src/store/queries.js';
 import { FETCH_REGISTRY } from '../../functions/src/fetch/registry.js';
 import { GMAIL_SCOPES } from '../../functions/src/gmail/client.js';
 import { codeNeeds, IDENTITY_MATRIX, unknownGoogleCalls, type MatrixGrant } from './identity.js';
+import { checkPush } from './push.js';
 import {
   checkFirestoreDeployment,
   checkFirestoreLocation,
@@ -54,7 +55,8 @@ const ENV_MATRIX: EnvMatrix = {
     always: [...COMMON_ENV, 'ACTION_URL', 'SCHEDULER_SERVICE_ACCOUNT'],
     gated: { view_enabled: ['GMAIL_VIEW_SERVICE_ACCOUNT', 'GMAIL_VIEW_CLIENT_ID'] },
   },
-  worker: { always: [...COMMON_ENV, 'WORKER_TIME_BUDGET_S', 'GMAIL_DELEGATED_SERVICE_ACCOUNT', 'GMAIL_DELEGATED_CLIENT_ID'] },
+  worker: { always: [...COMMON_ENV, 'WORKER_TIME_BUDGET_S', 'GMAIL_DELEGATED_SERVICE_ACCOUNT', 'GMAIL_DELEGATED_CLIENT_ID', 'PUSH_TOPIC'] },
+  notify: { always: [...COMMON_ENV, 'NOTIFY_URL', 'PUSH_SERVICE_ACCOUNT'] },
 };
 
 let texts: Record<string, string>;
@@ -119,6 +121,7 @@ before(async () => {
   needs = new Map([
     ['action', codeNeeds(ROOT, 'functions/src/action.ts').needs],
     ['worker', codeNeeds(ROOT, 'functions/src/worker.ts').needs],
+    ['notify', codeNeeds(ROOT, 'functions/src/notify.ts').needs],
   ]);
 });
 
@@ -455,6 +458,36 @@ void describe('the reconcile job', () => {
     assertReports(await checkReconcileJob(m), 'retry_count 5');
     const n = await withText('scheduler.tf', 'attempt_deadline = "300s"', 'attempt_deadline = "3600s"');
     assertReports(await checkReconcileJob(n), 'attempt_deadline must be set');
+  });
+});
+
+void describe('Gmail push', () => {
+  void it('Gmail alone publishes to the topic; the subscription pushes to notify with the push account\'s token for its URL, with dead letters; notify is internal, invoked by the push account only; the renewal job POSTs /watches', () => {
+    assert.deepEqual(checkPush(parsed), []);
+  });
+
+  void it('reports another publisher, a wrong push endpoint or audience, a public notify, a second invoker, a missing dead-letter right and a missing renewal job', async () => {
+    assertReports(
+      checkPush(await withText('push.tf', 'member  = local.gmail_push_publisher', 'member  = "allUsers"')),
+      'its only grant must be roles/pubsub.publisher',
+    );
+    assertReports(checkPush(await withText('push.tf', 'push_endpoint = local.notify_url', 'push_endpoint = local.worker_url')), 'push_endpoint must be notify\'s URL');
+    assertReports(checkPush(await withText('push.tf', /audience              = local.notify_url/, 'audience              = local.action_url')), 'oidc_token.audience must be NOTIFY_URL');
+    const m = copy();
+    const svc = serviceConfig(m, 'notify');
+    svc['ingress_settings'] = 'ALLOW_ALL';
+    assertReports(checkPush(m), 'ingress_settings must be ALLOW_INTERNAL_ONLY');
+    const n = copy();
+    const invokers = n.resource['google_cloud_run_service_iam_member'] ?? {};
+    invokers['notify_extra'] = [{ ...structuredClone(body(n, 'google_cloud_run_service_iam_member', 'notify_push_invoker')), member: '${google_service_account.scheduler.member}' }];
+    assertReports(checkPush(n), 'its only invoker must be the push account');
+    const d = copy();
+    delete d.resource['google_pubsub_topic_iam_member']?.['dead_letter_publisher'];
+    delete d.resource['google_service_account_iam_member']?.['pubsub_mints_push_tokens'];
+    assertReports(checkPush(d), 'roles/pubsub.publisher on the dead-letter topic', "mint the push account's OIDC tokens");
+    const j = copy();
+    delete j.resource['google_cloud_scheduler_job']?.['watches'];
+    assertReports(checkPush(j), "POST to the worker's /watches");
   });
 });
 

@@ -977,7 +977,10 @@ export async function checkScheduledTasks(m: TfModule, examples: readonly Exampl
   if (scheduledSeen === 0) problems.push('no example configuration schedules a task, so the filter is not exercised');
 
   const schedule = expand(m, job.body['schedule']);
-  if (schedule !== '${each.value.schedule.cron}') problems.push(`${job.address}: schedule must be each.value.schedule.cron, got ${schedule}`);
+  // A push task without a schedule of its own runs its hourly safety net (functions/src/config.ts, PUSH_SAFETY_NET).
+  if (schedule !== '${each.value.schedule.cron}' && schedule !== '${try(each.value.schedule.cron, "0 * * * *")}') {
+    problems.push(`${job.address}: schedule must be each.value.schedule.cron (or, for a push task without one, "0 * * * *"), got ${schedule}`);
+  }
   if (!expand(m, job.body['time_zone']).includes('each.value.schedule.timeZone')) {
     problems.push(`${job.address}: time_zone must come from each.value.schedule.timeZone`);
   }

@@ -17,6 +17,8 @@ const VARIABLES = [
   'AUTH_EMULATOR_PORT',
   'ACI_PORT',
   'WORKER_PORT',
+  'NOTIFY_PORT',
+  'PUBSUB_EMULATOR_PORT',
 ];
 
 function hold(port: number): Promise<Server> {
@@ -34,6 +36,7 @@ for (const taken of VARIABLES) {
     try {
       const env: NodeJS.ProcessEnv = { ...process.env, ...ports, RECONCILE_INTERVAL_S: '0' };
       delete env['FIRESTORE_EMULATOR_HOST'];
+      delete env['PUBSUB_EMULATOR_HOST'];
       const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/stack.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
@@ -44,6 +47,7 @@ for (const taken of VARIABLES) {
       assert.doesNotMatch(out, /ready/);
       assert.match(err, new RegExp(`port ${ports[taken]} \\(${taken}\\) is already in use: stop what holds it, or set ${taken} to another port`));
       if (taken === 'FIRESTORE_EMULATOR_PORT') assert.match(err, /or set FIRESTORE_EMULATOR_HOST to use the emulator already there/);
+      if (taken === 'PUBSUB_EMULATOR_PORT') assert.match(err, /or set PUBSUB_EMULATOR_HOST to use the emulator already there/);
     } finally {
       await new Promise((res) => blocker.close(res));
     }

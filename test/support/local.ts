@@ -51,20 +51,21 @@ export async function waitUntilAnswers(url: string, withinMs = 60_000, everyMs =
 }
 
 /**
- * Calls the worker's reconcile route as Cloud Scheduler does: a POST with an
- * OIDC token of the queue's invoker account for the worker's URL, minted by
- * the Cloud Tasks emulator (the worker trusts its keys locally).
+ * Calls one of the worker's scheduled routes (`reconcile`, `watches`) as Cloud Scheduler does: a
+ * POST with an OIDC token of the queue's invoker account for the worker's URL, minted by the Cloud
+ * Tasks emulator (the worker trusts its keys locally).
  */
-export async function callReconcile(
+export async function callWorkerRoute(
   tasks: { mintOidcToken(serviceAccount: string, audience: string): Promise<string> },
   workerUrl: string,
   invoker: string,
+  route: 'reconcile' | 'watches',
 ): Promise<{ status: number; body: unknown }> {
   const token = await tasks.mintOidcToken(invoker, workerUrl);
-  const r = await fetch(new URL('reconcile', workerUrl), {
+  const r = await fetch(new URL(route, workerUrl), {
     method: 'POST',
     headers: { authorization: `Bearer ${token}` },
-    signal: AbortSignal.timeout(120_000),
+    signal: AbortSignal.timeout(route === 'watches' ? 600_000 : 120_000),
   });
   const text = await r.text();
   let body: unknown = text;
@@ -74,4 +75,13 @@ export async function callReconcile(
     // Not JSON: kept as text.
   }
   return { status: r.status, body };
+}
+
+/** The reconcile pass, as Cloud Scheduler calls it. */
+export function callReconcile(
+  tasks: { mintOidcToken(serviceAccount: string, audience: string): Promise<string> },
+  workerUrl: string,
+  invoker: string,
+): Promise<{ status: number; body: unknown }> {
+  return callWorkerRoute(tasks, workerUrl, invoker, 'reconcile');
 }

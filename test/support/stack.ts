@@ -21,7 +21,9 @@ import { freePort, startFirestoreEmulator, type FirestoreEmulator } from '../emu
 import { startGmailEmulator, type GmailEmulator, type GmailEmulatorOptions } from '../emulators/gmail/index.js';
 import { startGoogleAuthEmulator, type GoogleAuthEmulator } from '../emulators/google-auth/index.js';
 import { startStorageEmulator, type StorageEmulator } from '../emulators/storage/index.js';
-import { callReconcile, createFetchQueue, waitUntilAnswers } from './local.js';
+import { startPubsubEmulator, type PubsubEmulator } from '../emulators/pubsub.js';
+import { callReconcile, callWorkerRoute, createFetchQueue, waitUntilAnswers } from './local.js';
+import { createPushSubscription, createPushTopic, startPushRelay, type PushRelay } from './push.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SERVE = resolve(ROOT, 'scripts/serve-function.mjs');
@@ -47,7 +49,14 @@ export interface StackOptions {
    * emulator, which grants it the scopes below. `false` uses the development token `owner`.
    */
   delegation?: boolean | { scopes: string[] };
+  /** Gmail push: the Pub/Sub emulator, its topic and push subscription (through the relay of push.ts) to `notify`. */
+  push?: boolean;
+  /** A Firestore emulator to use (and leave running) instead of starting one (the benchmarks share theirs). */
+  firestore?: FirestoreEmulator;
 }
+
+/** The account the push subscription's OIDC tokens are issued to. */
+export const PUSH_SERVICE_ACCOUNT = 'gmail-push@test-stacks.iam.gserviceaccount.com';
 
 /** The runtime identity of every stack's functions (the auth emulator's metadata server). */
 export const RUNTIME_SERVICE_ACCOUNT = 'functions@test-stacks.iam.gserviceaccount.com';
@@ -118,6 +127,10 @@ export interface TestStack {
   /** Polls until the action has one of the statuses; returns its record. */
   waitFor(token: string, statuses: string[], timeoutMs?: number): Promise<ActionRecord>;
   units(token: string): Promise<UnitRecord[]>;
+  /** With `push`: `notify`'s URL, the Pub/Sub emulator, the topic Gmail publishes to, and the relay that signs pushes. */
+  push: { notifyUrl: string; pubsub: PubsubEmulator; topic: string; relay: PushRelay } | undefined;
+  /** Runs the worker's watch renewal (`POST /watches`), as Cloud Scheduler does; returns its report. */
+  renewWatches(): Promise<Record<string, number>>;
   /** Runs one reconcile pass through the worker's route, as Cloud Scheduler does; returns its report. */
   reconcile(): Promise<Record<string, number>>;
   /** Sink documents of a task and user: id → data. */
@@ -157,12 +170,15 @@ function closeServer(server: Server): Promise<void> {
 }
 
 export async function startTestStack(opts: StackOptions): Promise<TestStack> {
-  const firestore = await startFirestoreEmulator();
+  const firestore = opts.firestore ?? (await startFirestoreEmulator());
   const project = `test-${randomBytes(6).toString('hex')}`;
   const tasks = await startCloudTasksEmulator({ port: 0 });
   const auth = await acquireAuth();
+  const pubsub = opts.push ? await startPubsubEmulator() : undefined;
+  const pushTopic = pubsub ? await createPushTopic(pubsub, project) : undefined;
   const gmail = await startGmailEmulator({
     port: 0,
+    pubsubUrl: pubsub?.url,
     quotaUnitsPerMinute: 0,
     tokenVerifier: auth.verifyAccessToken,
     ...opts.gmail,
@@ -194,6 +210,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
   }
   const workerPort = await freePort();
   const workerUrl = `http://127.0.0.1:${workerPort}/`;
+  const notifyUrl = pubsub ? `http://127.0.0.1:${await freePort()}/` : undefined;
   const env: Env = {
     GCLOUD_PROJECT: project,
     CONNECTOR_CONFIG: JSON.stringify(opts.connector),
@@ -207,6 +224,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     OIDC_JWKS_URL: tasks.jwksUrl,
     STORAGE_EMULATOR_HOST: storage.url,
     COLLECT_BUCKETS: (opts.collectBuckets ?? []).join(','),
+    ...(notifyUrl && pushTopic ? { PUSH_TOPIC: pushTopic, NOTIFY_URL: notifyUrl, PUSH_SERVICE_ACCOUNT } : {}),
     ...delegationEnv,
     ...opts.env,
   };
@@ -236,6 +254,14 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
   const actionPort = await listen(action, 0);
   const actionUrl = `http://127.0.0.1:${actionPort}/`;
   const queuePath = deps.queue.queuePath;
+  let push: TestStack['push'];
+  const notify = getTestServer('notify');
+  if (pubsub && pushTopic && notifyUrl) {
+    await listen(notify, Number(new URL(notifyUrl).port));
+    const relay = await startPushRelay(notifyUrl, () => tasks.mintOidcToken(PUSH_SERVICE_ACCOUNT, notifyUrl));
+    await createPushSubscription(pubsub, project, pushTopic, relay.url);
+    push = { notifyUrl, pubsub, topic: pushTopic, relay };
+  }
   await createFetchQueue(tasks.grpcHost, project, 'us-central1', {
     maxAttempts: opts.retry?.maxAttempts ?? -1,
     minBackoffS: 0.1,
@@ -294,6 +320,12 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
       }
     },
     units: (token) => deps.store.units(token),
+    push,
+    async renewWatches() {
+      const r = await callWorkerRoute(tasks, workerUrl, env.TASKS_INVOKER_SERVICE_ACCOUNT ?? '', 'watches');
+      if (r.status !== 200) throw new Error(`watch renewal answered ${r.status}: ${JSON.stringify(r.body)}`);
+      return r.body as Record<string, number>;
+    },
     async reconcile() {
       const r = await callReconcile(tasks, workerUrl, env.TASKS_INVOKER_SERVICE_ACCOUNT ?? '');
       if (r.status !== 200) throw new Error(`reconcile answered ${r.status}: ${JSON.stringify(r.body)}`);
@@ -311,11 +343,14 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
       await bounded('the action server', closeServer(action));
       if (child && child.exitCode === null) await bounded('the worker process', new Promise((res) => { child?.once('exit', res); child?.kill('SIGTERM'); }));
       if (worker.listening) await bounded('the worker server', closeServer(worker));
+      if (push) await bounded('the push relay', push.relay.close());
+      if (notify.listening) await bounded('the notify server', closeServer(notify));
       await bounded('the Gmail emulator', gmail.close());
+      if (pubsub) await bounded('the Pub/Sub emulator', pubsub.close());
       await bounded('the Cloud Storage emulator', storage.close());
       await bounded('the auth emulator', releaseAuth());
       await bounded('the Firestore client', deps.db.terminate());
-      await bounded('the Firestore emulator', firestore.close());
+      if (!opts.firestore) await bounded('the Firestore emulator', firestore.close());
     },
   };
   return stack;

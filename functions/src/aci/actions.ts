@@ -9,6 +9,7 @@ import type { Deps } from '../deps.js';
 import { runNow } from '../fetch/now.js';
 import { FETCH_ACTION_NAMES, fetchActionNamed, fetchActionOf } from '../fetch/registry.js';
 import { viewMessage, ViewRefused } from '../view.js';
+import { watchStatus } from '../push/status.js';
 import { decodeIdentifier, IdentifierError, type Identifier } from './identifiers.js';
 import type { ActionListQuery } from '../store/actions.js';
 import { STATUSES, TOKEN_PATTERN, type Status } from '../store/model.js';
@@ -29,7 +30,7 @@ import {
 } from '../verbs.js';
 import { badParameter, gmailRefused, missingParameter, notFound, turnedOff, unavailable, unknownAction } from './errors.js';
 import { createAciParams, parseBoolParam, parseEnum, parseIntParam, requireParam, type AciParams } from './request.js';
-import type { AciTree } from './response.js';
+import { formatAciTime, type AciTree } from './response.js';
 import { actionView, identifierView } from './status.js';
 import { totalsOfUnits } from '../store/totals.js';
 
@@ -167,6 +168,7 @@ function timeParam(p: AciParams, name: string): number | undefined {
 
 const SORT_BY = { 'queue-time': 'queuedAt', 'start-time': 'startedAt', 'finish-time': 'endedAt' } as const;
 const SORT_ORDERS = ['descending', 'ascending'] as const;
+const ORIGINS = ['push', 'all'] as const;
 
 /** GetStatus without a token: which actions (IDOL's filters), in what order, how many. */
 function listQuery(p: AciParams): ActionListQuery {
@@ -180,7 +182,9 @@ function listQuery(p: AciParams): ActionListQuery {
   const ended = range('Finished-After', 'Finished-Before');
   const sortBy = SORT_BY[parseEnum(p, 'Sort-By', Object.keys(SORT_BY) as (keyof typeof SORT_BY)[], 'queue-time')];
   const descending = parseEnum(p, 'Sort-Order', SORT_ORDERS, 'descending') === 'descending';
-  return { status, queued, ended, sortBy, descending, limit };
+  // Origin=push lists the syncs push notifications queued, Origin=all everything; by default, not those.
+  const origin = p.get('Origin') ? parseEnum(p, 'Origin', ORIGINS) : undefined;
+  return { status, queued, ended, sortBy, descending, limit, origin };
 }
 
 /** How Progress names a unit's status: IDOL's `Pending` for one not yet started. */
@@ -263,7 +267,7 @@ async function getVersion(): Promise<AciTree> {
 }
 
 async function getStatus(_p: AciParams, deps: Deps): Promise<AciTree> {
-  const { paused, counts } = await serverStatus(deps);
+  const [{ paused, counts }, watched] = await Promise.all([serverStatus(deps), watchStatus(deps)]);
   return {
     version: VERSION,
     uptime: Math.floor((deps.now() - deps.startedAt) / 1000),
@@ -275,6 +279,18 @@ async function getStatus(_p: AciParams, deps: Deps): Promise<AciTree> {
           actions: Object.fromEntries(STATUSES.map((s) => [`@${s.toLowerCase()}`, String(counts[s])])),
         },
       ],
+    },
+    // Gmail watches of push tasks (push/watcher.ts): expiry, last renewal, last error.
+    watches: {
+      '@count': String(watched.count),
+      watch: watched.watches.map((w) => ({
+        address: w.address,
+        expiration: w.expiration ? formatAciTime(w.expiration.toDate()) : undefined,
+        renewed: w.renewedAt ? formatAciTime(w.renewedAt.toDate()) : undefined,
+        labels: w.labelIds.join(',') || undefined,
+        error: w.lastError ?? undefined,
+        error_time: w.lastErrorAt ? formatAciTime(w.lastErrorAt.toDate()) : undefined,
+      })),
     },
   };
 }

@@ -56,6 +56,7 @@ export function actionView(
     time_processing: started !== null ? secondsBetween(a.startedAt, ended ?? now) : undefined,
     process_end_time: a.endedAt && started !== null ? formatAciTime(a.endedAt.toDate()) : undefined,
     fetchaction: a.fetchAction.toUpperCase(),
+    origin: a.origin,
     tasks: results && spec?.results === 'tasks' ? taskResultsView(results.entries) : tasks,
     stop_requested: a.stopRequested,
     progress: { percent, pages, messages },

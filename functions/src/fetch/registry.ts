@@ -76,7 +76,7 @@ export interface FetchActionSpec {
    * `namedMailboxes` returns, and its task sections' mailboxes when it returns undefined.
    */
   readonly units: 'mailboxes' | 'identifiers';
-  /** With `units: 'identifiers'`: the mailboxes the action's identifiers name, by task; undefined when it was given task sections. */
+  /** The mailboxes the action's identifiers (or a push Synchronize's address) name, by task; undefined when it was given task sections. */
   namedMailboxes?(params: FetchParams): Record<string, string[]> | undefined;
   /** With `units: 'identifiers'`: the request still names its (one) task section, which its items' mailboxes belong to (Insert). */
   readonly takesSections?: boolean;

@@ -341,6 +341,8 @@ export const synchronizeAction: FetchActionSpec = {
   summary: 'copies each mailbox of the task sections into the sink, and keeps it equal to the mailbox',
   parse: () => ({}),
   units: 'mailboxes',
+  // A push Synchronize (push/queue.ts) reads only the address that was notified.
+  namedMailboxes: (p) => (typeof p['pushAddress'] === 'string' && typeof p['pushTask'] === 'string' ? { [p['pushTask']]: [p['pushAddress']] } : undefined),
   lock: true,
   coalesces: true,
   scopes: GMAIL_SCOPES,

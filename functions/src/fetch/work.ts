@@ -18,6 +18,7 @@ import { MailboxLost } from '../store/mailboxes.js';
 import { unitId, unitKey, unitTaskId, type UnitRecord } from '../store/model.js';
 import { flushEveryMs } from '../store/totals.js';
 import { LeaseLost, type DeliveryInfo, type UnitProgress } from '../store/units.js';
+import { createWatcher } from '../push/watcher.js';
 import { fetchActionOf } from './registry.js';
 import { createStopWatch } from './stopwatch.js';
 
@@ -41,6 +42,7 @@ export function createWork(deps: Deps) {
   const leaseMs = config.leaseS * 1000;
   const callTimeoutMs = config.gmailCallTimeoutS * 1000;
   const stops = createStopWatch((tokens) => store.stopFlags(tokens), STOP_POLL_MS);
+  const watcher = createWatcher(deps);
 
   /** Lists a task's mailboxes: its users, or its domain's through the Directory API. */
   async function mailboxes(task: string): Promise<string[]> {
@@ -245,6 +247,8 @@ export function createWork(deps: Deps) {
           await serial(() =>
             units.end(token, id, holder, 'Finished', progress, outcome.epoch === undefined ? undefined : { epoch: outcome.epoch, historyId: outcome.historyId ?? null }),
           );
+          // A push task's mailbox is watched once it has been synchronized (push/watcher.ts).
+          await watcher.afterSync(unit.task, unit.user, action.fetchAction);
           break;
         case 'superseded':
           await serial(() => units.end(token, id, holder, 'Finished', { ...progress, note: `action ${outcome.by} synchronized this mailbox after this run began; this run stopped there` }));

@@ -22,6 +22,8 @@ export const GMAIL_COSTS = {
   'messages.trash': 5,
   'messages.delete': 10,
   'messages.batchDelete': 50,
+  watch: 100,
+  stop: 50,
 } as const;
 export type GmailMethod = keyof typeof GMAIL_COSTS;
 

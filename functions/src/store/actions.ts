@@ -20,7 +20,7 @@ export type StopResult = { kind: 'stopping'; status: Status } | { kind: 'wrong-s
 const MAX_NAMED_ERRORS = 100;
 
 /** What a new action is made of. */
-export type NewAction = Pick<ActionRecord, 'token' | 'fetchAction' | 'tasks' | 'scheduleKey' | 'params' | 'request'>;
+export type NewAction = Pick<ActionRecord, 'token' | 'fetchAction' | 'tasks' | 'scheduleKey' | 'params' | 'request' | 'origin'>;
 
 /** The times an action list can be ordered by. */
 export type ActionTimeField = 'queuedAt' | 'startedAt' | 'endedAt';
@@ -37,6 +37,8 @@ export interface ActionListQuery {
   sortBy: ActionTimeField;
   descending: boolean;
   limit: number;
+  /** `push`: only actions queued by push notifications; `all`: every action; absent: all but those. */
+  origin?: 'push' | 'all';
 }
 /** Actions read per page, and at most in all, when a time range must be checked in memory. */
 const LIST_PAGE = 500;
@@ -77,7 +79,8 @@ export class ActionStore {
     return Timestamp.fromMillis(this.now());
   }
 
-  private newRecord(a: NewAction): ActionRecord {
+  /** The record of a new `Queued` action (written by create, createScheduled, or push/queue.ts in its own transaction). */
+  newRecord(a: NewAction): ActionRecord {
     return {
       ...a,
       status: 'Queued',
@@ -191,7 +194,9 @@ export class ActionStore {
     if (own.to !== undefined) query = query.where(q.sortBy, '<', Timestamp.fromMillis(own.to));
     query = query.orderBy(q.sortBy, direction);
     const others = (Object.keys(ranges) as ActionTimeField[]).filter((f) => f !== q.sortBy && ranges[f] !== undefined);
-    if (others.length === 0) {
+    // Push actions are told apart here, not by an indexed filter: old records carry no origin.
+    const ofOrigin = (a: ActionRecord): boolean => q.origin === 'all' || (q.origin === 'push') === (a.origin === 'push');
+    if (others.length === 0 && q.origin === 'all') {
       const snaps = await query.limit(q.limit).get();
       return snaps.docs.map((d) => d.data() as ActionRecord);
     }
@@ -200,17 +205,18 @@ export class ActionStore {
         const t = a[f]?.toMillis();
         const r = ranges[f] as TimeRange;
         return t !== undefined && (r.from === undefined || t >= r.from) && (r.to === undefined || t < r.to);
-      });
+      }) && ofOrigin(a);
+    const pageSize = others.length ? LIST_PAGE : Math.min(LIST_PAGE, q.limit + 20);
     const out: ActionRecord[] = [];
     let after: QueryDocumentSnapshot | undefined;
     for (let scanned = 0; out.length < q.limit && scanned < LIST_SCAN_MAX; ) {
-      const page = await (after ? query.startAfter(after) : query).limit(LIST_PAGE).get();
+      const page = await (after ? query.startAfter(after) : query).limit(pageSize).get();
       for (const d of page.docs) {
         const a = d.data() as ActionRecord;
         if (out.length < q.limit && inRange(a)) out.push(a);
       }
       scanned += page.size;
-      if (page.size < LIST_PAGE) break;
+      if (page.size < pageSize) break;
       after = page.docs[page.docs.length - 1];
     }
     return out;

@@ -58,6 +58,8 @@ export interface ActionRecord {
   error: string | null;
   /** Its totals as its shards held them when it ended (store/totals.ts); absent before, and for an action cancelled or failed without running. */
   totals?: ActionTotals;
+  /** `push`: queued by a Gmail push notification (notify.ts); absent for what clients and the scheduler sent. */
+  origin?: 'push';
 }
 
 /**
@@ -141,7 +143,7 @@ export interface UnitRecord {
   rolled?: UnitTally;
 }
 
-export const COLLECTIONS = { actions: 'actions', units: 'mailboxes', documents: 'documents', state: 'state', locks: 'locks', results: 'results', totals: 'totals' } as const;
+export const COLLECTIONS = { actions: 'actions', units: 'mailboxes', documents: 'documents', state: 'state', locks: 'locks', results: 'results', totals: 'totals', watches: 'watches' } as const;
 
 /** A token is 128 random bits in base64url: 22 characters. */
 export const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22}$/;

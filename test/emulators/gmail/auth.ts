@@ -65,6 +65,8 @@ export const METHOD_SCOPES: Record<string, readonly string[]> = {
   'history.list': [S.mail, S.modify, S.readonly, S.metadata],
   'threads.list': [S.mail, S.modify, S.readonly, S.metadata],
   'threads.get': [S.mail, S.modify, S.readonly, S.metadata],
+  watch: [S.mail, S.modify, S.readonly, S.metadata],
+  stop: [S.mail, S.modify, S.readonly, S.metadata],
   'directory.users.list': [S.directoryUser, S.directoryUserReadonly, S.cloudPlatform],
 };
 

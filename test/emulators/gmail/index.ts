@@ -20,6 +20,9 @@ import type { TokenVerifier } from './auth.js';
 import { FaultInjector, HangInjector, QuotaManager } from './quota.js';
 import { createHandler, type EmulatorState } from './routes.js';
 import { Mailbox } from './store.js';
+import { Watches, type NotificationStats, type Watch } from './watch.js';
+
+export type { NotificationStats, Watch } from './watch.js';
 
 export interface GmailEmulatorOptions {
   /** Port to listen on; 0 (the default) picks a free one. */
@@ -61,6 +64,13 @@ export interface GmailEmulatorOptions {
    * Without it only "owner" is accepted.
    */
   tokenVerifier?: TokenVerifier;
+  /**
+   * Root URL of the Pub/Sub emulator (`http://127.0.0.1:8085/`): users.watch checks the topic there
+   * and notifications are published to it. Without it watches are kept but nothing is published.
+   */
+  pubsubUrl?: string;
+  /** How long a watch lasts, in milliseconds. Default 7 days, as at Google. */
+  watchExpiryMs?: number;
 }
 
 export { OWNER_TOKEN, METHOD_SCOPES, SCOPES, type TokenInfo, type TokenVerifier } from './auth.js';
@@ -100,6 +110,16 @@ export interface GmailEmulator {
   stats(): GmailEmulatorStats;
   /** Addresses served, sorted. */
   mailboxes(): string[];
+  /** The user's watch while it has not expired. */
+  watchOf(user: string): Watch | undefined;
+  /** Notifications published and dropped for the user. */
+  notifications(user: string): NotificationStats;
+  /** Milliseconds until a change of the user would be notified rather than dropped (0: now). */
+  notifyQuietFor(user: string): number;
+  /** How long later watches last, in milliseconds. */
+  setWatchExpiry(ms: number): void;
+  /** Drops the user's next `count` notifications (counted as dropped), as Gmail may. */
+  dropNotifications(user: string, count: number): void;
 }
 
 function fraction(f: number): number {
@@ -128,6 +148,8 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     throw err;
   }
 
+  const watches = new Watches({ pubsubUrl: opts.pubsubUrl, expiryMs: opts.watchExpiryMs });
+  for (const mb of mailboxes.values()) mb.onChange = (historyId, labelIds) => watches.changed(mb.address, historyId, labelIds);
   const timers = new Map<NodeJS.Timeout, (done: boolean) => void>();
   const state: EmulatorState = {
     mailboxes,
@@ -150,6 +172,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     concurrencyRefused: 0,
     selfUrl: '',
     tokenVerifier: opts.tokenVerifier,
+    watches,
     delay: (ms, res) =>
       new Promise<boolean>((resolve) => {
         if (res?.destroyed) {
@@ -196,6 +219,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     close() {
       closing ??= (async () => {
         state.closed = true;
+        watches.close();
         for (const settle of [...timers.values()]) settle(false);
         timers.clear();
         for (const res of state.hanging) res.destroy();
@@ -237,6 +261,13 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     },
     mailboxes() {
       return [...mailboxes.keys()].sort();
+    },
+    watchOf: (user) => watches.get(user.toLowerCase()),
+    notifications: (user) => watches.statsOf(user.toLowerCase()),
+    notifyQuietFor: (user) => watches.quietFor(user.toLowerCase()),
+    dropNotifications: (user, count) => watches.dropNext(user.toLowerCase(), count),
+    setWatchExpiry(ms) {
+      watches.expiryMs = Math.max(1, ms);
     },
   };
 }

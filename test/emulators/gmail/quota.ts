@@ -34,6 +34,8 @@ export const METHOD_COSTS: Readonly<Record<string, number>> = {
   'history.list': 2,
   'threads.get': 10,
   'threads.list': 10,
+  watch: 100,
+  stop: 50,
 };
 
 interface Bucket {

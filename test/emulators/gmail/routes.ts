@@ -19,6 +19,7 @@ import { fromBase64Url, parseAttachmentId, parseHeaderBlock, splitMultipart } fr
 import { METHOD_COSTS, type FaultInjector, type HangInjector, type QuotaManager } from './quota.js';
 import { hash32 } from './random.js';
 import type { HistoryType, Mailbox, MessageFormat } from './store.js';
+import type { Watches } from './watch.js';
 
 export interface EmulatorState {
   mailboxes: Map<string, Mailbox>;
@@ -50,6 +51,8 @@ export interface EmulatorState {
   selfUrl: string;
   /** Knows the tokens other than "owner" (the Google auth emulator's verifyAccessToken). */
   tokenVerifier?: TokenVerifier;
+  /** Watches and the notifications they publish (watch.ts). */
+  watches: Watches;
   /** Waits `ms`; resolves early (with false) when the emulator closes or `res` closes (the client went away). */
   delay(ms: number, res?: ServerResponse): Promise<boolean>;
 }
@@ -66,6 +69,8 @@ interface Route {
 const U = '([^/]+)';
 const ROUTES: Route[] = [
   { name: 'getProfile', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/profile$`), gmail: true },
+  { name: 'watch', method: 'POST', pattern: new RegExp(`^/gmail/v1/users/${U}/watch$`), gmail: true },
+  { name: 'stop', method: 'POST', pattern: new RegExp(`^/gmail/v1/users/${U}/stop$`), gmail: true },
   { name: 'labels.list', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/labels$`), gmail: true },
   { name: 'labels.get', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/labels/${U}$`), gmail: true },
   { name: 'messages.list', method: 'GET', pattern: new RegExp(`^/gmail/v1/users/${U}/messages$`), gmail: true },
@@ -277,11 +282,18 @@ async function gmailCall(
   mb: Mailbox,
   req: IncomingMessage,
   url: URL,
+  watches: Watches,
 ): Promise<{ status: number; body: unknown }> {
   const p = url.searchParams;
   switch (name) {
     case 'getProfile':
       return { status: 200, body: mb.profile() };
+    case 'watch':
+      return { status: 200, body: await watches.watch(mb.address, parseJson(await readBody(req)), mb.historyId) };
+    case 'stop':
+      await readBody(req);
+      watches.stop(mb.address);
+      return { status: 204, body: null };
     case 'labels.list':
       return { status: 200, body: { labels: mb.labelsJson() } };
     case 'labels.get':
@@ -471,7 +483,7 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
         state.rateLimited++;
         throw rateLimited(state.quotaStatus, taken.retryAfterSeconds);
       }
-      const { status, body } = await gmailCall(route.name, args, mb, req, url);
+      const { status, body } = await gmailCall(route.name, args, mb, req, url, state.watches);
       const lose = state.losing.get(route.name) ?? 0;
       if (lose > 0) {
         // Applied, but the client never hears so: as when a connection drops after Gmail acted.

@@ -148,6 +148,8 @@ export class Mailbox {
   private fh: FileHandle | null = null;
   private insertSeq = 0;
   private lastDate = 0;
+  /** Told of every recorded change (watch.ts publishes notifications from it): the history id after it and the labels involved. */
+  onChange: ((historyId: number, labelIds: string[]) => void) | undefined;
 
   constructor(
     readonly address: string,
@@ -540,6 +542,7 @@ export class Mailbox {
     rec.historyId = id;
     this.version++;
     this.history.push({ id, messageId: rec.id, threadId: rec.threadId, labelIds: [...rec.labelIds], ...change });
+    this.onChange?.(id, [...new Set([...rec.labelIds, ...(change.labelsAdded ?? []), ...(change.labelsRemoved ?? [])])]);
     while (this.history.length - this.historyHead > this.historyRetention) {
       this.historyFloor = (this.history[this.historyHead] as HistoryRecord).id;
       this.historyHead++;
