@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', 'functions/lib/**', 'eslint.config.js', 'scripts/*.mjs', 'scratch/**'] },
+  { ignores: ['**/node_modules/**', 'functions/lib/**', 'eslint.config.js', 'scripts/*.mjs', 'bench/lib/*.mjs', 'scratch/**'] },
   ...tseslint.configs.recommended,
   {
     languageOptions: {
