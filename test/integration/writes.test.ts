@@ -234,6 +234,8 @@ describe('writes are off unless configured, and bad input changes nothing', () =
       [{ FetchAction: 'Insert', ConfigSection: 'W', InsertXML: insertXml([{ ref: 'a', user: ANN, raw: message(ANN, '<a@x>', 'a') }, { ref: 'b', user: ANN, raw: Buffer.from('%%%') }]) }, 'GMAILCONNECTOR-BAD-PARAMETER', /<insert> 2/],
       [{ FetchAction: 'Insert', ConfigSection: 'W', InsertXML: insertXml([{ ref: 'a', user: ANN, path: 'http://elsewhere/x' }]) }, 'GMAILCONNECTOR-BAD-PARAMETER', /gs:\/\/bucket\/object/],
       [{ FetchAction: 'Insert', InsertXML: insertXml([{ ref: 'a', user: ANN, raw: message(ANN, '<a@x>', 'a') }]) }, 'GMAILCONNECTOR-MISSING-PARAMETER', /ConfigSection/],
+      [{ FetchAction: 'Insert', ConfigSection: 'W', InsertXML: insertXml([{ ref: 'a', user: ANN, raw: message(ANN, '<dup@x>', 'a') }, { ref: 'b', user: ANN, raw: message(ANN, '<dup@x>', 'b') }]) }, 'GMAILCONNECTOR-BAD-PARAMETER', /b and a are the same message/],
+      [{ FetchAction: 'Insert', ConfigSection: 'W', InsertXML: 'x'.repeat(460 * 1024) }, 'GMAILCONNECTOR-BAD-PARAMETER', /give larger messages as gs:\/\/bucket\/object/],
       [{ FetchAction: 'Update', Identifiers: id }, 'GMAILCONNECTOR-BAD-PARAMETER', /IdentifiersXML/],
       [{ FetchAction: 'Update', IdentifiersXML: `<identifiersXML><identifier value="${id}"/></identifiersXML>` }, 'GMAILCONNECTOR-BAD-PARAMETER', /ADD_LABELS/],
       [{ FetchAction: 'Update', IdentifiersXML: `<identifiersXML><identifier value="${id}"><metadata name="ADD_LABELS" value="bad label"/></identifier></identifiersXML>` }, 'GMAILCONNECTOR-BAD-PARAMETER', /label ids/],

@@ -98,6 +98,14 @@ class Run {
   readonly holdsOpen = new Map<string, { release: boolean; doc: string }>();
   readonly holdTokens: string[] = [];
   holdOps = 0;
+  checksWithHolds = 0;
+
+  /** The sink check of one task and mailbox, held documents included. */
+  async assertSink(task: string, u: string): Promise<void> {
+    const held = this.heldOf(task, u);
+    await assertSinkWithHolds(this.stack, this.g, task, u, held);
+    if (held.size > 0) this.checksWithHolds++;
+  }
 
   constructor(
     readonly stack: TestStack,
@@ -322,7 +330,7 @@ class Run {
       if (rec.status !== 'Finished' || this.changesOf(a.task) !== a.changes) continue;
       // Holds taken or released while the run worked make its outcome depend on their order.
       if (a.holdOps === null || a.holdOps !== this.holdOps) continue;
-      for (const u of TASKS[a.task] ?? []) await assertSinkWithHolds(s, this.g, a.task, u, this.heldOf(a.task, u));
+      for (const u of TASKS[a.task] ?? []) await this.assertSink(a.task, u);
     }
   }
 
@@ -351,7 +359,13 @@ class Run {
 }
 
 /** Plays one seed on a new stack; throws with the seed and its steps when a check fails. */
-export async function runSeed(seed: number, length = 16): Promise<void> {
+/** How much of a seed's checking involved held documents. */
+export interface SeedReport {
+  /** Sink checks made while at least one of the checked mailboxes' documents was held. */
+  checksWithHolds: number;
+}
+
+export async function runSeed(seed: number, length = 16): Promise<SeedReport> {
   const steps = stepsOf(seed, length);
   const { dir } = writeMailbox(USERS[0] as string, 60, { prefix: `a${seed}-` });
   writeMailbox(USERS[1] as string, 40, { dir, prefix: `b${seed}-` });
@@ -373,6 +387,15 @@ export async function runSeed(seed: number, length = 16): Promise<void> {
     assert.equal((await stack.waitFor(still, [...ENDED_STATUSES])).status, 'Finished');
     const untouched = await stack.sink('STILL', UNTOUCHED);
     const run = new Run(stack, g);
+    // Every seed starts with one held document in each task, which its steps may change, delete or release.
+    for (const [task, u] of [['ONE', USERS[0]], ['BOTH', USERS[1]]] as const) {
+      const t = await stack.synchronize(task);
+      assert.equal((await stack.waitFor(t, [...ENDED_STATUSES], 120_000)).status, 'Finished');
+      const first = [...(await stack.sink(task, u as string)).values()].map((d) => d.messageId as string).sort()[0];
+      if (first) await run.holdAction('Hold', task, u as string, first);
+    }
+    await until('the first holds ended', () => run.settleHolds(), (ok) => ok, 120_000);
+    assert.equal(run.heldOf('ONE', USERS[0] as string).size + run.heldOf('BOTH', USERS[1] as string).size, 2, 'the first holds took');
     for (const c of steps) {
       done.push(JSON.stringify(c));
       await run.step(c);
@@ -393,7 +416,7 @@ export async function runSeed(seed: number, length = 16): Promise<void> {
       const token = await stack.synchronize(task);
       const a = await stack.waitFor(token, [...ENDED_STATUSES], 120_000);
       assert.equal(a.status, 'Finished', a.error ?? '');
-      for (const u of TASKS[task] ?? []) await assertSinkWithHolds(stack, g, task, u, run.heldOf(task, u));
+      for (const u of TASKS[task] ?? []) await run.assertSink(task, u);
       return token;
     };
     // Whatever the steps left, one run brings each task's sink level with its mailboxes...
@@ -418,6 +441,7 @@ export async function runSeed(seed: number, length = 16): Promise<void> {
       await finish(task, 'after release');
       for (const u of TASKS[task] ?? []) await assertSinkMirrors(stack, g, task, u);
     }
+    return { checksWithHolds: run.checksWithHolds };
   } catch (e) {
     const msg = (e as Error).message;
     throw new Error(`seed ${seed} failed at step ${done.length}: ${msg}\nsteps:\n  ${done.join('\n  ')}\nreplay: npm run soak -- --seed ${seed}`, { cause: e });

@@ -74,6 +74,13 @@ function parse(p: AciParams, config: Config): FetchParams {
     if (e instanceof InsertXmlError) throw badParameter('InsertXML', xml.slice(0, 80), `insert items as the contract describes them: ${e.message}`);
     throw e;
   }
+  const seen = new Map<string, string>();
+  for (const i of items) {
+    const key = `${i.user} ${i.messageId?.toLowerCase() ?? ''}`;
+    const other = i.messageId === undefined ? undefined : seen.get(key);
+    if (other !== undefined) throw badParameter('InsertXML', i.reference, `items with different messages: ${i.reference} and ${other} are the same message (Message-ID ${i.messageId}) for ${i.user}`);
+    seen.set(key, i.reference);
+  }
   requireWrites(config, [task], 'Insert', INSERT_SCOPES);
   const stored: StoredItem[] = items.map((i) => ({ ...i, source: i.source.kind === 'content' ? { kind: 'content', b64: i.source.raw.toString('base64') } : i.source }));
   return { task, items: JSON.stringify(stored) };
@@ -171,6 +178,9 @@ async function insertBatch(ctx: UnitContext, refs: string[], items: Map<string, 
           if (!head.messageId) return fail(ref, 'the message has no Message-ID header, which Insert needs to find an earlier attempt and never import a message twice');
           const found = await findByMessageId(ctx, head.messageId);
           if (found[0]) return done(ref, found[0], attempted.has(ref) ? 'inserted' : 'existing');
+          // Two items of one batch with one Message-ID would both be imported: the second fails.
+          const twin = toImport.find((t) => t.messageId.toLowerCase() === head.messageId?.toLowerCase());
+          if (twin) return fail(ref, `the same Message-ID ${head.messageId} as item ${twin.ref}, which this Insert imports`);
           toImport.push({ ref, item, messageId: head.messageId });
         } catch (e) {
           if (e instanceof SourceError) return fail(ref, e.message);
