@@ -657,8 +657,9 @@ void describe('retention', () => {
       'no TTL policy on expireAt in collection group mailboxes',
       'no TTL policy on expireAt in collection group results',
       'no TTL policy on expireAt in collection group locks',
+      'no TTL policy on expireAt in collection group gmailAddresses',
     );
-    const n = await withText('firestore.tf', 'for_each = toset(["actions", "mailboxes", "results", "locks"])', 'for_each = toset(["actions", "state", "results", "locks"])');
+    const n = await withText('firestore.tf', 'for_each = toset(["actions", "mailboxes", "results", "locks", "gmailAddresses"])', 'for_each = toset(["actions", "state", "results", "locks", "gmailAddresses"])');
     assertReports(await checkRetention(n, indexesFile), 'no TTL policy on expireAt in collection group mailboxes');
     const o = await withText('firestore.tf', 'field      = "expireAt"', 'field      = "expiresAt"');
     assertReports(await checkRetention(o, indexesFile), 'the TTL field is expiresAt');

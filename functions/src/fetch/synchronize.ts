@@ -12,7 +12,6 @@
  * the mailbox writes nothing more.
  */
 import { FieldPath, type DocumentReference } from '@google-cloud/firestore';
-import pLimit from 'p-limit';
 import { GMAIL_SCOPES } from '../gmail/client.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
@@ -20,6 +19,7 @@ import type { RunStanding } from '../store/mailboxes.js';
 import { COLLECTIONS, documentId, type Checkpoint, type Counts } from '../store/model.js';
 import { buildDocument, estimateBytes, type SinkDocument } from './document.js';
 import { PAGE_SIZE, cloneProgress, listMessages, saveProgress } from './listing.js';
+import { fetchAhead } from './pipeline.js';
 import type { FetchActionSpec, UnitContext, UnitOutcome } from './registry.js';
 
 /** The counters of a Synchronize, per task section. */
@@ -27,8 +27,11 @@ export const SYNC_COUNTERS = ['seen', 'added', 'updated', 'unchanged', 'deleted'
 
 /** Messages fetched, then committed, together; the run's end is checked between batches. */
 const BATCH = 50;
-/** Messages fetched at once within a batch. */
+/** Batches fetched while the one before them commits (fetch/pipeline.ts). */
+const AHEAD = 2;
+/** Messages fetched at once; up to BURST_CONCURRENCY while the address's quota has that many calls in hand. */
 const CONCURRENCY = 10;
+const BURST_CONCURRENCY = 25;
 /** Firestore allows 500 writes and 10 MiB a commit; stay under both (the progress write included). */
 const MAX_WRITES = 450;
 const MAX_COMMIT_BYTES = 8 * 1024 * 1024;
@@ -193,33 +196,31 @@ function writeBytes(r: ItemResult): number {
 }
 
 /**
- * Applies the listed page's items from `done` on, in batches; each batch's
- * finished prefix is committed with its counts. False when the run must end.
+ * Applies the listed page's items from `done` on, in batches, fetching ahead
+ * while the batch before commits (fetch/pipeline.ts); each batch's finished
+ * prefix is committed with its counts, in order. False when the run must end.
  */
 async function applyItems(ctx: SyncContext, cp0: Checkpoint): Promise<boolean> {
-  const limit = pLimit(CONCURRENCY);
   let cp = cp0;
-  while (cp.phase === 'fetching') {
-    if (ctx.shouldEnd()) return false;
-    const batch = cp.items.slice(cp.done, cp.done + BATCH);
-    const ids = batch.map((item) => (item.startsWith('-') ? item.slice(1) : item));
-    const snaps = await ctx.db.getAll(...ids.map((id) => docRef(ctx, id)), { fieldMask: ['labels'] });
-    const results: (ItemResult | undefined)[] = await Promise.all(
-      batch.map((item, k) =>
-        limit(async () => {
-          if (ctx.shouldEnd()) return undefined;
-          const snap = snaps[k];
-          const labels = snap?.exists ? ((snap.get('labels') as string[] | undefined) ?? []) : null;
-          return applyOne(ctx, cp, item, labels);
-        }),
-      ),
-    );
-    const finished = results.findIndex((r) => r === undefined);
-    const ready = (finished === -1 ? results : results.slice(0, finished)) as ItemResult[];
-    cp = await commitItems(ctx, cp, ids, ready);
-    if (ready.length < batch.length) return false;
-  }
-  return true;
+  const idOf = (item: string) => (item.startsWith('-') ? item.slice(1) : item);
+  return fetchAhead<string, ItemResult>({
+    items: cp0.items.slice(cp0.done),
+    batchSize: BATCH,
+    ahead: AHEAD,
+    concurrency: () => Math.min(BURST_CONCURRENCY, Math.max(CONCURRENCY, ctx.caller.headroom('messages.get'))),
+    shouldEnd: ctx.shouldEnd,
+    prepare: async (batch) => {
+      const snaps = await ctx.db.getAll(...batch.map((item) => docRef(ctx, idOf(item))), { fieldMask: ['labels'] });
+      return (item, k) => {
+        const snap = snaps[k];
+        const labels = snap?.exists ? ((snap.get('labels') as string[] | undefined) ?? []) : null;
+        return applyOne(ctx, cp0, item, labels);
+      };
+    },
+    commit: async (batch, ready) => {
+      cp = await commitItems(ctx, cp, batch.map(idOf), ready);
+    },
+  });
 }
 
 /** Commits applied items in order, as few transactions as Firestore's limits allow. */

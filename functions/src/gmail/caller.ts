@@ -115,6 +115,11 @@ export class GmailCaller {
     }
   }
 
+  /** Calls of `method` the address's quota lets start at once now (Infinity when unpaced). */
+  headroom(method: GmailMethod): number {
+    return Math.floor(this.opts.pacer.available / GMAIL_COSTS[method]);
+  }
+
   private backoff(attempt: number, err: TransientGmailError): number {
     const exp = Math.min(this.max, this.base * 2 ** attempt);
     const jittered = exp / 2 + Math.random() * (exp / 2);
