@@ -17,7 +17,7 @@ import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
 import type { RunStanding } from '../store/mailboxes.js';
 import { COLLECTIONS, documentId, type Checkpoint, type Counts } from '../store/model.js';
-import { buildDocument, estimateBytes, type SinkDocument } from './document.js';
+import { estimateBytes, fetchDocument, type SinkDocument } from './document.js';
 import { PAGE_SIZE, cloneProgress, listMessages, saveProgress } from './listing.js';
 import { fetchAhead } from './pipeline.js';
 import type { FetchActionSpec, UnitContext, UnitOutcome } from './registry.js';
@@ -287,9 +287,10 @@ async function applyOne(ctx: SyncContext, cp: Checkpoint, item: string, labels: 
       // A full listing marks what it saw, so that its sweep keeps it.
       return { write: cp.mode === 'full' ? { op: 'mark' } : null, counts: { seen: 1, unchanged: 1 } };
     }
-    const res = await ctx.caller.call('messages.get', what, (o) => users.messages.get({ userId: ctx.user, id, format: 'raw' }, o));
-    if (!wanted(ctx, res.data.labelIds ?? [])) return { write: null, counts: { seen: 1 } };
-    return { write: { op: 'set', doc: await buildDocument(ctx.task, ctx.user, res.data) }, counts: { seen: 1, added: 1 } };
+    // Read and parsed as it arrives, attachments streamed past (fetch/document.ts).
+    const got = await ctx.caller.call('messages.get', what, (o) => fetchDocument(ctx.gmail, ctx.task, ctx.user, id, o));
+    if (!wanted(ctx, got.labels)) return { write: null, counts: { seen: 1 } };
+    return { write: { op: 'set', doc: got.doc }, counts: { seen: 1, added: 1 } };
   } catch (e) {
     // Not examined after all: the next run applies it.
     if (e instanceof RunAborted) return undefined;
