@@ -15,6 +15,7 @@ const tick = () => new Promise<void>((r) => setImmediate(r));
 interface Scenario {
   items: number;
   batchSize: number;
+  firstBatchSize?: number | undefined;
   ahead: number;
   concurrency: number;
   /** The item whose apply gives up (the run must end), if any. */
@@ -40,6 +41,7 @@ async function play(s: Scenario) {
   const run = fetchAhead<number, number>({
     items,
     batchSize: s.batchSize,
+    firstBatchSize: s.firstBatchSize,
     ahead: s.ahead,
     concurrency: () => s.concurrency,
     shouldEnd: () => end,
@@ -127,6 +129,7 @@ describe('fetchAhead', () => {
         fc.record({
           items: fc.integer({ min: 0, max: 40 }),
           batchSize: fc.integer({ min: 1, max: 8 }),
+          firstBatchSize: fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }),
           ahead: fc.integer({ min: 0, max: 3 }),
           concurrency: fc.integer({ min: 1, max: 6 }),
           abandonAt: fc.option(fc.integer({ min: 0, max: 40 })),

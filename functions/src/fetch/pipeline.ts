@@ -26,6 +26,8 @@ export interface PipelineOptions<T, R> {
   items: readonly T[];
   /** Items applied, then committed, together. */
   batchSize: number;
+  /** The first batch's size, when smaller: the first documents land sooner. */
+  firstBatchSize?: number;
   /** Batches fetched beyond the one committing. */
   ahead: number;
   /** Items applied at once, across the batches in flight; asked again before each item starts. */
@@ -55,7 +57,8 @@ export async function fetchAhead<T, R>(o: PipelineOptions<T, R>): Promise<boolea
   let next = 0;
 
   const launch = () => {
-    const batch = o.items.slice(next, next + o.batchSize);
+    const size = next === 0 ? Math.min(o.batchSize, o.firstBatchSize ?? o.batchSize) : o.batchSize;
+    const batch = o.items.slice(next, next + size);
     next += batch.length;
     const results = (async () => {
       const apply = await o.prepare(batch);

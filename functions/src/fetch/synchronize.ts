@@ -29,9 +29,14 @@ export const SYNC_COUNTERS = ['seen', 'added', 'updated', 'unchanged', 'deleted'
 const BATCH = 50;
 /** Batches fetched while the one before them commits (fetch/pipeline.ts). */
 const AHEAD = 2;
-/** Messages fetched at once; up to BURST_CONCURRENCY while the address's quota has that many calls in hand. */
+/**
+ * Messages fetched at once: CONCURRENCY, and up to BURST_CONCURRENCY while the address's quota has
+ * that many calls in hand, once the page's first CONCURRENCY messages proved small (none over
+ * LARGE_MESSAGE bytes): a page of large messages is read ten at a time.
+ */
 const CONCURRENCY = 10;
 const BURST_CONCURRENCY = 25;
+const LARGE_MESSAGE = 1024 * 1024;
 /** Firestore allows 500 writes and 10 MiB a commit; stay under both (the progress write included). */
 const MAX_WRITES = 450;
 const MAX_COMMIT_BYTES = 8 * 1024 * 1024;
@@ -203,18 +208,28 @@ function writeBytes(r: ItemResult): number {
 async function applyItems(ctx: SyncContext, cp0: Checkpoint): Promise<boolean> {
   let cp = cp0;
   const idOf = (item: string) => (item.startsWith('-') ? item.slice(1) : item);
+  let small = 0;
+  let large = false;
+  const sized = (r: ItemResult | undefined) => {
+    if (!r) return r;
+    if (r.write?.op === 'set' && r.write.doc.sizeEstimate > LARGE_MESSAGE) large = true;
+    else small++;
+    return r;
+  };
   return fetchAhead<string, ItemResult>({
     items: cp0.items.slice(cp0.done),
     batchSize: BATCH,
+    // A run's first documents land after one round of fetches, not five.
+    firstBatchSize: cp0.done === 0 ? CONCURRENCY : BATCH,
     ahead: AHEAD,
-    concurrency: () => Math.min(BURST_CONCURRENCY, Math.max(CONCURRENCY, ctx.caller.headroom('messages.get'))),
+    concurrency: () => (large || small < CONCURRENCY ? CONCURRENCY : Math.min(BURST_CONCURRENCY, Math.max(CONCURRENCY, ctx.caller.headroom('messages.get')))),
     shouldEnd: ctx.shouldEnd,
     prepare: async (batch) => {
       const snaps = await ctx.db.getAll(...batch.map((item) => docRef(ctx, idOf(item))), { fieldMask: ['labels'] });
       return (item, k) => {
         const snap = snaps[k];
         const labels = snap?.exists ? ((snap.get('labels') as string[] | undefined) ?? []) : null;
-        return applyOne(ctx, cp0, item, labels);
+        return applyOne(ctx, cp0, item, labels).then(sized);
       };
     },
     commit: async (batch, ready) => {
