@@ -207,7 +207,10 @@ export async function fetchDocument(
       .catch((e: unknown) => {
         throw withParsedBody(e);
       });
-    const msg = await readRawMessage(res.data as unknown as AsyncIterable<Uint8Array>, (chunk) => reader.write(chunk));
+    const msg = await readRawMessage(res.data as unknown as AsyncIterable<Uint8Array>, (chunk) => {
+      o.alive();
+      return reader.write(chunk);
+    });
     return { labels: msg.labelIds ?? [], doc: documentOf(task, user, msg, await reader.end()) };
   } catch (e) {
     reader.destroy();
