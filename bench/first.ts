@@ -13,8 +13,8 @@ import { startBenchStack } from './lib/stack.js';
 import { ENDED } from './lib/sync.js';
 import { fmt, median, note, quantile, round, sleep } from './lib/util.js';
 
-const RUNS = 15;
-const MESSAGES = 300;
+const RUNS = 9;
+const MESSAGES = 100;
 const TARGET_MS = 1_000;
 
 const userOf = (i: number) => `first${i}@example.com`;
