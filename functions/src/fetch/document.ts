@@ -175,12 +175,18 @@ export async function buildDocument(task: string, user: string, msg: gmail_v1.Sc
   return documentOf(task, user, msg, await reader.end());
 }
 
-/** A Google API error whose body gaxios left as text (it does so for streamed answers), with the body parsed. */
+/**
+ * A Google API error of a streamed answer, with its JSON body restored: gaxios reads the body of a
+ * refused streamed call as text, puts that text in the error's message and leaves `response.data`
+ * unset or a string, so the reason (`rateLimitExceeded`, "concurrent requests") would be lost.
+ */
 function withParsedBody(e: unknown): unknown {
-  const res = (e as { response?: { data?: unknown } } | null)?.response;
-  if (res && typeof res.data === 'string') {
+  const err = e as { message?: unknown; response?: { data?: unknown } } | null;
+  const res = err?.response;
+  if (res && (res.data === undefined || typeof res.data === 'string')) {
+    const text = typeof res.data === 'string' ? res.data : String(err?.message ?? '');
     try {
-      res.data = JSON.parse(res.data) as unknown;
+      res.data = JSON.parse(text) as unknown;
     } catch {
       // Not JSON: left as it is.
     }
