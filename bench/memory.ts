@@ -3,6 +3,11 @@
  * maximum of 1,000,000 units/min): its CPU time and peak memory (VmHWM of the
  * worker process, a fresh one for each size) for growing generated mailboxes.
  * Target: memory flat as the mailbox grows, peak at 100k ≤ 1.5 × peak at 10k.
+ *
+ * Beside them (`memlarge`), a mailbox of large messages: each a text part and
+ * one attachment, about 49 MB in all (Gmail's limit is 50 MB), twelve of them
+ * read ten at a time. Target: peak ≤ K_BOUND × message size × 10 + the idle worker's peak +
+ * 256 MiB; the k measured is (peak − idle peak) ÷ (message size × 10).
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -86,6 +91,66 @@ function newestProfile(dir: string): string | undefined {
     return undefined;
   }
 }
+
+const LARGE_USER = 'large@example.com';
+const LARGE_COUNT = 12;
+/** An attachment of 36 MiB is 48.6 MiB in base64: a message just under Gmail's 50 MB. */
+const LARGE_ATTACHMENT = 36 * 1024 * 1024;
+/** The generator's PDF attachments start with a 15-byte header before their random bytes. */
+const PDF_HEADER = 15;
+/** Messages a Synchronize reads at once once they prove large (fetch/synchronize.ts). */
+const LARGE_CONCURRENCY = 10;
+const K_BOUND = 0.5;
+const CONSTANT_MIB = 256;
+
+export const largeMemoryBench: Benchmark = {
+  name: 'memlarge',
+  title: 'worker peak memory on twelve messages of about 49 MB with attachments',
+  async run(ctx): Promise<Outcome> {
+    const mail = await generatedMail([{ address: LARGE_USER, count: LARGE_COUNT, seed: 701, attachmentBytes: LARGE_ATTACHMENT }]);
+    try {
+      const stack = await startBenchStack({
+        name: 'memlarge',
+        firestore: ctx.firestore,
+        logDir: ctx.logDir,
+        mailDir: mail.dir,
+        connector: { gmail: { quotaUnitsPerUserPerMinute: 1_000_000 }, tasks: { BIG: { users: [LARGE_USER], includeSpamTrash: true } } },
+        gmail: { quotaUnitsPerMinute: 0 },
+      });
+      try {
+        const idle = memory(stack.workerPid)?.peakMiB ?? NaN;
+        note(`memlarge: ${LARGE_COUNT} messages of ${fmt(mail.bytes / LARGE_COUNT / 1048576, 1)} MiB, quota off`);
+        const run = await measureSync(stack, 'BIG', { timeoutMs: 1_200_000 });
+        expectFinished(run, LARGE_COUNT);
+        const docs = await stack.db.collection('documents').where('user', '==', LARGE_USER).get();
+        const kept = docs.docs.map((d) => (d.get('attachments') as { size: number }[])[0]?.size ?? 0);
+        if (kept.some((size) => size !== LARGE_ATTACHMENT + PDF_HEADER)) throw new Error(`attachment sizes in the sink: ${kept.join(', ')}; expected ${LARGE_ATTACHMENT + PDF_HEADER} each`);
+        const sizeMiB = mail.bytes / LARGE_COUNT / 1048576;
+        const peak = run.workerPeakMiB ?? NaN;
+        const k = (peak - idle) / (sizeMiB * LARGE_CONCURRENCY);
+        const bound = K_BOUND * sizeMiB * LARGE_CONCURRENCY + idle + CONSTANT_MIB;
+        return {
+          rows: [
+            below(`peak worker memory, ${LARGE_COUNT} × ${fmt(sizeMiB, 1)} MiB messages`, peak, 'MiB', bound, 0, true),
+            info('k = (peak − idle peak) ÷ (message size × 10)', k, '', 3, `≤ ${K_BOUND}`, k / K_BOUND),
+            info(`${LARGE_COUNT} large messages: rate`, run.messages / run.unitSeconds, 'msg/s', 2),
+          ],
+          notes: [
+            `memlarge: ${LARGE_COUNT} messages of ${fmt(sizeMiB, 1)} MiB (a text part and a ${LARGE_ATTACHMENT / 1048576} MiB PDF attachment each), ` +
+              `read ${LARGE_CONCURRENCY} at a time; worker peak (VmHWM) ${fmt(peak, 0)} MiB, ${fmt(idle, 0)} MiB idle after start; ` +
+              `bound ${K_BOUND} × ${fmt(sizeMiB, 1)} MiB × ${LARGE_CONCURRENCY} + ${fmt(idle, 0)} + ${CONSTANT_MIB} MiB = ${fmt(bound, 0)} MiB; ` +
+              `worker CPU ${fmt((run.workerCpuMs ?? NaN) / 1000, 1)} s; every attachment's size in the sink is exact.`,
+          ],
+          details: { count: LARGE_COUNT, messageMiB: round(sizeMiB, 2), idlePeakMiB: round(idle, 1), peakMiB: round(peak, 1), k: round(k, 4), bound: round(bound, 1), seconds: round(run.unitSeconds, 2), workerCpuMs: run.workerCpuMs },
+        };
+      } finally {
+        await stack.close();
+      }
+    } finally {
+      await mail.remove();
+    }
+  },
+};
 
 export const memoryBench: Benchmark = {
   name: 'memory',

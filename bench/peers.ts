@@ -14,7 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { startFirestoreEmulator } from '../test/emulators/firestore.js';
 import { OWNER_TOKEN } from '../test/emulators/gmail/index.js';
@@ -35,7 +35,7 @@ interface Cell {
   messages: number;
 }
 interface CellResult extends Cell {
-  rows: { contender: Contender; rates: number[]; refused: number[]; seconds: number[] }[];
+  rows: { contender: Contender; rates: number[]; refused: number[]; seconds: number[]; load: number[] }[];
 }
 
 function parseArgs(argv: string[]) {
@@ -85,7 +85,7 @@ async function runCell(firestore: Awaited<ReturnType<typeof startFirestoreEmulat
     try {
       const out: CellResult = { ...cell, rows: [] };
       for (const c of contenders) {
-        const row = { contender: c, rates: [] as number[], refused: [] as number[], seconds: [] as number[] };
+        const row = { contender: c, rates: [] as number[], refused: [] as number[], seconds: [] as number[], load: [] as number[] };
         for (let r = 0; r < runs; r++) {
           const before = stack.gmail.stats().rateLimited;
           let messages: number;
@@ -105,7 +105,10 @@ async function runCell(firestore: Awaited<ReturnType<typeof startFirestoreEmulat
           row.rates.push(messages / seconds);
           row.refused.push(refused);
           row.seconds.push(seconds);
-          note(`burst ${cell.burstS} s, ${cell.messages} msgs, ${c} run ${r + 1}: ${fmt(messages / seconds, 1)} msg/s in ${fmt(seconds, 1)} s, ${refused} refused${extra}`);
+          // The machine's load average when the run ended: the rates are only comparable at similar loads.
+          const load = loadavg()[0] ?? NaN;
+          row.load.push(load);
+          note(`burst ${cell.burstS} s, ${cell.messages} msgs, ${c} run ${r + 1}: ${fmt(messages / seconds, 1)} msg/s in ${fmt(seconds, 1)} s, ${refused} refused, load ${fmt(load, 2)}${extra}`);
         }
         out.rows.push(row);
       }
@@ -120,8 +123,8 @@ async function runCell(firestore: Awaited<ReturnType<typeof startFirestoreEmulat
 
 function render(results: CellResult[]): string {
   const lines = [
-    '| burst window | messages | contender | median msg/s | 429s (median) | connector ÷ best peer | connector ÷ sustained ceiling |',
-    '|---|---:|---|---:|---:|---:|---:|',
+    '| burst window | messages | contender | median msg/s | 429s (median) | connector ÷ best peer | connector ÷ sustained ceiling | load (1 min) |',
+    '|---|---:|---|---:|---:|---:|---:|---:|',
   ];
   const targets: string[] = [];
   for (const cell of results) {
@@ -132,7 +135,7 @@ function render(results: CellResult[]): string {
       const isConn = r.contender === 'connector';
       const ratio = isConn && best ? fmt(median(r.rates) / median(best.rates), 2) : '';
       const ceil = isConn ? fmt(median(r.rates) / CEILING, 2) : '';
-      lines.push(`| ${cell.burstS} s | ${cell.messages.toLocaleString('en-US')} | ${r.contender} | ${fmt(median(r.rates), 1)} | ${median(r.refused)} | ${ratio} | ${ceil} |`);
+      lines.push(`| ${cell.burstS} s | ${cell.messages.toLocaleString('en-US')} | ${r.contender} | ${fmt(median(r.rates), 1)} | ${median(r.refused)} | ${ratio} | ${ceil} | ${r.load.map((l) => fmt(l, 1)).join(', ')} |`);
     }
     if (conn && best) {
       const ratio = median(conn.rates) / median(best.rates);

@@ -14,18 +14,19 @@ import { join } from 'node:path';
 import { startFirestoreEmulator } from '../test/emulators/firestore.js';
 import { collectBench } from './collect.js';
 import { fanout } from './fanout.js';
+import { firstDocument } from './first.js';
 import { cleanupAll, mark, onCleanup } from './lib/cleanup.js';
 import { renderTable, type BenchContext, type BenchResult, type Benchmark } from './lib/report.js';
 import { ROOT } from './lib/stack.js';
 import { note } from './lib/util.js';
-import { memoryBench } from './memory.js';
+import { largeMemoryBench, memoryBench } from './memory.js';
 import { scaleBench } from './scale.js';
 import { stopLatency } from './stop.js';
 import { throughput } from './throughput.js';
 import { tokenLatency } from './latency.js';
 import { pushBench } from './push.js';
 
-const BENCHMARKS: Benchmark[] = [throughput, tokenLatency, stopLatency, fanout, scaleBench, memoryBench, collectBench, pushBench];
+const BENCHMARKS: Benchmark[] = [throughput, tokenLatency, firstDocument, stopLatency, fanout, scaleBench, memoryBench, largeMemoryBench, collectBench, pushBench];
 
 const USAGE = `usage: npm run bench [-- [${BENCHMARKS.map((b) => b.name).join('|')}]... [--full] [--profile] [--no-build]]
   (no name)   every benchmark

@@ -91,9 +91,11 @@ resource "google_firestore_field" "override" {
 # (actions/{token}/locks) and its totals' shards (actions/{token}/totals) are written while it runs, with expireAt = then + action_retention_days
 # + 30 days, so they outlive any action that ends within 30 days of writing them. The field is exempt from
 # single-field indexing: nothing queries it, and an index on a timestamp written in time order
-# would only add cost.
+# would only add cost. The hold documents of Gmail addresses (gmailAddresses/{address}, one per
+# address read) carry expireAt = an hour past their hold's end, so an address nobody reads any
+# more is deleted too.
 resource "google_firestore_field" "expire_at" {
-  for_each = toset(["actions", "mailboxes", "results", "locks", "totals"])
+  for_each = toset(["actions", "mailboxes", "results", "locks", "totals", "gmailAddresses"])
 
   project    = var.project_id
   database   = google_firestore_database.default.name

@@ -29,6 +29,11 @@ export interface GenerateOptions {
   count: number;
   seed: number;
   address: string;
+  /**
+   * When set, every message is a text part and one PDF attachment of this many bytes, and none is
+   * messy: the mailbox of large messages of the memory benchmark.
+   */
+  attachmentBytes?: number;
 }
 
 // ---- randomness -------------------------------------------------------------------------
@@ -321,7 +326,7 @@ function htmlOf(text: string, title: string): string {
   );
 }
 
-function attachmentPart(rng: Random, index: number, large: boolean): Part {
+function attachmentPart(rng: Random, index: number, large: boolean, largeBytes?: number): Part {
   const kind = large ? 'pdf' : rng.pick(['txt', 'csv', 'pdf', 'png', 'intl'] as const);
   let data: Buffer;
   let type: string;
@@ -346,7 +351,7 @@ function attachmentPart(rng: Random, index: number, large: boolean): Part {
       name = `photo_${index}.png`;
       break;
     default: {
-      const size = large ? rng.int(105_000, 140_000) : rng.int(300, 2000);
+      const size = large ? (largeBytes ?? rng.int(105_000, 140_000)) : rng.int(300, 2000);
       data = Buffer.concat([Buffer.from('%PDF-1.4\n%\xe2\xe3\xcf\xd3\n', 'latin1'), rng.bytes(size)]);
       type = 'application/pdf';
       name = kind === 'intl' ? `Präsentation Q${(index % 4) + 1} – final.pdf` : `report-${index}.pdf`;
@@ -409,8 +414,9 @@ class Generator {
     const received = this.date;
     const msgId = (BigInt(received) << 20n) | BigInt(rng.int(0, 0xfffff));
 
-    const messyKind = i % 50 === 7 ? Math.floor(i / 50) % 9 : -1;
-    const large = i % 200 === 123;
+    const sized = this.opts.attachmentBytes !== undefined;
+    const messyKind = !sized && i % 50 === 7 ? Math.floor(i / 50) % 9 : -1;
+    const large = sized || i % 200 === 123;
     const bigHtml = i % 500 === 311;
 
     // Thread: reply into an open thread, or start one.
@@ -520,7 +526,7 @@ class Generator {
       root = multipart('multipart/mixed', `mix_${i}_${rng.int(1000, 9999)}`, [body, ...atts]);
     }
     if (large) {
-      root = multipart('multipart/mixed', `big_${i}`, [textPart(text, 'plain', rng), attachmentPart(rng, i, true)]);
+      root = multipart('multipart/mixed', `big_${i}`, [textPart(text, 'plain', rng), attachmentPart(rng, i, true, this.opts.attachmentBytes)]);
     }
 
     let lineEnding: '\r\n' | '\n' = '\r\n';

@@ -17,14 +17,14 @@ export interface MailDir {
 }
 
 /** Writes one generated mailbox per entry into a new temporary folder. */
-export async function generatedMail(boxes: { address: string; count: number; seed: number }[]): Promise<MailDir> {
+export async function generatedMail(boxes: { address: string; count: number; seed: number; attachmentBytes?: number }[]): Promise<MailDir> {
   const dir = await mkdtemp(join(tmpdir(), 'gmail-connector-bench-'));
   const remove = onCleanup(`folder ${dir}`, () => rm(dir, { recursive: true, force: true }));
   try {
     let bytes = 0;
     const started = Date.now();
     for (const b of boxes) {
-      const r = await generateMbox({ output: join(dir, `${b.address}.mbox`), count: b.count, seed: b.seed, address: b.address });
+      const r = await generateMbox({ output: join(dir, `${b.address}.mbox`), count: b.count, seed: b.seed, address: b.address, attachmentBytes: b.attachmentBytes });
       bytes += r.bytes;
     }
     const total = boxes.reduce((n, b) => n + b.count, 0);

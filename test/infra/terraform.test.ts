@@ -694,8 +694,9 @@ void describe('retention', () => {
       'no TTL policy on expireAt in collection group results',
       'no TTL policy on expireAt in collection group locks',
       'no TTL policy on expireAt in collection group totals',
+      'no TTL policy on expireAt in collection group gmailAddresses',
     );
-    const n = await withText('firestore.tf', 'for_each = toset(["actions", "mailboxes", "results", "locks", "totals"])', 'for_each = toset(["actions", "state", "results", "locks", "totals"])');
+    const n = await withText('firestore.tf', 'for_each = toset(["actions", "mailboxes", "results", "locks", "totals", "gmailAddresses"])', 'for_each = toset(["actions", "state", "results", "locks", "totals", "gmailAddresses"])');
     assertReports(await checkRetention(n, indexesFile), 'no TTL policy on expireAt in collection group mailboxes');
     const o = await withText('firestore.tf', 'field      = "expireAt"', 'field      = "expiresAt"');
     assertReports(await checkRetention(o, indexesFile), 'the TTL field is expiresAt');

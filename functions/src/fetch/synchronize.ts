@@ -12,15 +12,15 @@
  * the mailbox writes nothing more.
  */
 import { FieldPath, type DocumentReference } from '@google-cloud/firestore';
-import pLimit from 'p-limit';
 import { GMAIL_SCOPES } from '../gmail/client.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
 import type { RunStanding } from '../store/mailboxes.js';
 import { COLLECTIONS, documentId, type Checkpoint, type Counts } from '../store/model.js';
-import { buildDocument, estimateBytes, type SinkDocument } from './document.js';
+import { estimateBytes, fetchDocument, type SinkDocument } from './document.js';
 import { HOLD_FIELDS, holdStateOf, releasedPage, sweptUnderHold, underHold } from './holds.js';
 import { PAGE_SIZE, cloneProgress, listMessages, saveProgress } from './listing.js';
+import { fetchAhead } from './pipeline.js';
 import type { FetchActionSpec, UnitContext, UnitOutcome } from './registry.js';
 
 /** The counters of a Synchronize, per task section. */
@@ -28,8 +28,16 @@ export const SYNC_COUNTERS = ['seen', 'added', 'updated', 'unchanged', 'deleted'
 
 /** Messages fetched, then committed, together; the run's end is checked between batches. */
 const BATCH = 50;
-/** Messages fetched at once within a batch. */
+/** Batches fetched while the one before them commits (fetch/pipeline.ts). */
+const AHEAD = 2;
+/**
+ * Messages fetched at once: CONCURRENCY, and up to BURST_CONCURRENCY while the address's quota has
+ * that many calls in hand, once the page's first CONCURRENCY messages proved small (none over
+ * LARGE_MESSAGE bytes): a page of large messages is read ten at a time.
+ */
 const CONCURRENCY = 10;
+const BURST_CONCURRENCY = 25;
+const LARGE_MESSAGE = 1024 * 1024;
 /** Firestore allows 500 writes and 10 MiB a commit; stay under both (the progress write included). */
 const MAX_WRITES = 450;
 const MAX_COMMIT_BYTES = 8 * 1024 * 1024;
@@ -196,34 +204,43 @@ function writeBytes(r: ItemResult): number {
 }
 
 /**
- * Applies the listed page's items from `done` on, in batches; each batch's
- * finished prefix is committed with its counts. False when the run must end.
+ * Applies the listed page's items from `done` on, in batches, fetching ahead
+ * while the batch before commits (fetch/pipeline.ts); each batch's finished
+ * prefix is committed with its counts, in order. False when the run must end.
  */
 async function applyItems(ctx: SyncContext, cp0: Checkpoint): Promise<boolean> {
-  const limit = pLimit(CONCURRENCY);
   let cp = cp0;
-  while (cp.phase === 'fetching') {
-    if (ctx.shouldEnd()) return false;
-    const batch = cp.items.slice(cp.done, cp.done + BATCH);
-    const ids = batch.map((item) => (item.startsWith('-') ? item.slice(1) : item));
-    const snaps = await ctx.db.getAll(...ids.map((id) => docRef(ctx, id)), { fieldMask: ['labels', ...HOLD_FIELDS] });
-    const results: (ItemResult | undefined)[] = await Promise.all(
-      batch.map((item, k) =>
-        limit(async () => {
-          if (ctx.shouldEnd()) return undefined;
-          const snap = snaps[k];
-          const labels = snap?.exists ? ((snap.get('labels') as string[] | undefined) ?? []) : null;
-          const r = await applyOne(ctx, cp, item, labels);
-          return r && underHold(r, holdStateOf(snap));
-        }),
-      ),
-    );
-    const finished = results.findIndex((r) => r === undefined);
-    const ready = (finished === -1 ? results : results.slice(0, finished)) as ItemResult[];
-    cp = await commitItems(ctx, cp, ids, ready);
-    if (ready.length < batch.length) return false;
-  }
-  return true;
+  const idOf = (item: string) => (item.startsWith('-') ? item.slice(1) : item);
+  let small = 0;
+  let large = false;
+  const sized = (r: ItemResult | undefined) => {
+    if (!r) return r;
+    if (r.write?.op === 'set' && r.write.doc.sizeEstimate > LARGE_MESSAGE) large = true;
+    else small++;
+    return r;
+  };
+  return fetchAhead<string, ItemResult>({
+    items: cp0.items.slice(cp0.done),
+    batchSize: BATCH,
+    // A run's first documents land after one round of fetches, not five.
+    firstBatchSize: cp0.done === 0 ? CONCURRENCY : BATCH,
+    ahead: AHEAD,
+    concurrency: () => (large || small < CONCURRENCY ? CONCURRENCY : Math.min(BURST_CONCURRENCY, Math.max(CONCURRENCY, ctx.caller.headroom('messages.get')))),
+    shouldEnd: ctx.shouldEnd,
+    prepare: async (batch) => {
+      const snaps = await ctx.db.getAll(...batch.map((item) => docRef(ctx, idOf(item))), { fieldMask: ['labels', ...HOLD_FIELDS] });
+      return (item, k) => {
+        const snap = snaps[k];
+        const labels = snap?.exists ? ((snap.get('labels') as string[] | undefined) ?? []) : null;
+        return applyOne(ctx, cp0, item, labels)
+          .then((r) => r && underHold(r, holdStateOf(snap)))
+          .then(sized);
+      };
+    },
+    commit: async (batch, ready) => {
+      cp = await commitItems(ctx, cp, batch.map(idOf), ready);
+    },
+  });
 }
 
 /** Commits applied items in order, as few transactions as Firestore's limits allow. */
@@ -291,9 +308,10 @@ async function applyOne(ctx: SyncContext, cp: Checkpoint, item: string, labels: 
       // A full listing marks what it saw, so that its sweep keeps it.
       return { write: cp.mode === 'full' ? { op: 'mark' } : null, counts: { seen: 1, unchanged: 1 } };
     }
-    const res = await ctx.caller.call('messages.get', what, (o) => users.messages.get({ userId: ctx.user, id, format: 'raw' }, o));
-    if (!wanted(ctx, res.data.labelIds ?? [])) return { write: null, counts: { seen: 1 } };
-    return { write: { op: 'set', doc: await buildDocument(ctx.task, ctx.user, res.data) }, counts: { seen: 1, added: 1 } };
+    // Read and parsed as it arrives, attachments streamed past (fetch/document.ts).
+    const got = await ctx.caller.call('messages.get', what, (o) => fetchDocument(ctx.gmail, ctx.task, ctx.user, id, o));
+    if (!wanted(ctx, got.labels)) return { write: null, counts: { seen: 1 } };
+    return { write: { op: 'set', doc: got.doc }, counts: { seen: 1, added: 1 } };
   } catch (e) {
     // Not examined after all: the next run applies it.
     if (e instanceof RunAborted) return undefined;

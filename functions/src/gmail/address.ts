@@ -13,11 +13,20 @@
  * one write a second per document; a hold costs one write per renewal (a third
  * of the lease) whatever the call rate, and one reader at the full quota reads
  * as fast as two at half of it. Waiting runs only read.
+ *
+ * The documents do not pile up: each write sets `expireAt` an hour past the
+ * hold's end, and Firestore's TTL policy on it (infra/firestore.tf) deletes an
+ * address nobody has read for that long. By then its pacer's state says
+ * nothing any more: the bucket is full again and a burst learned smaller has
+ * grown back (pacing.ts), which is also how a holder that finds no document
+ * starts.
  */
-import type { Firestore } from '@google-cloud/firestore';
+import { Timestamp, type Firestore } from '@google-cloud/firestore';
 import { RunAborted, sleep, type PacerState, type QuotaPacer } from './pacing.js';
 
 export const ADDRESS_COLLECTION = 'gmailAddresses';
+/** How long an address's document outlives the end of its last hold. */
+export const ADDRESS_KEEP_MS = 3_600_000;
 
 /** Another run took the address over (its hold had expired). */
 export class AddressLost extends Error {
@@ -62,7 +71,7 @@ export async function holdAddress(opts: {
       const d = (snap.data() ?? {}) as HoldDoc;
       const t = now();
       if (d.holder && d.holder !== holder && (d.until ?? 0) > t) return { ok: false as const, until: d.until ?? t };
-      tx.set(ref, { holder, until: t + leaseMs, pacer: d.pacer ?? null });
+      tx.set(ref, { holder, until: t + leaseMs, pacer: d.pacer ?? null, expireAt: Timestamp.fromMillis(t + leaseMs + ADDRESS_KEEP_MS) });
       return { ok: true as const, pacer: d.pacer ?? null };
     });
     if (got.ok) {
@@ -78,7 +87,13 @@ export async function holdAddress(opts: {
       const snap = await tx.get(ref);
       const d = (snap.data() ?? {}) as HoldDoc;
       if (d.holder !== holder) return false;
-      tx.set(ref, last ? { holder: null, until: 0, pacer: pacer.snapshot() } : { holder, until: now() + leaseMs, pacer: pacer.snapshot() });
+      const t = now();
+      tx.set(
+        ref,
+        last
+          ? { holder: null, until: 0, pacer: pacer.snapshot(), expireAt: Timestamp.fromMillis(t + ADDRESS_KEEP_MS) }
+          : { holder, until: t + leaseMs, pacer: pacer.snapshot(), expireAt: Timestamp.fromMillis(t + leaseMs + ADDRESS_KEEP_MS) },
+      );
       return true;
     });
   const timer = setInterval(

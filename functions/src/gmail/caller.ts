@@ -45,6 +45,11 @@ export interface CallerOptions {
 /** What each call is given: a signal that fires on the run's end or the call's timeout. */
 export interface CallOptions {
   signal: AbortSignal;
+  /**
+   * The call is making progress (a streamed answer's next piece arrived): its timeout starts
+   * again, so a large message read as it arrives is bounded by its silences, not its length.
+   */
+  alive(): void;
 }
 
 /** A 403 for a missing scope, with what an administrator must grant. */
@@ -88,18 +93,23 @@ export class GmailCaller {
     for (let attempt = 0; ; attempt++) {
       const pacer = this.opts.pacer;
       await pacer.enter(this.opts.signal);
-      const timeout = AbortSignal.timeout(this.timeoutMs);
+      const timeout = new AbortController();
+      let timer = setTimeout(() => timeout.abort(), this.timeoutMs);
+      const alive = () => {
+        clearTimeout(timer);
+        if (!timeout.signal.aborted) timer = setTimeout(() => timeout.abort(), this.timeoutMs);
+      };
       try {
         await pacer.take(GMAIL_COSTS[method], this.opts.signal);
         const counted = Date.now();
-        const signal = this.opts.signal ? AbortSignal.any([this.opts.signal, timeout]) : timeout;
-        const out = await fn({ signal });
+        const signal = this.opts.signal ? AbortSignal.any([this.opts.signal, timeout.signal]) : timeout.signal;
+        const out = await fn({ signal, alive });
         pacer.answered(Date.now() - counted);
         pacer.succeeded();
         return out;
       } catch (e) {
         if (e instanceof RunAborted || this.opts.signal?.aborted) throw new RunAborted();
-        const err = timeout.aborted
+        const err = timeout.signal.aborted
           ? new TransientGmailError(`${what}: no answer within ${Math.round(this.timeoutMs / 1000)} s`, undefined, undefined, false, { cause: e })
           : classify(e, what);
         if (err instanceof PermanentGmailError) {
@@ -119,9 +129,15 @@ export class GmailCaller {
         // A quota refusal's wait is the pacer's (it holds every call of the address); other failures back off here.
         if (!err.rateLimited || concurrent) await sleep(this.backoff(attempt, err), this.opts.signal);
       } finally {
+        clearTimeout(timer);
         pacer.leave();
       }
     }
+  }
+
+  /** Calls of `method` the address's quota lets start at once now (Infinity when unpaced). */
+  headroom(method: GmailMethod): number {
+    return Math.floor(this.opts.pacer.available / GMAIL_COSTS[method]);
   }
 
   private backoff(attempt: number, err: TransientGmailError): number {

@@ -12,10 +12,19 @@
  * sustained rate. Its capacity starts at the widest burst Gmail is thought to
  * allow (a minute of quota) and shrinks to what Gmail proves it holds: when a
  * call is refused while the bucket still showed tokens, Gmail's bucket was
- * smaller by that much. One pacer serves every run reading one address in a
- * process (`pacerFor`), and its state travels with the address's hold
- * (address.ts) to the next holder in another process.
+ * smaller by that much. A burst learned smaller grows back (linearly to the
+ * widest over `REGROW_MS`, from `REGROW_DELAY_MS` after the last refusal that
+ * shrank it), so that a Gmail that allows more again is found again: the next
+ * burst probes the larger size, and a refusal shrinks it once more. One pacer
+ * serves every run reading one address in a process (`pacerFor`), and its
+ * state travels with the address's hold (address.ts) to the next holder in
+ * another process.
  */
+
+/** How long after a refusal that shrank the burst it starts to grow back. */
+export const REGROW_DELAY_MS = 60_000;
+/** How long the believed burst takes to grow from nothing back to the widest. */
+export const REGROW_MS = 600_000;
 
 /** What a pacer knows, as stored with its address's hold. */
 export interface PacerState {
@@ -23,6 +32,8 @@ export interface PacerState {
   rate: number;
   capacity: number;
   pausedUntil: number;
+  /** When a refusal last shrank the burst (ms since the epoch; absent in states written before it was kept). */
+  shrunkAt?: number;
   /** When the state was taken (the pacer's clock, ms since the epoch). */
   at: number;
 }
@@ -34,7 +45,10 @@ export class QuotaPacer {
   private rate: number;
   private readonly maxRate: number;
   private capacity: number;
+  private readonly maxCapacity: number;
   private readonly minCapacity: number;
+  private shrunkAt = -Infinity;
+  private grownAt: number;
   private lastThrottle = -Infinity;
   private pausedUntil = -Infinity;
   /** Refusal episodes in a row without a success: the own backoff doubles with each. */
@@ -59,8 +73,10 @@ export class QuotaPacer {
     this.rate = this.maxRate;
     this.minCapacity = Math.max(this.maxRate, 5);
     this.capacity = Math.max(this.maxRate * burstSeconds, this.minCapacity);
+    this.maxCapacity = this.capacity;
     this.tokens = this.capacity;
     this.last = now();
+    this.grownAt = this.last;
   }
 
   /** Units per second currently allowed. */
@@ -83,8 +99,26 @@ export class QuotaPacer {
     return this.maxInFlight;
   }
 
+  /** Units that may be spent at once now (Infinity when unpaced). */
+  get available(): number {
+    if (this.maxRate <= 0) return Infinity;
+    if (this.now() < this.pausedUntil) return 0;
+    this.refill();
+    return Math.max(0, this.tokens);
+  }
+
+  /** Grows a burst learned smaller back towards the widest (see REGROW_MS). */
+  private regrow(t: number): void {
+    const from = Math.max(this.grownAt, this.shrunkAt + REGROW_DELAY_MS);
+    if (this.capacity < this.maxCapacity && t > from) {
+      this.capacity = Math.min(this.maxCapacity, this.capacity + ((t - from) / REGROW_MS) * this.maxCapacity);
+    }
+    this.grownAt = Math.max(this.grownAt, t);
+  }
+
   private refill(): void {
     const t = this.now();
+    this.regrow(t);
     if (t > this.last) this.tokens = Math.min(this.capacity, this.tokens + ((t - this.last) / 1000) * this.rate);
     this.last = Math.max(this.last, t);
   }
@@ -150,7 +184,10 @@ export class QuotaPacer {
     const left = this.tokens;
     // Units left in a bucket still wider than a second: Gmail's burst is smaller, not its rate.
     const burstWrong = left > 0 && this.capacity > this.minCapacity;
-    if (burstWrong) this.capacity = Math.max(this.minCapacity, this.capacity - left);
+    if (burstWrong) {
+      this.capacity = Math.max(this.minCapacity, this.capacity - left);
+      this.shrunkAt = t;
+    }
     this.tokens = Math.min(this.tokens, 0);
     const episode = t - this.lastThrottle >= 1000;
     if (episode) {
@@ -187,7 +224,14 @@ export class QuotaPacer {
   /** The state to hand to the address's next holder. */
   snapshot(): PacerState {
     this.refill();
-    return { tokens: this.tokens, rate: this.rate, capacity: this.capacity, pausedUntil: Number.isFinite(this.pausedUntil) ? this.pausedUntil : 0, at: this.now() };
+    return {
+      tokens: this.tokens,
+      rate: this.rate,
+      capacity: this.capacity,
+      pausedUntil: Number.isFinite(this.pausedUntil) ? this.pausedUntil : 0,
+      shrunkAt: Number.isFinite(this.shrunkAt) ? this.shrunkAt : 0,
+      at: this.now(),
+    };
   }
 
   /** Takes over a state another process left, with the refill since it was taken. */
@@ -195,6 +239,10 @@ export class QuotaPacer {
     if (this.maxRate <= 0) return;
     const t = this.now();
     this.capacity = Math.min(Math.max(this.minCapacity, s.capacity), this.capacity);
+    this.shrunkAt = Math.max(Number.isFinite(this.shrunkAt) ? this.shrunkAt : 0, s.shrunkAt ?? 0);
+    // The burst grows back from when the state was taken, as it would have in the holder that left it.
+    this.grownAt = Math.min(t, s.at);
+    this.regrow(t);
     this.rate = Math.min(this.maxRate, Math.max(this.maxRate / 16, s.rate));
     this.tokens = Math.min(this.capacity, s.tokens + (Math.max(0, t - s.at) / 1000) * this.rate);
     this.last = t;
