@@ -32,6 +32,7 @@ import type { Config } from '../config.js';
 import { GMAIL_SCOPES } from '../gmail/client.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted, sleep } from '../gmail/pacing.js';
+import { RawMessageScanner } from '../gmail/raw.js';
 import type { Checkpoint } from '../store/model.js';
 import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
 import { AttachmentSplitter, Fork, type AttachmentOut } from './attachments.js';
@@ -149,59 +150,44 @@ export function namedOf(ctx: UnitContext): string[] | undefined {
 }
 
 /**
- * Turns Gmail's JSON answer, as it streams, into the bytes of its `raw` field: base64url decoded
- * a few kilobytes at a time. `check` throws when the copy must end (Stop, lease lost, budget).
+ * Turns Gmail's JSON answer, as it streams, into the bytes of its `raw` field, decoded a few
+ * kilobytes at a time by the scanner Synchronize reads messages with (gmail/raw.ts).
+ * `check` throws when the copy must end (Stop, lease lost, budget).
  */
 class RawExtractor extends Transform {
-  private state: 'seek' | 'raw' | 'after' = 'seek';
-  private carry = '';
+  private readonly scanner = new RawMessageScanner();
+  private readonly text = new TextDecoder('utf-8');
+  private bytes = 0;
 
   constructor(private readonly check: () => void) {
     super();
   }
 
+  private pass(pieces: Buffer[]): void {
+    for (const p of pieces) {
+      this.bytes += p.length;
+      this.push(p);
+    }
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     try {
       this.check();
+      this.pass(this.scanner.feed(this.text.decode(chunk, { stream: true })));
+      cb();
     } catch (e) {
       cb(e as Error);
-      return;
     }
-    let text = chunk.toString('latin1');
-    if (this.state === 'seek') {
-      text = this.carry + text;
-      const m = /"raw"\s*:\s*"/.exec(text);
-      if (!m) {
-        this.carry = text.slice(-64);
-        cb();
-        return;
-      }
-      this.state = 'raw';
-      this.carry = '';
-      text = text.slice(m.index + m[0].length);
-    }
-    if (this.state === 'raw') {
-      const quote = text.indexOf('"');
-      let b64 = this.carry + (quote < 0 ? text : text.slice(0, quote));
-      if (quote < 0) {
-        const keep = b64.length % 4;
-        this.carry = b64.slice(b64.length - keep);
-        b64 = b64.slice(0, b64.length - keep);
-      } else {
-        this.state = 'after';
-        this.carry = '';
-      }
-      if (/[^A-Za-z0-9_\-+/=]/.test(b64)) {
-        cb(new Error('Gmail answered a raw message that is not base64url'));
-        return;
-      }
-      if (b64) this.push(Buffer.from(b64, 'base64'));
-    }
-    cb();
   }
 
   override _flush(cb: TransformCallback): void {
-    cb(this.state === 'after' ? undefined : new Error('Gmail answered without the raw message'));
+    try {
+      this.pass(this.scanner.feed(this.text.decode()));
+      this.pass([this.scanner.end().last].filter((b) => b.length > 0));
+      cb(this.bytes > 0 ? undefined : new Error('Gmail answered without the raw message'));
+    } catch (e) {
+      cb(e as Error);
+    }
   }
 }
 
