@@ -78,6 +78,8 @@ export { OWNER_TOKEN, METHOD_SCOPES, SCOPES, type TokenInfo, type TokenVerifier 
 export interface GmailEmulatorStats {
   /** Calls received, by method name ("messages.get", "getProfile", "directory.users.list", …). */
   calls: Record<string, number>;
+  /** The same, by the user (lower case) each call's path names. */
+  callsByUser: Record<string, Record<string, number>>;
   /** Calls refused for quota or for too many concurrent requests. */
   rateLimited: number;
   /** Of those, the calls refused for too many concurrent requests. */
@@ -159,6 +161,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     hangs: new HangInjector(fraction(opts.hangRate ?? 0), opts.seed ?? 1),
     latencyMs: Math.max(0, opts.latencyMs ?? 0),
     calls: {},
+    callsByUser: new Map(),
     rateLimited: 0,
     faultCount: 0,
     hungCount: 0,
@@ -252,6 +255,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     stats() {
       return {
         calls: { ...state.calls },
+        callsByUser: Object.fromEntries([...state.callsByUser].map(([u, c]) => [u, { ...c }])),
         rateLimited: state.rateLimited,
         concurrencyRefused: state.concurrencyRefused,
         faults: state.faultCount,

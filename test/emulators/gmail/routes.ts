@@ -29,6 +29,8 @@ export interface EmulatorState {
   hangs: HangInjector;
   latencyMs: number;
   calls: Record<string, number>;
+  /** Calls by the user their path names, then by method. */
+  callsByUser: Map<string, Record<string, number>>;
   rateLimited: number;
   faultCount: number;
   hungCount: number;
@@ -428,6 +430,11 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
     }
     const { route, args } = matched;
     state.calls[route.name] = (state.calls[route.name] ?? 0) + 1;
+    if (route.gmail) {
+      const byUser = state.callsByUser.get((args[0] ?? '').toLowerCase()) ?? {};
+      byUser[route.name] = (byUser[route.name] ?? 0) + 1;
+      state.callsByUser.set((args[0] ?? '').toLowerCase(), byUser);
+    }
     // Concurrency is counted from a call's arrival to its answer, by the user its path names.
     let tooMany = false;
     if (route.gmail && state.maxConcurrent > 0) {
