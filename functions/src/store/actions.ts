@@ -330,7 +330,7 @@ export class ActionStore {
   /**
    * Ends the action once it has fanned out and none of its units is still
    * queued or running: `Error` if any failed (each named), else `Stopped` if a
-   * Stop was asked and some unit ended before its end, else `Finished`. The write is conditional on the action not
+   * Stop was asked, else `Finished`. The write is conditional on the action not
    * having changed since it was read (optimistic, so that the units that end
    * together do not queue up on a lock); a lost race reads again.
    */
@@ -346,17 +346,12 @@ export class ActionStore {
       if (open.data().count > 0) return;
       // Never ends without every unit it must have.
       if (all.data().count < a.unitsTotal) return;
-      const [failed, cut, totals] = await Promise.all([
-        units.where('status', '==', 'Error').limit(MAX_NAMED_ERRORS).get(),
-        units.where('status', 'in', ['Stopped', 'Cancelled']).limit(1).get(),
-        this.totals(token),
-      ]);
+      const [failed, totals] = await Promise.all([units.where('status', '==', 'Error').limit(MAX_NAMED_ERRORS).get(), this.totals(token)]);
       const error = failed.docs.map((d) => `${d.get('task') as string}/${d.get('user') as string}: ${(d.get('error') as string | null) ?? 'failed'}`).join('; ');
       try {
         await ref.update(
           {
-            // A Stop that came after every mailbox was done left nothing undone: Finished.
-            status: failed.empty ? (a.stopRequested && !cut.empty ? 'Stopped' : 'Finished') : 'Error',
+            status: failed.empty ? (a.stopRequested ? 'Stopped' : 'Finished') : 'Error',
             error: failed.empty ? null : error,
             // Every unit's end added its last figures to the shards: they are final, and kept here
             // so that GetStatus reads one document for an ended action.
