@@ -8,6 +8,7 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { CallerRefused, createCallerCheck } from './auth/oidc.js';
 import type { Deps } from './deps.js';
+import { jsonBody } from './http.js';
 import { parsePushBody } from './push/notification.js';
 import { queuePushSyncs } from './push/queue.js';
 
@@ -40,14 +41,7 @@ export function createNotifyHandler(deps: Deps) {
       res.status(404).json({ error: `no route ${req.path}: notify serves /` });
       return;
     }
-    let body: unknown = req.body;
-    if (Buffer.isBuffer(body)) {
-      try {
-        body = JSON.parse(body.toString('utf8'));
-      } catch {
-        body = undefined;
-      }
-    }
+    const body = jsonBody(req);
     const n = parsePushBody(body);
     if (typeof n === 'string') {
       res.status(400).json({ error: n });

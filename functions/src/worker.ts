@@ -7,6 +7,7 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { CallerRefused, createCallerCheck } from './auth/oidc.js';
 import type { Deps } from './deps.js';
+import { jsonBody } from './http.js';
 import { createWork } from './fetch/work.js';
 import { createWatcher } from './push/watcher.js';
 import { createReconciler } from './queue/reconcile.js';
@@ -82,14 +83,7 @@ export function createWorkerHandler(deps: Deps) {
       res.status(404).json({ error: `no route ${req.path}: the worker serves / (tasks), /reconcile and /watches` });
       return;
     }
-    let body: unknown = req.body;
-    if (Buffer.isBuffer(body)) {
-      try {
-        body = JSON.parse(body.toString('utf8'));
-      } catch {
-        body = undefined;
-      }
-    }
+    const body = jsonBody(req);
     const payload = parsePayload(body);
     if (typeof payload === 'string') {
       res.status(400).json({ error: payload });

@@ -36,7 +36,7 @@ import { RawMessageScanner } from '../gmail/raw.js';
 import type { Checkpoint } from '../store/model.js';
 import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
 import { AttachmentSplitter, Fork, type AttachmentOut } from './attachments.js';
-import { cloneProgress, listingCheckpoint, listNextPage, saveProgress } from './listing.js';
+import { cloneProgress, listingCheckpoint, listNextPage, pastItems, saveProgress } from './listing.js';
 import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './registry.js';
 
 /** Results committed together; the run's end is checked between batches. */
@@ -406,12 +406,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
         if (r.copied) next.counts['attachments'] = (next.counts['attachments'] ?? 0) + r.copied.attachments;
         if (!r.copied) next.messageErrors.push(`${r.entry.attributes?.['message'] ?? 'failed'}`);
       }
-      const done = cp.done + ready.length;
-      if (done < cp.items.length) next.checkpoint = { ...cp, done };
-      else {
-        next.pages += 1;
-        next.checkpoint = { ...cp, phase: cp.next ? 'listing' : 'done', pageToken: cp.next, items: [], done: 0, next: null };
-      }
+      pastItems(next, cp, ready.length);
       const expireAt = ctx.expireWhileRunning();
       await saveProgress(ctx, next, (b) => results.write(b, ctx.token, ctx.index, first, ready.map((r) => r.entry), expireAt));
     }

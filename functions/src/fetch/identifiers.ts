@@ -18,7 +18,7 @@ import { RunAborted } from '../gmail/pacing.js';
 import type { Checkpoint } from '../store/model.js';
 import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
 import { heldIdentifiers } from './holds.js';
-import { cloneProgress, listingCheckpoint, listMessages, listNextPage, saveProgress } from './listing.js';
+import { cloneProgress, listingCheckpoint, listMessages, listNextPage, pastItems, saveProgress } from './listing.js';
 import type { FetchActionSpec, UnitContext, UnitOutcome } from './registry.js';
 
 /** Entries fetched, then committed, together; the run's end is checked between batches. */
@@ -100,12 +100,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
           next.messageErrors.push(r.error);
         }
       }
-      const done = cp.done + ready.length;
-      if (done < cp.items.length) next.checkpoint = { ...cp, done };
-      else {
-        next.pages += 1;
-        next.checkpoint = { ...cp, phase: cp.next ? 'listing' : 'done', pageToken: cp.next, items: [], done: 0, next: null };
-      }
+      pastItems(next, cp, ready.length);
       const expireAt = ctx.expireWhileRunning();
       await saveProgress(ctx, next, (b) => results.write(b, ctx.token, ctx.index, first, ready.map((r) => r.entry), expireAt));
     }

@@ -66,3 +66,17 @@ export async function listNextPage(ctx: UnitContext, cp: Checkpoint): Promise<vo
   if (!page.ids.length) next.pages += 1;
   await saveProgress(ctx, next);
 }
+
+/**
+ * Moves `next` past `count` more items of the listed page `cp`: within the page, or on to the
+ * next page's listing (or done) once the page is used up.
+ */
+export function pastItems(next: UnitProgress, cp: Checkpoint, count: number): void {
+  const done = cp.done + count;
+  if (done < cp.items.length) {
+    next.checkpoint = { ...cp, done };
+    return;
+  }
+  next.pages += 1;
+  next.checkpoint = { ...cp, phase: cp.next ? 'listing' : 'done', pageToken: cp.next, items: [], done: 0, next: null };
+}
