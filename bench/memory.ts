@@ -9,11 +9,9 @@
  * read ten at a time. Target: peak ≤ K_BOUND × message size × 10 + the idle worker's peak +
  * 256 MiB; the k measured is (peak − idle peak) ÷ (message size × 10).
  */
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { generatedMail } from './lib/mail.js';
 import { memory } from './lib/proc.js';
-import { summarizeProfile } from './lib/profile.js';
+import { newestProfile, summarizeProfile } from './lib/profile.js';
 import { below, info, type BenchContext, type Benchmark, type Outcome } from './lib/report.js';
 import { startBenchStack } from './lib/stack.js';
 import { ENDED, expectFinished, measureSync, type SyncRun } from './lib/sync.js';
@@ -77,18 +75,6 @@ async function runSize(ctx: BenchContext, size: number, profile: boolean, maxRun
     }
   } finally {
     await mail.remove();
-  }
-}
-
-/** The newest CPU profile written into `dir`, if any. */
-function newestProfile(dir: string): string | undefined {
-  try {
-    return readdirSync(dir)
-      .filter((f) => f.endsWith('.cpuprofile'))
-      .map((f) => join(dir, f))
-      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
-  } catch {
-    return undefined;
   }
 }
 

@@ -21,6 +21,7 @@ import { OWNER_TOKEN } from '../test/emulators/gmail/index.js';
 import { cleanupAll, onCleanup } from './lib/cleanup.js';
 import { generatedMail } from './lib/mail.js';
 import { PEERS, runPeer, type PeerName } from './lib/peers.js';
+import { newestProfile, summarizeProfile } from './lib/profile.js';
 import { ROOT, startBenchStack } from './lib/stack.js';
 import { expectFinished, measureSync } from './lib/sync.js';
 import { fmt, median, note } from './lib/util.js';
@@ -48,6 +49,7 @@ function parseArgs(argv: string[]) {
   ];
   let concurrent = 0;
   let build = true;
+  let profile = false;
   let peers: PeerName[] = [...PEERS];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -62,13 +64,22 @@ function parseArgs(argv: string[]) {
         });
     else if (a === '--concurrent') concurrent = Math.max(0, Number(argv[++i]));
     else if (a === '--no-build') build = false;
+    else if (a === '--profile') profile = true;
     else if (a === '--peers') peers = String(argv[++i]).split(',').filter((p): p is PeerName => (PEERS as string[]).includes(p));
     else throw new Error(`unknown option ${a}`);
   }
-  return { runs, cells, concurrent, build, peers };
+  return { runs, cells, concurrent, build, peers, profile };
 }
 
-async function runCell(firestore: Awaited<ReturnType<typeof startFirestoreEmulator>>, cell: Cell, contenders: Contender[], runs: number, concurrent: number, logDir: string): Promise<CellResult> {
+interface CellOptions {
+  runs: number;
+  concurrent: number;
+  logDir: string;
+  /** Where the worker writes a CPU profile, when one is asked for. */
+  profileDir?: string;
+}
+
+async function runCell(firestore: Awaited<ReturnType<typeof startFirestoreEmulator>>, cell: Cell, contenders: Contender[], { runs, concurrent, logDir, profileDir }: CellOptions): Promise<CellResult> {
   const addr = (c: Contender, r: number) => `${c}-${r}@peers.example.com`;
   const mail = await generatedMail(contenders.flatMap((c) => Array.from({ length: runs }, (_, r) => ({ address: addr(c, r), count: cell.messages, seed: 7 }))));
   try {
@@ -79,6 +90,7 @@ async function runCell(firestore: Awaited<ReturnType<typeof startFirestoreEmulat
       firestore,
       logDir,
       mailDir: mail.dir,
+      workerNodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
       connector: { gmail: { quotaUnitsPerUserPerMinute: QUOTA }, tasks },
       gmail: { quotaUnitsPerMinute: QUOTA, quotaBurstSeconds: cell.burstS, latencyMs: LATENCY_MS, maxConcurrentPerUser: concurrent },
     });
@@ -115,10 +127,20 @@ async function runCell(firestore: Awaited<ReturnType<typeof startFirestoreEmulat
       return out;
     } finally {
       await stack.close();
+      if (profileDir) reportProfile(profileDir);
     }
   } finally {
     await mail.remove();
   }
+}
+
+/** Prints where the worker's CPU time went, from the newest profile in `dir`. */
+function reportProfile(dir: string): void {
+  const file = newestProfile(dir);
+  if (!file) return note(`no CPU profile was written into ${dir}`);
+  const summary = summarizeProfile(file, 25);
+  note(`worker CPU profile ${file}: ${fmt(summary.busyMs / 1000, 1)} s busy; by package: ${summary.byPackage.map((p) => `${p.name} ${fmt(p.percent, 1)} %`).join(', ')}`);
+  for (const f of summary.top) note(`  ${fmt(f.percent, 1)} % ${f.name} (${f.where})`);
 }
 
 function render(results: CellResult[]): string {
@@ -171,7 +193,7 @@ async function main(): Promise<void> {
       contenders = best ? ['connector', best] : ['connector', ...args.peers];
     }
     note(`— cell: burst ${cell.burstS} s, ${cell.messages} messages, ${contenders.join(', ')}, ${args.runs} run(s) each`);
-    const res = await runCell(firestore, cell, contenders, args.runs, args.concurrent, join(outDir, 'logs'));
+    const res = await runCell(firestore, cell, contenders, { runs: args.runs, concurrent: args.concurrent, logDir: join(outDir, 'logs'), profileDir: args.profile ? join(outDir, 'profiles') : undefined });
     results.push(res);
     if (cell.messages <= 2_500) {
       const peers = res.rows.filter((r) => r.contender !== 'connector');

@@ -2,7 +2,8 @@
  * Where a process's CPU time went, from a V8 CPU profile (`node --cpu-prof`):
  * self time by function and by package, idle time left out.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 interface ProfileNode {
   id: number;
@@ -73,3 +74,16 @@ export function summarizeProfile(file: string, topN: number): ProfileSummary {
       .map(([name, us]) => ({ name, percent: pct(us) })),
   };
 }
+
+/** The newest CPU profile written into `dir`, if any. */
+export function newestProfile(dir: string): string | undefined {
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .map((f) => join(dir, f))
+      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+  } catch {
+    return undefined;
+  }
+}
+

@@ -6,14 +6,15 @@ import * as functions from '@google-cloud/functions-framework';
 import { createActionHandler } from './action.js';
 import { loadConfig, type Env } from './config.js';
 import { createDeps, type Deps } from './deps.js';
+import { outsideDomain } from './domain.js';
 import type { Logger } from './log.js';
 import { createNotifyHandler } from './notify.js';
 import { createWorkerHandler } from './worker.js';
 
 export function registerFunctions(env: Env, overrides: { log?: Logger } = {}): Deps {
   const deps = createDeps(loadConfig(env), overrides);
-  functions.http('action', createActionHandler(deps));
-  functions.http('worker', createWorkerHandler(deps));
-  functions.http('notify', createNotifyHandler(deps));
+  functions.http('action', outsideDomain(createActionHandler(deps)));
+  functions.http('worker', outsideDomain(createWorkerHandler(deps)));
+  functions.http('notify', outsideDomain(createNotifyHandler(deps)));
   return deps;
 }

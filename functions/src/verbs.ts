@@ -102,18 +102,27 @@ export async function queueFetch(deps: Deps, r: FetchRequest): Promise<{ token: 
     if (active) await reconcilerOf(deps).action(active.token, true);
     const created = await deps.store.createScheduled({ ...record, scheduleKey: r.scheduleKey });
     if (!created.created) return { token: created.record.token, coalesced: true };
+    await deps.queue.enqueue(token, { token }).catch((e: unknown) => enqueueFailed(deps, token, e));
   } else {
-    await deps.store.create(record);
-  }
-  try {
-    await deps.queue.enqueue(token, { token });
-  } catch (e) {
-    await deps.store.failQueued(token, `the Cloud Task could not be created: ${(e as Error).message}`);
-    deps.log.with({ token }).error('task creation failed', { error: (e as Error).message });
-    throw unavailable('the fetch queue did not accept the action; try again later', e);
+    // The record and the task are written at once, one round trip instead of two: a delivery
+    // that overtakes the record waits for it (fetch/work.ts claimWritten).
+    const [made, queued] = await Promise.allSettled([deps.store.create(record), deps.queue.enqueue(token, { token, queuedAt: deps.now() })]);
+    if (made.status === 'rejected') {
+      // No record: the task must not run. One that escapes removal finds no record and ends.
+      if (queued.status === 'fulfilled') await deps.queue.remove(token).catch(() => false);
+      throw made.reason;
+    }
+    if (queued.status === 'rejected') await enqueueFailed(deps, token, queued.reason);
   }
   deps.log.with({ token, task: r.tasks.join(',') }).info('action queued', { fetchAction: r.fetchAction, schedule: r.schedule });
   return { token };
+}
+
+/** The action's task could not be created: the action ends `Error`, and the client is told to try again. */
+async function enqueueFailed(deps: Deps, token: string, e: unknown): Promise<never> {
+  await deps.store.failQueued(token, `the Cloud Task could not be created: ${(e as Error).message}`);
+  deps.log.with({ token }).error('task creation failed', { error: (e as Error).message });
+  throw unavailable('the fetch queue did not accept the action; try again later', e);
 }
 
 /** Cancel: a `Queued` action becomes `Cancelled`, its tasks deleted and its idle units ended. */
@@ -177,8 +186,16 @@ export async function resultsPage(
  * the listed actions, and the totals' shards of those that have not ended; never their units (store/totals.ts).
  */
 export async function listActions(deps: Deps, query: ActionListQuery): Promise<{ action: ActionRecord; totals: ActionTotals }[]> {
-  const list = await Promise.all((await deps.store.list(query)).map((a) => current(deps, a)));
-  return Promise.all(list.map(async (action) => ({ action, totals: action.totals ?? (await deps.store.totals(action.token)) })));
+  return Promise.all(
+    (await deps.store.list(query)).map(async (listed) => {
+      if (listed.totals) return { action: listed, totals: listed.totals };
+      const totals = await deps.store.totals(listed.token);
+      // Its shards count every unit ended: the action should have ended too, and is settled (its units counted).
+      if (listed.unitsTotal === null || totals.ended < listed.unitsTotal) return { action: listed, totals };
+      const action = await current(deps, listed);
+      return { action, totals: action.totals ?? totals };
+    }),
+  );
 }
 
 /** The server's GetStatus: whether the queue is paused, and how many actions there are of each status. */

@@ -25,7 +25,10 @@ function parsePayload(body: unknown): WorkPayload | string {
   if (b.generation !== undefined && !(Number.isInteger(b.generation) && (b.generation as number) >= 0)) {
     return 'generation must be a whole number';
   }
-  return { token: b.token, unit: b.unit as string | undefined, generation: b.generation as number | undefined };
+  if (b.queuedAt !== undefined && !(Number.isInteger(b.queuedAt) && (b.queuedAt as number) > 0)) {
+    return 'queuedAt must be a time in milliseconds since the epoch';
+  }
+  return { token: b.token, unit: b.unit as string | undefined, generation: b.generation as number | undefined, queuedAt: b.queuedAt as number | undefined };
 }
 
 /** The delivery as Cloud Tasks describes it: how many times it was retried and the previous attempt's status. */

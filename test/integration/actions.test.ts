@@ -219,6 +219,36 @@ describe('Synchronize', () => {
     }
   });
 
+  it('a delivery that overtakes its action record waits for it, asks to be delivered again, and gives up after a minute', async () => {
+    const oidc = await stack.tasks.mintOidcToken(stack.deps.config.invokerServiceAccount, stack.workerUrl);
+    const deliver = async (body: Json) => {
+      const r = await fetch(stack.workerUrl, { method: 'POST', headers: { authorization: `Bearer ${oidc}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: r.status, message: String(((await r.json()) as Json).message ?? '') };
+    };
+    const before = await actionCount();
+    const token = 'NoRecordYetAAAAAAAAAAA';
+    assert.deepEqual(await deliver({ token, queuedAt: Date.now() }), { status: 503, message: 'the action is not written yet; will be retried' });
+    assert.deepEqual(await deliver({ token, queuedAt: Date.now() - 61_000 }), { status: 200, message: 'ended or cancelled: nothing to do' });
+    // A task without the time (a scheduled action's, whose record is written first) never waits.
+    assert.deepEqual(await deliver({ token }), { status: 200, message: 'ended or cancelled: nothing to do' });
+    assert.equal((await deliver({ token, queuedAt: 'soon' })).status, 400);
+    assert.equal(await actionCount(), before);
+  });
+
+  it('a queue that refuses the action task: the client is told to try again and the action ends Error, having run nothing', async () => {
+    const before = await actionCount();
+    stack.tasks.injectFault('CreateTask', 'INVALID_ARGUMENT', 1);
+    const r = await stack.aci({ action: 'Fetch', FetchAction: 'Synchronize', TaskSections: 'RACE' });
+    assert.equal(r.status, 503, r.text);
+    assert.match(r.text, /the fetch queue did not accept the action; try again later/);
+    assert.doesNotMatch(r.text, /at \S+ \(|node_modules/);
+    assert.equal(await actionCount(), before + 1);
+    const failed = (await stack.db.collection('actions').where('status', '==', 'Error').get()).docs.map((d) => d.data()).filter((a) => /could not be created/.test(String(a.error)));
+    assert.equal(failed.length, 1);
+    assert.equal(failed[0]?.startedAt, null);
+    assert.equal(await stack.deps.queue.exists(String(failed[0]?.token)), false);
+  });
+
   it('100 races of Cancel against dispatch: never both Cancelled and processed', async () => {
     let cancelled = 0;
     let ran = 0;

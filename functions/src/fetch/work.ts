@@ -12,10 +12,10 @@ import type { Deps } from '../deps.js';
 import { GmailCaller, withScopeAdvice } from '../gmail/caller.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { holdAddress, type AddressHold } from '../gmail/address.js';
-import { pacerFor, RunAborted } from '../gmail/pacing.js';
+import { pacerFor, RunAborted, sleep } from '../gmail/pacing.js';
 import type { WorkPayload } from '../queue/tasks.js';
 import { MailboxLost } from '../store/mailboxes.js';
-import { unitId, unitKey, unitTaskId, type UnitRecord } from '../store/model.js';
+import { ENDED_STATUSES, unitId, unitKey, unitTaskId, type ActionRecord, type UnitRecord } from '../store/model.js';
 import { flushEveryMs } from '../store/totals.js';
 import { LeaseLost, type DeliveryInfo, type UnitProgress } from '../store/units.js';
 import { createWatcher } from '../push/watcher.js';
@@ -34,6 +34,8 @@ function overlapDelayS(leaseS: number): number {
 }
 /** Unit tasks a fan-out creates at once. */
 const FAN_OUT_CONCURRENCY = 64;
+/** How long after its task was queued an action's record may still be on its way (see claimWritten). */
+export const RECORD_GRACE_MS = 60_000;
 /** How often a worker process reads the stop flags of the actions its units run (one read per action). */
 const STOP_POLL_MS = 400;
 
@@ -81,8 +83,30 @@ export function createWork(deps: Deps) {
     return [...new Set(out)].sort();
   }
 
-  async function fanOut(token: string): Promise<WorkResult> {
-    const action = await store.claimAction(token);
+  /**
+   * The action to fan out, claimed; null when it ended, or when its record was
+   * never written. The action function writes the record and creates this task
+   * at once (verbs.ts queueFetch), so a delivery can overtake the record: it
+   * reads again for a few seconds (the queue's own retry would come 30 s
+   * later), then asks to be delivered again, until `RECORD_GRACE_MS` after the
+   * task was queued.
+   */
+  async function claimWritten(token: string, queuedAt: number | undefined): Promise<ActionRecord | null | 'pending'> {
+    for (let waitMs = 10; ; waitMs *= 2) {
+      const action = await store.claimAction(token);
+      if (action || queuedAt === undefined || deps.now() - queuedAt >= RECORD_GRACE_MS) return action;
+      const found = await store.get(token);
+      if (found && ENDED_STATUSES.has(found.status)) return null;
+      // Written between the two reads: claim it.
+      if (found) continue;
+      if (waitMs > 2_560) return 'pending';
+      await sleep(waitMs);
+    }
+  }
+
+  async function fanOut(token: string, queuedAt: number | undefined): Promise<WorkResult> {
+    const action = await claimWritten(token, queuedAt);
+    if (action === 'pending') return { status: 503, message: 'the action is not written yet; will be retried' };
     if (!action) return { status: 200, message: 'ended or cancelled: nothing to do' };
     // A delivery after the units were fixed does not list again: a changed
     // user list cannot add or drop a mailbox of a running action.
@@ -307,7 +331,7 @@ export function createWork(deps: Deps) {
   return {
     /** Handles one delivery. */
     async handle(p: WorkPayload, delivery: DeliveryInfo = { retryCount: 0, previousResponse: null }): Promise<WorkResult> {
-      if (p.unit === undefined) return fanOut(p.token);
+      if (p.unit === undefined) return fanOut(p.token, p.queuedAt);
       return runUnit(p.token, p.unit, p.generation ?? 0, delivery);
     },
   };

@@ -14,6 +14,12 @@ export interface WorkPayload {
   unit?: string;
   /** The unit's task generation (continuations and re-enqueues count up). */
   generation?: number;
+  /**
+   * When the action function wrote the action's record and this task at once
+   * (ms since the epoch; the action's own task only): a delivery that finds no
+   * record yet waits for it, then asks to be delivered again (fetch/work.ts).
+   */
+  queuedAt?: number;
 }
 
 /** The queue operations the functions need. */

@@ -11,7 +11,7 @@
  * exactly what its units hold.
  */
 import { FieldValue, type DocumentReference, type WriteBatch } from '@google-cloud/firestore';
-import { COLLECTIONS, type Counts, type Status } from './model.js';
+import { COLLECTIONS, ENDED_STATUSES, type Counts, type Status } from './model.js';
 
 /** Shards per action: GetStatus reads at most this many documents besides the action's. */
 export const TOTAL_SHARDS = 16;
@@ -29,6 +29,8 @@ export interface UnitTally {
   known: number;
   finished: number;
   failed: number;
+  /** 1 once the unit has ended, whatever its end. */
+  ended: number;
   counts: Counts;
 }
 
@@ -55,6 +57,8 @@ export interface ActionTotals {
   total: number;
   /** Units whose total is known. */
   known: number;
+  /** Units that have ended: once they are every unit, the action should end too. */
+  ended: number;
   tasks: Record<string, { units: number; finished: number; failed: number; counts: Counts }>;
 }
 
@@ -68,11 +72,12 @@ export function tallyOf(u: Tallied): UnitTally {
     known: u.total === null ? 0 : 1,
     finished: u.status === 'Finished' ? 1 : 0,
     failed: u.status === 'Error' ? 1 : 0,
+    ended: ENDED_STATUSES.has(u.status) ? 1 : 0,
     counts: { ...u.counts },
   };
 }
 
-const SCALARS = ['pages', 'messages', 'retries', 'attempts', 'total', 'known', 'finished', 'failed'] as const;
+const SCALARS = ['pages', 'messages', 'retries', 'attempts', 'total', 'known', 'finished', 'failed', 'ended'] as const;
 
 /** after − before, or null when nothing changed. `before` absent: the unit was never added (it adds itself as a unit too). */
 export function tallyDelta(after: UnitTally, before: UnitTally | undefined): (UnitTally & { units: number }) | null {
@@ -92,7 +97,7 @@ export function tallyDelta(after: UnitTally, before: UnitTally | undefined): (Un
 }
 
 function emptyTally(): UnitTally {
-  return { pages: 0, messages: 0, retries: 0, attempts: 0, total: 0, known: 0, finished: 0, failed: 0, counts: {} };
+  return { pages: 0, messages: 0, retries: 0, attempts: 0, total: 0, known: 0, finished: 0, failed: 0, ended: 0, counts: {} };
 }
 
 export function shardRef(actionRef: DocumentReference, index: number): DocumentReference {
@@ -124,6 +129,7 @@ export function rollInto(
       attempts: inc(d.attempts),
       total: inc(d.total),
       known: inc(d.known),
+      ended: inc(d.ended),
       units: inc(d.units),
       tasks: { [unit.task]: task },
       expireAt,
@@ -134,7 +140,7 @@ export function rollInto(
 }
 
 export function emptyTotals(): ActionTotals {
-  return { units: 0, pages: 0, messages: 0, retries: 0, attempts: 0, total: 0, known: 0, tasks: {} };
+  return { units: 0, pages: 0, messages: 0, retries: 0, attempts: 0, total: 0, known: 0, ended: 0, tasks: {} };
 }
 
 function addTask(t: ActionTotals, task: string, units: number, finished: number, failed: number, counts: Counts): void {
@@ -151,7 +157,7 @@ export function totalsOfUnits(units: readonly Tallied[]): ActionTotals {
   for (const u of units) {
     const y = tallyOf(u);
     t.units++;
-    for (const k of ['pages', 'messages', 'retries', 'attempts', 'total', 'known'] as const) t[k] += y[k];
+    for (const k of ['pages', 'messages', 'retries', 'attempts', 'total', 'known', 'ended'] as const) t[k] += y[k];
     addTask(t, u.task, 1, y.finished, y.failed, y.counts);
   }
   return t;
@@ -163,7 +169,7 @@ export function totalsOfShards(shards: readonly Record<string, unknown>[]): Acti
   const num = (v: unknown) => (typeof v === 'number' ? v : 0);
   for (const s of shards) {
     t.units += num(s['units']);
-    for (const k of ['pages', 'messages', 'retries', 'attempts', 'total', 'known'] as const) t[k] += num(s[k]);
+    for (const k of ['pages', 'messages', 'retries', 'attempts', 'total', 'known', 'ended'] as const) t[k] += num(s[k]);
     const tasks = (s['tasks'] ?? {}) as Record<string, { units?: number; finished?: number; failed?: number; counts?: Counts }>;
     for (const [task, v] of Object.entries(tasks)) addTask(t, task, num(v.units), num(v.finished), num(v.failed), v.counts ?? {});
   }
