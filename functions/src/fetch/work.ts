@@ -97,10 +97,9 @@ export function createWork(deps: Deps) {
       if (action || queuedAt === undefined || deps.now() - queuedAt >= RECORD_GRACE_MS) return action;
       const found = await store.get(token);
       if (found && ENDED_STATUSES.has(found.status)) return null;
-      // Written between the two reads: claim it.
-      if (found) continue;
       if (waitMs > 2_560) return 'pending';
-      await sleep(waitMs);
+      // Written between the two reads: claim it at once.
+      if (!found) await sleep(waitMs);
     }
   }
 
