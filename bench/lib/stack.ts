@@ -134,6 +134,8 @@ export async function startBenchStack(opts: BenchStackOptions): Promise<BenchSta
     const location = 'us-central1';
     const env: NodeJS.ProcessEnv = {
       ...process.env,
+      // As on Cloud Functions.
+      NODE_ENV: 'production',
       GCLOUD_PROJECT: project,
       CONNECTOR_CONFIG: JSON.stringify(opts.connector),
       TASKS_LOCATION: location,
