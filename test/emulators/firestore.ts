@@ -143,51 +143,51 @@ export async function startFirestoreEmulator(
   const jar = findFirestoreEmulatorJar(env);
   const port = opts.port || (await freePort());
   const host = `127.0.0.1:${port}`;
-  const child = spawn(
-    'java',
-    [
-      '-Duser.language=en',
-      '-Xms64m',
-      '-Xmx1g',
-      '-cp',
-      jar,
-      'com.google.cloud.datastore.emulator.firestore.CloudFirestore',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+  const stop = await launchJavaEmulator(
+    'Firestore',
+    host,
+    ['-Duser.language=en', '-Xms64m', '-Xmx1g', '-cp', jar, 'com.google.cloud.datastore.emulator.firestore.CloudFirestore', '--host', '127.0.0.1', '--port', String(port)],
+    opts.log,
   );
+  return {
+    host,
+    owned: true,
+    wipe: (p) => wipe(host, p),
+    close: stop,
+  };
+}
+
+/**
+ * Starts one of Google's Java emulators with `javaArgs` and waits until it answers on `host`
+ * (at most 60 s; its last output is in the error otherwise); answers how to stop it. It is
+ * killed if this process exits first.
+ */
+export async function launchJavaEmulator(name: string, host: string, javaArgs: string[], log?: (line: string) => void): Promise<() => Promise<void>> {
+  const child = spawn('java', javaArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (b: Buffer) => {
     output = (output + b.toString()).slice(-4000);
-    if (opts.log) for (const l of b.toString().split('\n')) if (l.trim()) opts.log(l);
+    if (log) for (const l of b.toString().split('\n')) if (l.trim()) log(l);
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
+  const stop = async () => {
+    await stopChild(child);
+    process.removeListener('exit', killOnExit);
+  };
   const started = Date.now();
   while (!(await answersOk(host))) {
     if (child.exitCode !== null) {
       process.removeListener('exit', killOnExit);
-      throw new Error(`the Firestore emulator exited with code ${child.exitCode}:\n${output}`);
+      throw new Error(`the ${name} emulator exited with code ${child.exitCode}:\n${output}`);
     }
     if (Date.now() - started > 60_000) {
-      await stopChild(child);
-      process.removeListener('exit', killOnExit);
-      throw new Error(`the Firestore emulator did not answer on ${host} within 60 s:\n${output}`);
+      await stop();
+      throw new Error(`the ${name} emulator did not answer on ${host} within 60 s:\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 150));
   }
-  return {
-    host,
-    owned: true,
-    wipe: (p) => wipe(host, p),
-    close: async () => {
-      await stopChild(child);
-      process.removeListener('exit', killOnExit);
-    },
-  };
+  return stop;
 }

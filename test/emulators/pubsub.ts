@@ -6,11 +6,10 @@
  * pattern, then ../shared/emulators/), starts it on loopback, waits until it answers and stops it
  * on close. Where PUBSUB_EMULATOR_HOST is already set, that emulator is used instead.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { answersOk, freePort, gcloudSdkRoots, stopChild } from './firestore.js';
+import { answersOk, freePort, gcloudSdkRoots, launchJavaEmulator } from './firestore.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CALL_TIMEOUT_MS = 10_000;
@@ -98,33 +97,6 @@ export async function startPubsubEmulator(opts: { port?: number; env?: NodeJS.Pr
   const jar = findPubsubEmulatorJar(env);
   const port = opts.port || (await freePort());
   const host = `127.0.0.1:${port}`;
-  const child = spawn('java', ['-Duser.language=en', '-Xms32m', '-Xmx512m', '-jar', jar, '--host=127.0.0.1', `--port=${port}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const keep = (b: Buffer) => {
-    output = (output + b.toString()).slice(-4000);
-    if (opts.log) for (const l of b.toString().split('\n')) if (l.trim()) opts.log(l);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  const started = Date.now();
-  while (!(await answersOk(host))) {
-    if (child.exitCode !== null) {
-      process.removeListener('exit', killOnExit);
-      throw new Error(`the Pub/Sub emulator exited with code ${child.exitCode}:\n${output}`);
-    }
-    if (Date.now() - started > 60_000) {
-      await stopChild(child);
-      process.removeListener('exit', killOnExit);
-      throw new Error(`the Pub/Sub emulator did not answer on ${host} within 60 s:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  return client(host, true, async () => {
-    await stopChild(child);
-    process.removeListener('exit', killOnExit);
-  });
+  const stop = await launchJavaEmulator('Pub/Sub', host, ['-Duser.language=en', '-Xms32m', '-Xmx512m', '-jar', jar, '--host=127.0.0.1', `--port=${port}`], opts.log);
+  return client(host, true, stop);
 }
