@@ -6,9 +6,9 @@
  * its own failures are 5xx, so that Pub/Sub delivers the message again.
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { CallerRefused, createCallerCheck } from './auth/oidc.js';
+import { createCallerCheck } from './auth/oidc.js';
 import type { Deps } from './deps.js';
-import { jsonBody } from './http.js';
+import { callerAdmitted, jsonBody } from './http.js';
 import { parsePushBody } from './push/notification.js';
 import { queuePushSyncs } from './push/queue.js';
 
@@ -28,15 +28,7 @@ export function createNotifyHandler(deps: Deps) {
       res.status(503).json({ error: 'notify is not configured (NOTIFY_URL, PUSH_SERVICE_ACCOUNT)' });
       return;
     }
-    try {
-      await checkCaller(req.get('authorization'));
-    } catch (e) {
-      if (e instanceof CallerRefused) {
-        res.status(401).json({ error: e.message });
-        return;
-      }
-      throw e;
-    }
+    if (!(await callerAdmitted(checkCaller, req, res))) return;
     if (req.path !== '/') {
       res.status(404).json({ error: `no route ${req.path}: notify serves /` });
       return;

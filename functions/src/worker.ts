@@ -5,9 +5,9 @@
  * renews every Gmail watch (push/watcher.ts).
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { CallerRefused, createCallerCheck } from './auth/oidc.js';
+import { createCallerCheck } from './auth/oidc.js';
 import type { Deps } from './deps.js';
-import { jsonBody } from './http.js';
+import { callerAdmitted, jsonBody } from './http.js';
 import { createWork } from './fetch/work.js';
 import { createWatcher } from './push/watcher.js';
 import { createReconciler } from './queue/reconcile.js';
@@ -55,15 +55,7 @@ export function createWorkerHandler(deps: Deps) {
       res.status(405).set('Allow', 'POST').json({ error: `${req.method} is not accepted: the worker takes POST from the queue` });
       return;
     }
-    try {
-      await checkCaller(req.get('authorization'));
-    } catch (e) {
-      if (e instanceof CallerRefused) {
-        res.status(401).json({ error: e.message });
-        return;
-      }
-      throw e;
-    }
+    if (!(await callerAdmitted(checkCaller, req, res))) return;
     if (req.path === '/reconcile') {
       try {
         res.status(200).json(await reconciler.pass());
