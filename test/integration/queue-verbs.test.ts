@@ -198,7 +198,9 @@ describe('Progress, Duplicate and GetActionParameters of a finished Synchronize'
 
 describe('Progress while running and while waiting; QueueStatus', () => {
   it('a running action has a Processing stage, a percentage from its maximum and an estimate; one waiting for the mailbox is Pending', async () => {
-    stack.gmail.setLatency(40);
+    // Slow enough that the running action (300 messages, up to 25 fetched at once) is still
+    // running when its twin, which waits for the mailbox, is cancelled.
+    stack.gmail.setLatency(250);
     let running = '';
     let waiting = '';
     try {
