@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { classify, parseRetryAfter, PermanentGmailError, TransientGmailError } from '../../functions/src/gmail/errors.js';
 import { GmailCaller } from '../../functions/src/gmail/caller.js';
-import { pacerFor, QuotaPacer } from '../../functions/src/gmail/pacing.js';
+import { pacerFor, QuotaPacer, RunAborted } from '../../functions/src/gmail/pacing.js';
 
 describe('QuotaPacer', () => {
   it('with a one-second burst, lets through one second of quota, then paces at quota ÷ 60 units a second', async () => {
@@ -140,6 +140,46 @@ describe('GmailCaller and Retry-After', () => {
     assert.deepEqual(await Promise.all([pa, pb]), ['ok', 'ok']);
     assert.equal(starts.length, 3);
     for (const t of starts.slice(1)) assert.ok(t >= refusedAt + 1000, `a call started ${t - refusedAt} ms after a Retry-After of 1 s`);
+  });
+});
+
+describe('GmailCaller winding down', () => {
+  it('lets a call already sent answer once the run winds down, and starts none after', async () => {
+    const ending = new AbortController();
+    const hard = new AbortController();
+    const caller = new GmailCaller({ pacer: new QuotaPacer(0), signal: hard.signal, ending: ending.signal });
+    let release = () => {};
+    let sent = 0;
+    const inFlight = caller.call('messages.list', 'list', async (o) => {
+      sent++;
+      await new Promise<void>((r) => (release = r));
+      assert.equal(o.signal.aborted, false);
+      return 'page';
+    });
+    while (sent === 0) await new Promise((r) => setImmediate(r));
+    ending.abort();
+    const after = caller.call('messages.list', 'list', async () => {
+      sent++;
+      return 'never';
+    });
+    await assert.rejects(after, RunAborted);
+    release();
+    assert.equal(await inFlight, 'page');
+    assert.equal(sent, 1);
+  });
+
+  it('does not retry a call that fails once the run winds down', async () => {
+    const ending = new AbortController();
+    const caller = new GmailCaller({ pacer: new QuotaPacer(0), ending: ending.signal, baseBackoffMs: 1 });
+    let sent = 0;
+    const call = caller.call('messages.get', 'get', async () => {
+      sent++;
+      ending.abort();
+      throw Object.assign(new Error('backend error'), { response: { status: 503, headers: {}, data: {} } });
+    });
+    await assert.rejects(call, RunAborted);
+    assert.equal(sent, 1);
+    assert.equal(caller.retries, 0);
   });
 });
 

@@ -36,6 +36,8 @@ function overlapDelayS(leaseS: number): number {
 const FAN_OUT_CONCURRENCY = 64;
 /** How long after its task was queued an action's record may still be on its way (see claimWritten). */
 export const RECORD_GRACE_MS = 60_000;
+/** How long Gmail calls already sent may go on once the time budget winds a run down. */
+const WIND_DOWN_MS = 10_000;
 /** How often a worker process reads the stop flags of the actions its units run (one read per action). */
 const STOP_POLL_MS = 400;
 
@@ -192,9 +194,17 @@ export function createWork(deps: Deps) {
     );
     let outOfTime = false;
     let lost: unknown;
-    const end = (why: () => void) => {
+    // The budget winds the run down: no Gmail call or wait starts, and the calls already sent
+    // finish so that their answers are kept (a listed page is not listed again by the
+    // continuation), unless they outlast WIND_DOWN_MS. Stop and a lost lease or address end
+    // everything at once.
+    const ending = new AbortController();
+    let windDown: NodeJS.Timeout | undefined;
+    const end = (why: () => void, at: 'once' | 'wind down' = 'once') => {
       why();
-      abort.abort();
+      ending.abort();
+      if (at === 'once') abort.abort();
+      else windDown ??= setTimeout(() => abort.abort(), Math.min(WIND_DOWN_MS, callTimeoutMs));
     };
     const unwatch = stops.watch(token, () => end(() => (stop = true)));
     // One write of this run at a time: each is conditional on the one before.
@@ -206,7 +216,7 @@ export function createWork(deps: Deps) {
       });
     }, Math.max(1000, leaseMs / 3));
     // The budget ends the run even inside a hung call: the hand-over must happen before the dispatch deadline.
-    const budgetTimer = setTimeout(() => end(() => (outOfTime = true)), config.workerTimeBudgetS * 1000);
+    const budgetTimer = setTimeout(() => end(() => (outOfTime = true), 'wind down'), config.workerTimeBudgetS * 1000);
     const spec = fetchActionOf(action.fetchAction);
     const taskConfig = config.connector.tasks[unit.task];
     const mailbox = deps.google.gmail(unit.user, spec.scopesFor?.(action.params ?? {}) ?? spec.scopes);
@@ -217,6 +227,7 @@ export function createWork(deps: Deps) {
       auth: mailbox,
       pacer,
       signal: abort.signal,
+      ending: ending.signal,
       timeoutMs: callTimeoutMs,
       baseBackoffMs: config.gmailBackoffMs,
       maxBackoffMs: Math.min(30_000, config.gmailBackoffMs * 60),
@@ -225,7 +236,7 @@ export function createWork(deps: Deps) {
     ulog.info('unit started', { generation, attempts: unit.attempts });
     try {
       if (taskConfig) {
-        address = await holdAddress({ db: deps.db, address: unit.user, holder, leaseMs, pacer, now: deps.now, signal: abort.signal, onLost: (e) => end(() => (lost = e)) }).catch(
+        address = await holdAddress({ db: deps.db, address: unit.user, holder, leaseMs, pacer, now: deps.now, signal: ending.signal, onLost: (e) => end(() => (lost = e)) }).catch(
           (e: unknown) => {
             if (e instanceof RunAborted) return undefined;
             throw e;
@@ -324,6 +335,7 @@ export function createWork(deps: Deps) {
       unwatch();
       clearInterval(leaseTimer);
       clearTimeout(budgetTimer);
+      clearTimeout(windDown);
     }
   }
 

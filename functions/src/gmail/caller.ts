@@ -36,6 +36,11 @@ export interface CallerOptions {
   maxBackoffMs?: number;
   /** Aborts waits (pacing and backoff) and calls in flight when the run must end. */
   signal?: AbortSignal;
+  /**
+   * The run is winding down: no call starts and no wait goes on after it fires, but a call
+   * already sent may finish, so that its answer (a listed page, a fetched message) is kept.
+   */
+  ending?: AbortSignal;
   /** How long one call may take before it is abandoned and retried. Default 60 s. */
   timeoutMs?: number;
   /** The token the calls carry: renewed once on a 401; `advice` is added to a missing scope's error. */
@@ -74,12 +79,16 @@ export class GmailCaller {
   private readonly base: number;
   private readonly max: number;
   private readonly timeoutMs: number;
+  /** What ends the waits: the run's end or its winding down, whichever comes first. */
+  private readonly waits: AbortSignal | undefined;
 
   constructor(private readonly opts: CallerOptions) {
     this.maxRetries = opts.maxRetries ?? 8;
     this.base = opts.baseBackoffMs ?? 500;
     this.max = opts.maxBackoffMs ?? 30_000;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
+    const { signal, ending } = opts;
+    this.waits = signal && ending ? AbortSignal.any([signal, ending]) : (signal ?? ending);
   }
 
   /**
@@ -92,7 +101,7 @@ export class GmailCaller {
     let renewed = false;
     for (let attempt = 0; ; attempt++) {
       const pacer = this.opts.pacer;
-      await pacer.enter(this.opts.signal);
+      await pacer.enter(this.waits);
       const timeout = new AbortController();
       let timer = setTimeout(() => timeout.abort(), this.timeoutMs);
       const alive = () => {
@@ -100,7 +109,7 @@ export class GmailCaller {
         if (!timeout.signal.aborted) timer = setTimeout(() => timeout.abort(), this.timeoutMs);
       };
       try {
-        await pacer.take(GMAIL_COSTS[method], this.opts.signal);
+        await pacer.take(GMAIL_COSTS[method], this.waits);
         const counted = Date.now();
         const signal = this.opts.signal ? AbortSignal.any([this.opts.signal, timeout.signal]) : timeout.signal;
         const out = await fn({ signal, alive });
@@ -108,7 +117,7 @@ export class GmailCaller {
         pacer.succeeded();
         return out;
       } catch (e) {
-        if (e instanceof RunAborted || this.opts.signal?.aborted) throw new RunAborted();
+        if (e instanceof RunAborted || this.waits?.aborted) throw new RunAborted();
         const err = timeout.signal.aborted
           ? new TransientGmailError(`${what}: no answer within ${Math.round(this.timeoutMs / 1000)} s`, undefined, undefined, false, { cause: e })
           : classify(e, what);
@@ -127,7 +136,7 @@ export class GmailCaller {
         if (attempt >= this.maxRetries) throw err;
         this.retries++;
         // A quota refusal's wait is the pacer's (it holds every call of the address); other failures back off here.
-        if (!err.rateLimited || concurrent) await sleep(this.backoff(attempt, err), this.opts.signal);
+        if (!err.rateLimited || concurrent) await sleep(this.backoff(attempt, err), this.waits);
       } finally {
         clearTimeout(timer);
         pacer.leave();
