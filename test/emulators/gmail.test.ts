@@ -719,6 +719,41 @@ void describe('latency and lifecycle', () => {
   });
 });
 
+void describe('held calls', () => {
+  void test('holdCalls lets the first calls through, holds the rest until released, and a client that gives up ends its own', async () => {
+    const emulator = await startGmailEmulator({ dataDir: DEMO_DIR });
+    try {
+      const { gmail } = clients(emulator);
+      const [first, second] = ((await gmail.users.messages.list({ userId: DEMO, maxResults: 2 })).data.messages ?? []).map((m) => m.id ?? '');
+      const release = emulator.holdCalls(DEMO, 'messages.get', 1);
+      await gmail.users.messages.get({ userId: DEMO, id: first ?? '', format: 'minimal' });
+      let answered = false;
+      const held = gmail.users.messages.get({ userId: DEMO, id: second ?? '', format: 'minimal' }).then((r) => {
+        answered = true;
+        return r.data.id;
+      });
+      // Other methods and other users are not held.
+      assert.equal((await gmail.users.getProfile({ userId: DEMO })).status, 200);
+      const gaveUp = new AbortController();
+      const abandoned = gmail.users.messages.get({ userId: DEMO, id: first ?? '', format: 'minimal' }, { signal: gaveUp.signal, retry: false }).then(
+        () => 'answered',
+        () => 'gave up',
+      );
+      // Both calls have arrived and wait at the gate.
+      while ((emulator.stats().calls['messages.get'] ?? 0) < 3) await new Promise((r) => setTimeout(r, 5));
+      gaveUp.abort();
+      assert.equal(await abandoned, 'gave up');
+      assert.equal(answered, false);
+      release();
+      assert.equal(await held, second);
+      // Released: calls go through again.
+      assert.equal((await gmail.users.messages.get({ userId: DEMO, id: first ?? '', format: 'minimal' })).status, 200);
+    } finally {
+      await emulator.close();
+    }
+  });
+});
+
 void describe('hangs', () => {
   /** One Gmail call over plain fetch: its status, or 'timeout' when the client gave up after `timeoutMs`. */
   async function call(e: GmailEmulator, path: string, timeoutMs = 300): Promise<number | 'timeout'> {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { TokenVerifier } from './auth.js';
 import { FaultInjector, HangInjector, QuotaManager } from './quota.js';
-import { createHandler, type EmulatorState } from './routes.js';
+import { createHandler, gateKey, type EmulatorState } from './routes.js';
 import { Mailbox } from './store.js';
 import { Watches, type NotificationStats, type Watch } from './watch.js';
 
@@ -109,6 +109,11 @@ export interface GmailEmulator {
    * the change is made but the client hears nothing, as when a connection drops after Gmail acted.
    */
   loseAnswers(method: string, count: number): void;
+  /**
+   * Holds the user's calls of `method` after the next `after`: they wait, unanswered, until the
+   * returned function opens the gate (or their client gives up). One gate per user and method.
+   */
+  holdCalls(user: string, method: string, after: number): () => void;
   stats(): GmailEmulatorStats;
   /** Addresses served, sorted. */
   mailboxes(): string[];
@@ -176,6 +181,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     selfUrl: '',
     tokenVerifier: opts.tokenVerifier,
     watches,
+    gates: new Map(),
     delay: (ms, res) =>
       new Promise<boolean>((resolve) => {
         if (res?.destroyed) {
@@ -216,6 +222,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
   state.selfUrl = `http://${urlHost}:${port}/`;
 
   let closing: Promise<void> | null = null;
+  const gateOpeners = new Set<() => void>();
   return {
     url: `http://${urlHost}:${port}/`,
     port,
@@ -223,6 +230,8 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
       closing ??= (async () => {
         state.closed = true;
         watches.close();
+        for (const open of gateOpeners) open();
+        gateOpeners.clear();
         for (const settle of [...timers.values()]) settle(false);
         timers.clear();
         for (const res of state.hanging) res.destroy();
@@ -251,6 +260,18 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     },
     setHangRate(f) {
       state.hangs.rate = fraction(f);
+    },
+    holdCalls(user, method, after) {
+      const key = gateKey(user, method);
+      let open = (): void => {};
+      const opened = new Promise<void>((r) => (open = r));
+      state.gates.set(key, { left: Math.max(0, Math.floor(after)), opened });
+      gateOpeners.add(open);
+      return () => {
+        if (state.gates.get(key)?.opened === opened) state.gates.delete(key);
+        gateOpeners.delete(open);
+        open();
+      };
     },
     stats() {
       return {

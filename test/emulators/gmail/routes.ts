@@ -55,8 +55,32 @@ export interface EmulatorState {
   tokenVerifier?: TokenVerifier;
   /** Watches and the notifications they publish (watch.ts). */
   watches: Watches;
+  /** Calls held back, by gateKey(user, method): the first `left` pass, the rest wait for `opened`. */
+  gates: Map<string, Gate>;
   /** Waits `ms`; resolves early (with false) when the emulator closes or `res` closes (the client went away). */
   delay(ms: number, res?: ServerResponse): Promise<boolean>;
+}
+
+export interface Gate {
+  left: number;
+  opened: Promise<void>;
+}
+
+export function gateKey(user: string, method: string): string {
+  return `${user.toLowerCase()} ${method}`;
+}
+
+/** Resolves true once the gate opens, false when the client goes away or the emulator closes. */
+function through(gate: Gate, res: ServerResponse): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(false);
+  return new Promise<boolean>((resolve) => {
+    const gone = (): void => resolve(false);
+    res.once('close', gone);
+    void gate.opened.then(() => {
+      res.off('close', gone);
+      resolve(!res.destroyed);
+    });
+  });
 }
 
 const MAX_BODY = 64 * 1024 * 1024;
@@ -448,6 +472,14 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
           if (left <= 0) state.inFlight.delete(key);
           else state.inFlight.set(key, left);
         });
+      }
+    }
+    const gate = route.gmail ? state.gates.get(gateKey(args[0] ?? '', route.name)) : undefined;
+    if (gate) {
+      if (gate.left > 0) gate.left--;
+      else if (!(await through(gate, res)) || state.closed) {
+        res.destroy();
+        return;
       }
     }
     if (state.latencyMs > 0) {
