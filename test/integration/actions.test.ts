@@ -137,7 +137,8 @@ describe('Synchronize', () => {
   });
 
   it('Stop mid-run ends Stopped with partial counts; the next Synchronize fetches the rest', async () => {
-    stack.gmail.setLatency(60);
+    // The run reads 100 messages, then the emulator holds it: it is running when the Stop comes.
+    const release = stack.gmail.holdCalls(SLOW, 'messages.get', 100);
     let token: string;
     try {
       token = await stack.synchronize('SLOW');
@@ -160,7 +161,7 @@ describe('Synchronize', () => {
       assert.equal(cancel.status, 409);
       assert.match(cancel.text, /Stopped/);
     } finally {
-      stack.gmail.setLatency(0);
+      release();
     }
     const [unit] = await stack.units(token);
     const partial = unit?.counts.added ?? 0;

@@ -162,7 +162,8 @@ describe('gmail-connector against a test stack', () => {
   });
 
   it('stop ends a running action, and --wait then exits 3 with Stopped', async () => {
-    stack.gmail.setLatency(20);
+    // The run reads 20 messages, then the emulator holds it: it is running when the stop comes.
+    const release = stack.gmail.holdCalls(SLOW, 'messages.get', 20);
     try {
       const waiting = cli(['--json', 'fetch', 'synchronize', 'SLOW', '--wait']);
       let t: string | undefined;
@@ -180,7 +181,7 @@ describe('gmail-connector against a test stack', () => {
       assert.equal(w.json.token, t);
       assert.equal((w.json.action as Json).status, 'Stopped');
     } finally {
-      stack.gmail.setLatency(0);
+      release();
     }
   });
 
