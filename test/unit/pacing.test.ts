@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { classify, parseRetryAfter, PermanentGmailError, TransientGmailError } from '../../functions/src/gmail/errors.js';
 import { GmailCaller } from '../../functions/src/gmail/caller.js';
-import { pacerFor, QuotaPacer, RunAborted } from '../../functions/src/gmail/pacing.js';
+import { pacerFor, QuotaPacer, RATE_EPISODES_MS, RunAborted } from '../../functions/src/gmail/pacing.js';
 
 describe('QuotaPacer', () => {
   it('with a one-second burst, lets through one second of quota, then paces at quota ÷ 60 units a second', async () => {
@@ -40,15 +40,24 @@ describe('QuotaPacer', () => {
     assert.equal(pacer.burstUnits, 100);
   });
 
-  it('halves its rate once per episode of refusals with an empty bucket, and climbs back on success', () => {
+  it('keeps its rate through a lone episode of refusals, halves it once per episode when they recur, and climbs back on success', () => {
     let now = 0;
     const pacer = new QuotaPacer(6000, () => now, 1);
     void pacer.take(100);
     assert.equal(pacer.currentRate, 100);
+    // A lone episode (the calls in flight refused together) is jitter: the rate stays.
     for (let i = 0; i < 10; i++) pacer.throttled();
-    assert.equal(pacer.currentRate, 50);
+    assert.equal(pacer.currentRate, 100);
+    // Another episode within RATE_EPISODES_MS: the rate is too high, halve it, once.
     now += 1000;
     void pacer.take(49);
+    for (let i = 0; i < 10; i++) pacer.throttled();
+    assert.equal(pacer.currentRate, 50);
+    now += RATE_EPISODES_MS - 1;
+    pacer.throttled();
+    assert.equal(pacer.currentRate, 25);
+    // Long after: lone again.
+    now += RATE_EPISODES_MS;
     pacer.throttled();
     assert.equal(pacer.currentRate, 25);
     for (let i = 0; i < 1000; i++) pacer.succeeded();

@@ -25,6 +25,11 @@
 export const REGROW_DELAY_MS = 60_000;
 /** How long the believed burst takes to grow from nothing back to the widest. */
 export const REGROW_MS = 600_000;
+/**
+ * Refusal episodes this close together say the sustained rate is too high; a lone one is the
+ * jitter between our count and Gmail's, and the pause it imposes already lets Gmail's bucket refill.
+ */
+export const RATE_EPISODES_MS = 10_000;
 
 /** What a pacer knows, as stored with its address's hold. */
 export interface PacerState {
@@ -173,9 +178,12 @@ export class QuotaPacer {
    * showed; if it showed tokens, Gmail's burst is that much smaller than
    * believed. No call starts before `retryAfterMs` has passed, or, without
    * one, before an own backoff (1 s, doubling while refusals go on, at most
-   * 32 s). The calls in flight together are refused together: one episode,
-   * so the rate is halved at most once a second, and only when the burst
-   * cannot be the reason (the bucket was empty, or already one second wide).
+   * 32 s). The calls in flight together are refused together: one episode.
+   * The rate is halved at most once an episode, only when the burst cannot be
+   * the reason (the bucket was empty, or already one second wide), and only
+   * when the episode before began less than RATE_EPISODES_MS ago: a lone
+   * refusal now and then is jitter, and halving for it would leave quota that
+   * Gmail refilled during the pause unused.
    */
   throttled(retryAfterMs?: number): void {
     if (this.maxRate <= 0) return;
@@ -191,8 +199,9 @@ export class QuotaPacer {
     this.tokens = Math.min(this.tokens, 0);
     const episode = t - this.lastThrottle >= 1000;
     if (episode) {
+      const recurring = t - this.lastThrottle < RATE_EPISODES_MS;
       this.lastThrottle = t;
-      if (!burstWrong) this.rate = Math.max(this.maxRate / 16, this.rate / 2);
+      if (!burstWrong && recurring) this.rate = Math.max(this.maxRate / 16, this.rate / 2);
       this.streak++;
     }
     const own = Math.min(32_000, 1000 * 2 ** Math.max(0, this.streak - 1));
