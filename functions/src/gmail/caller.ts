@@ -5,6 +5,7 @@
  * is coupled to the mailbox's pacer (a rate-limit answer lowers the user's rate)
  * and must honour Gmail's Retry-After, and the wait must end at once on Stop.
  */
+import { setMaxListeners } from 'node:events';
 import { classify, PermanentGmailError, TransientGmailError } from './errors.js';
 import { QuotaPacer, RunAborted, sleep } from './pacing.js';
 
@@ -89,6 +90,9 @@ export class GmailCaller {
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     const { signal, ending } = opts;
     this.waits = signal && ending ? AbortSignal.any([signal, ending]) : (signal ?? ending);
+    // Every call waiting for quota, a place or a backoff listens to it: as many as the calls a run
+    // has going at once (up to 25, and the batches fetched ahead), more than Node's default 10.
+    if (this.waits) setMaxListeners(100, this.waits);
   }
 
   /**
