@@ -195,8 +195,8 @@ async function main(): Promise<void> {
     note(`— cell: burst ${cell.burstS} s, ${cell.messages} messages, ${contenders.join(', ')}, ${args.runs} run(s) each`);
     const res = await runCell(firestore, cell, contenders, { runs: args.runs, concurrent: args.concurrent, logDir: join(outDir, 'logs'), profileDir: args.profile ? join(outDir, 'profiles') : undefined });
     results.push(res);
-    if (cell.messages <= 2_500) {
-      const peers = res.rows.filter((r) => r.contender !== 'connector');
+    const peers = res.rows.filter((r) => r.contender !== 'connector');
+    if (cell.messages <= 2_500 && peers.length > 0) {
       const best = peers.reduce((b, r) => (median(r.rates) > median(b.rates) ? r : b));
       bestSmall.set(cell.burstS, best.contender as PeerName);
     }
