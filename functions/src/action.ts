@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { CallerRefused, createCallerCheck } from './auth/oidc.js';
 import { actionName, ACTIONS, RawAnswer, readsOnly } from './aci/actions.js';
-import { AciError, internal, methodNotAllowed } from './aci/errors.js';
+import { AciError, toAciError, methodNotAllowed } from './aci/errors.js';
 import { parseAciRequest, type AciParams } from './aci/request.js';
 import { chooseFormat, renderError, renderSuccess, type ResponseFormat } from './aci/response.js';
 import type { Deps } from './deps.js';
@@ -88,7 +88,7 @@ export function createActionHandler(deps: Deps) {
       }
       send(renderSuccess(n, data, format));
     } catch (e) {
-      const err = e instanceof AciError ? e : internal('the connector failed to answer; see its logs', e);
+      const err = toAciError(e);
       if (!(e instanceof AciError) || err.status >= 500) {
         deps.log.error('action failed', { action: name, error: (e as Error).message, stack: (e as Error).stack });
       }

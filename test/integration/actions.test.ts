@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { XMLParser } from 'fast-xml-parser';
 import { createTasksClient } from '../../functions/src/queue/client.js';
+import { FIRST_COMMIT_WITHIN } from '../../functions/src/fetch/synchronize.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { writeMailbox, type TestMessage } from '../support/mail.js';
 
@@ -137,8 +138,8 @@ describe('Synchronize', () => {
   });
 
   it('Stop mid-run ends Stopped with partial counts; the next Synchronize fetches the rest', async () => {
-    // The run reads 100 messages, then the emulator holds it: it is running when the Stop comes.
-    const release = stack.gmail.holdCalls(SLOW, 'messages.get', 100);
+    // The run reads enough for its first commit, then the emulator holds it: it is running when the Stop comes.
+    const release = stack.gmail.holdCalls(SLOW, 'messages.get', FIRST_COMMIT_WITHIN);
     let token: string;
     try {
       token = await stack.synchronize('SLOW');

@@ -35,7 +35,8 @@ before(async () => {
     mailDir: dir,
     gmail: { historyRetention: 6 },
     // A one-second budget makes every page of a long listing hand over to a continuation task.
-    env: { WORKER_TIME_BUDGET_S: '1', WORKER_LEASE_S: '4' },
+    // Runs hand over every 3 s: the long listing and the fault drill go through continuations.
+    env: { WORKER_TIME_BUDGET_S: '3', WORKER_LEASE_S: '4' },
     connector: {
       gmail: { quotaUnitsPerUserPerMinute: 1_000_000 },
       tasks: {
@@ -59,9 +60,9 @@ function assertSinkMirrors(task: string, user: string): Promise<void> {
   return mirrors(stack, g, task, user);
 }
 
-async function syncAndWait(task: string, extra: Record<string, string> = {}): Promise<string> {
+async function syncAndWait(task: string, extra: Record<string, string> = {}, timeoutMs = 120_000): Promise<string> {
   const token = await stack.synchronize(task, extra);
-  const a = await stack.waitFor(token, ['Finished', 'Error', 'Stopped', 'Cancelled'], 120_000);
+  const a = await stack.waitFor(token, ['Finished', 'Error', 'Stopped', 'Cancelled'], timeoutMs);
   assert.equal(a.status, 'Finished', a.error ?? '');
   return token;
 }
@@ -75,7 +76,8 @@ describe('drills', () => {
     stack.gmail.setFaultRate(0.2);
     let token: string;
     try {
-      token = await syncAndWait('FAULTY');
+      // Each rate-limit refusal pauses the address for its Retry-After (1 to 2 s): about 80 s alone.
+      token = await syncAndWait('FAULTY', {}, 240_000);
     } finally {
       stack.gmail.setFaultRate(0);
     }
@@ -118,8 +120,8 @@ describe('drills', () => {
   });
 
   it('a long listing hands over to continuation tasks and stays one action', async () => {
-    // Latency makes each page of 500 take longer than the one-second budget.
-    stack.gmail.setLatency(25);
+    // Latency makes each page of 500 take longer than the three-second budget.
+    stack.gmail.setLatency(150);
     // Counted for this mailbox only: other tests' mailboxes share the emulator.
     const listsOf = () => stack.gmail.stats().callsByUser[BIG]?.['messages.list'] ?? 0;
     const lists = listsOf();

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { Timestamp } from '@google-cloud/firestore';
 import { XMLParser } from 'fast-xml-parser';
 import type { ActionRecord } from '../../functions/src/store/model.js';
+import { FIRST_COMMIT_WITHIN } from '../../functions/src/fetch/synchronize.js';
 import { writeMailbox } from '../support/mail.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -198,9 +199,10 @@ describe('Progress, Duplicate and GetActionParameters of a finished Synchronize'
 
 describe('Progress while running and while waiting; QueueStatus', () => {
   it('a running action has a Processing stage, a percentage from its maximum and an estimate; one waiting for the mailbox is Pending', async () => {
-    // The running action (300 messages) reads 40 and is then held by the emulator: it is still
-    // running when its twin, which waits for the mailbox, is cancelled, and when it is stopped.
-    const release = stack.gmail.holdCalls(SLOW, 'messages.get', 40);
+    // The running action (300 messages) reads enough for its first commit and is then held by the
+    // emulator: it is still running when its twin, which waits for the mailbox, is cancelled,
+    // and when it is stopped.
+    const release = stack.gmail.holdCalls(SLOW, 'messages.get', FIRST_COMMIT_WITHIN);
     let running = '';
     let waiting = '';
     try {

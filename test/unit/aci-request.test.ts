@@ -740,4 +740,17 @@ describe('AciError', () => {
     const known = missingParameter('x');
     assert.equal(toAciError(known), known);
   });
+
+  it('answers 503 when Firestore or Cloud Tasks says it is busy, 500 for anything else', () => {
+    const grpc = (code: number) => Object.assign(new Error(`${code} gRPC failure`), { code });
+    // DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED (a transaction that lost to others), UNAVAILABLE.
+    for (const code of [4, 8, 10, 14]) {
+      const e = toAciError(grpc(code));
+      assert.equal(e.status, 503);
+      assert.equal(e.id, 'GMAILCONNECTOR-UNAVAILABLE');
+    }
+    assert.equal(toAciError(new Error('Cloud Tasks deleteTask x: unavailable', { cause: grpc(14) })).status, 503);
+    // INVALID_ARGUMENT, PERMISSION_DENIED, INTERNAL; and a plain error.
+    for (const e of [grpc(3), grpc(7), grpc(13), new Error('bug')]) assert.equal(toAciError(e).status, 500);
+  });
 });

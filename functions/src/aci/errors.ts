@@ -187,9 +187,21 @@ export function unavailable(message: string, cause?: unknown): AciError {
   );
 }
 
-/** `error` itself when it is an {@link AciError}, else a generic internal error wrapping it. */
+/**
+ * gRPC codes with which Firestore and Cloud Tasks say "not now": a deadline passed, a quota ran
+ * out, a transaction lost to others (after the client's own retries), the service unreachable.
+ */
+const BUSY_CODES = new Set([4, 8, 10, 14]);
+
+/** The error a client is given for what an action threw: 503 when a dependency was busy, else 500. */
 export function toAciError(error: unknown): AciError {
-  return error instanceof AciError ? error : internal('unexpected failure', error);
+  if (error instanceof AciError) return error;
+  // The code is on the client's error, or on the cause of ours (a QueueError wraps it).
+  for (let e: unknown = error, depth = 0; e && depth < 3; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'number' && BUSY_CODES.has(code)) return unavailable('Firestore or Cloud Tasks is busy', error);
+  }
+  return internal('the connector failed to answer; see its logs', error);
 }
 
 /** A feature the connector's configuration turns off. */

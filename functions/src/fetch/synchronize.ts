@@ -38,6 +38,11 @@ const AHEAD = 2;
 const CONCURRENCY = 10;
 const BURST_CONCURRENCY = 25;
 const LARGE_MESSAGE = 1024 * 1024;
+/**
+ * The most messages a run that starts a page fetches before its first commit: the first batch
+ * and the batches ahead of it, whose reads may finish in any order.
+ */
+export const FIRST_COMMIT_WITHIN = CONCURRENCY + AHEAD * BATCH;
 /** Firestore allows 500 writes and 10 MiB a commit; stay under both (the progress write included). */
 const MAX_WRITES = 450;
 const MAX_COMMIT_BYTES = 8 * 1024 * 1024;

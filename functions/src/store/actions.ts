@@ -117,6 +117,8 @@ export class ActionStore {
       .orderBy(order.fieldPath, 'desc')
       .limit(1);
     const schedRef = this.db.collection(COLLECTIONS.state).doc(a.scheduleKey.toUpperCase());
+    // Ticks of one schedule delivered together contend on its document: more attempts than the
+    // client's default 5, so that a burst of them still ends in one action each.
     return this.db.runTransaction(async (tx) => {
       const [, found] = await Promise.all([tx.get(schedRef), tx.get(active)]);
       const d = found.docs[0];
@@ -125,7 +127,7 @@ export class ActionStore {
       tx.create(this.ref(a.token), record);
       tx.set(schedRef, { scheduledToken: a.token, scheduledAt: record.queuedAt }, { merge: true });
       return { record, created: true };
-    });
+    }, { maxAttempts: 20 });
   }
 
   /** Ends an action `Error` if it is still queued (its task could not be created). */
