@@ -118,7 +118,7 @@ export class ActionStore {
       .limit(1);
     const schedRef = this.db.collection(COLLECTIONS.state).doc(a.scheduleKey.toUpperCase());
     // Ticks of one schedule delivered together contend on its document: more attempts than the
-    // client's default 5, so that a burst of them still ends in one action each.
+    // client's default 5, so that every tick of a burst is answered with the one action.
     return this.db.runTransaction(async (tx) => {
       const [, found] = await Promise.all([tx.get(schedRef), tx.get(active)]);
       const d = found.docs[0];
