@@ -34,8 +34,8 @@ before(async () => {
   stack = await startTestStack({
     mailDir: dir,
     gmail: { historyRetention: 6 },
-    // A one-second budget makes every page of a long listing hand over to a continuation task.
-    // Runs hand over every 3 s: the long listing and the fault drill go through continuations.
+    // A three-second budget: every page of the long listing, and the fault drill's waits for
+    // Retry-After, hand over to continuation tasks.
     env: { WORKER_TIME_BUDGET_S: '3', WORKER_LEASE_S: '4' },
     connector: {
       gmail: { quotaUnitsPerUserPerMinute: 1_000_000 },
