@@ -70,7 +70,7 @@ export function gateKey(user: string, method: string): string {
   return `${user.toLowerCase()} ${method}`;
 }
 
-/** Resolves true once the gate opens, false when the client goes away or the emulator closes. */
+/** Resolves true once the gate opens (the emulator's close opens it too), false when the client goes away. */
 function through(gate: Gate, res: ServerResponse): Promise<boolean> {
   if (res.destroyed) return Promise.resolve(false);
   return new Promise<boolean>((resolve) => {
