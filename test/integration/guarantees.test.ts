@@ -25,6 +25,7 @@ const SWEEP = 'sweep@example.com';
 const KEEP = 'keep@example.com';
 const FENCE = 'fence@example.com';
 const HANG = 'hang@example.com';
+const STALE = 'stale@example.com';
 const TEAM = ['f1@example.com', 'f2@example.com', 'f3@example.com'];
 const ENDED = ['Finished', 'Error', 'Stopped', 'Cancelled'];
 
@@ -41,6 +42,7 @@ before(async () => {
   writeMailbox(KEEP, 30, { dir, prefix: 'k' });
   writeMailbox(FENCE, 5, { dir, prefix: 'e' });
   writeMailbox(HANG, 150, { dir, prefix: 'h' });
+  writeMailbox(STALE, 5, { dir, prefix: 't' });
   TEAM.forEach((u, i) => writeMailbox(u, 10 + i, { dir, prefix: `f${i}` }));
   stack = await startTestStack({
     mailDir: dir,
@@ -58,6 +60,7 @@ before(async () => {
         KEEP: { users: [KEEP] },
         FENCE: { users: [FENCE] },
         HANG: { users: [HANG] },
+        STALE: { users: [STALE] },
         TEAM: { users: TEAM },
       },
     },
@@ -254,6 +257,30 @@ describe('the sink equals the mailbox', () => {
     const token = await syncAndWait('SWEEP');
     await assertSinkMirrors(stack, g, 'SWEEP', SWEEP);
     assert.equal((await countsOf(stack, token, 'SWEEP')).deleted, 3);
+  });
+
+  it('a sweep of more stale documents than a page deletes each unheld one once and marks each held one', async () => {
+    // Documents an earlier run wrote (epoch 0) of messages the mailbox no longer has: more held
+    // ones than a sweep page (400) holds, so a sweep that left them stale would read them forever.
+    const UNHELD = 40;
+    const HELD = 420;
+    const name = (i: number) => `gone${String(i).padStart(4, '0')}`;
+    const heldIds = new Set(Array.from({ length: HELD }, (_, k) => name(UNHELD + k)));
+    const plant = stack.db.batch();
+    for (let i = 0; i < UNHELD + HELD; i++) {
+      const messageId = name(i);
+      plant.set(stack.db.collection('documents').doc(`STALE:${STALE}:${messageId}`), { task: 'STALE', user: STALE, messageId, labels: ['INBOX'], epoch: 0, ...(heldIds.has(messageId) ? { held: true } : {}) });
+    }
+    await plant.commit();
+    const token = await syncAndWait('STALE');
+    const sink = await stack.sink('STALE', STALE);
+    const mailbox = ((await g.users.messages.list({ userId: STALE })).data.messages ?? []).map((m) => m.id ?? '');
+    assert.deepEqual([...sink.values()].map((d) => d.messageId as string).sort(), [...mailbox, ...heldIds].sort());
+    for (const id of heldIds) {
+      const d = sink.get(`STALE:${STALE}:${id}`);
+      assert.deepEqual([d?.held, d?.deletedInSource], [true, true], `held ${id} is kept and marked`);
+    }
+    assert.equal((await countsOf(stack, token, 'STALE')).deleted, UNHELD);
   });
 
   it('a message Gmail will not serve keeps its document through a sweep, counted as an error', async () => {

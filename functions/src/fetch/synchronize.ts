@@ -11,12 +11,13 @@
  * off: nothing listed twice, nothing counted twice, and a delivery that lost
  * the mailbox writes nothing more.
  */
-import { FieldPath, type DocumentReference } from '@google-cloud/firestore';
+import type { DocumentReference } from '@google-cloud/firestore';
 import { GMAIL_SCOPES } from '../gmail/client.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
 import type { RunStanding } from '../store/mailboxes.js';
 import { COLLECTIONS, documentId, type Checkpoint, type Counts } from '../store/model.js';
+import { QUERIES } from '../store/queries.js';
 import { estimateBytes, fetchDocument, type SinkDocument } from './document.js';
 import { HOLD_FIELDS, holdStateOf, releasedPage, sweptUnderHold, underHold } from './holds.js';
 import { PAGE_SIZE, cloneProgress, listMessages, saveProgress } from './listing.js';
@@ -331,26 +332,32 @@ async function applyOne(ctx: SyncContext, cp: Checkpoint, item: string, labels: 
   }
 }
 
-/** One page of the sweep: deletes the task's documents of this mailbox that this run's listing did not mark. */
+/**
+ * One page of the sweep: deletes the task's documents of this mailbox that this run's listing did
+ * not mark, and marks the held ones among them (deletedInSource) with the run's epoch. Either way
+ * a page's documents leave the query once committed, so the next page is again the first one
+ * left: no cursor, and a take-over goes on where the last commit left off. The query reads only
+ * stale documents (an index on task, user and epoch), so sweeping an unchanged mailbox reads none.
+ */
 async function sweepPage(ctx: SyncContext, cp: Checkpoint): Promise<void> {
   if (cp.mode === 'history') return releasedPage(ctx, cp);
-  let q = ctx.db
+  const [task, user, epoch] = QUERIES.staleDocumentsOfMailbox.fields;
+  const page = await ctx.db
     .collection(COLLECTIONS.documents)
-    .where('task', '==', ctx.task.toUpperCase())
-    .where('user', '==', ctx.user.toLowerCase())
-    .orderBy(FieldPath.documentId())
-    .select('epoch', 'held');
-  if (cp.sweepAfter !== null) q = q.startAfter(cp.sweepAfter);
-  const page = await q.limit(SWEEP_PAGE).get();
-  const stale = page.docs.filter((d) => d.get('epoch') !== cp.epoch).map((d) => ({ ref: d.ref, rule: sweptUnderHold(d) }));
+    .where(task.fieldPath, '==', ctx.task.toUpperCase())
+    .where(user.fieldPath, '==', ctx.user.toLowerCase())
+    .where(epoch.fieldPath, '!=', cp.epoch)
+    .select('held')
+    .limit(SWEEP_PAGE)
+    .get();
+  const stale = page.docs.map((d) => ({ ref: d.ref, rule: sweptUnderHold(d) }));
   const next = cloneProgress(ctx.progress);
   next.counts['deleted'] = (next.counts['deleted'] ?? 0) + stale.filter((d) => d.rule === 'delete').length;
-  const last = page.docs[page.docs.length - 1]?.id ?? null;
-  next.checkpoint = page.size < SWEEP_PAGE ? { ...cp, phase: 'done', sweepAfter: null } : { ...cp, sweepAfter: last };
+  next.checkpoint = { ...cp, sweepAfter: null, ...(page.size < SWEEP_PAGE ? { phase: 'done' as const } : {}) };
   await saveProgress(ctx, next, (b) => {
     for (const d of stale) {
       if (d.rule === 'delete') b.delete(d.ref);
-      else b.update(d.ref, d.rule);
+      else b.update(d.ref, { ...d.rule, epoch: cp.epoch });
     }
   });
 }

@@ -69,7 +69,9 @@ export interface ActionRecord {
  *   `-id` for a deletion), of which the first `done` are applied, and `next` is
  *   the page after it;
  * - `sweeping`: a full listing is complete; sink documents not marked with this
- *   run's epoch are deleted, in document id order after `sweepAfter`;
+ *   run's epoch are deleted (held ones marked), a page at a time until none is
+ *   left; after an incremental run, the released documents after `sweepAfter`
+ *   are examined;
  * - `done`: the run's work is complete; only ending the unit remains.
  * Counts are saved with the checkpoint in one write, so a take-over never
  * counts or lists again what was already counted or listed.
@@ -92,7 +94,7 @@ export interface Checkpoint {
   startHistoryId: string | null;
   /** The mailbox's history id when this run began: the next run's start once this one finishes. */
   baselineHistoryId: string | null;
-  /** Phase `sweeping`: the last document id examined. */
+  /** Phase `sweeping` of an incremental run: the last released document id examined. */
   sweepAfter: string | null;
 }
 

@@ -59,6 +59,19 @@ export const QUERIES = {
       { fieldPath: 'queuedAt', order: 'DESCENDING' },
     ],
   },
+  /**
+   * A full listing's sweep: the task's documents of one mailbox whose epoch is not the run's. It
+   * reads only what it deletes or marks, so a sweep of an unchanged mailbox reads nothing.
+   */
+  staleDocumentsOfMailbox: {
+    collectionGroup: 'documents',
+    queryScope: 'COLLECTION',
+    fields: [
+      { fieldPath: 'task', order: 'ASCENDING' },
+      { fieldPath: 'user', order: 'ASCENDING' },
+      { fieldPath: 'epoch', order: 'ASCENDING' },
+    ],
+  },
 } as const satisfies Record<string, QueryShape>;
 
 /** The query of actions of one status ordered by `field` (QueueInfo GetStatus with `State`). */
