@@ -23,6 +23,8 @@ export interface FirestoreEmulator {
   readonly host: string;
   /** Whether this process started it (and so stops it on close). */
   readonly owned: boolean;
+  /** The emulator's process id when this process started it, else null. */
+  readonly pid: number | null;
   /** Deletes every document of one project. */
   wipe(project: string): Promise<void>;
   close(): Promise<void>;
@@ -138,12 +140,12 @@ export async function startFirestoreEmulator(
     if (!(await answersOk(existing))) {
       throw new Error(`FIRESTORE_EMULATOR_HOST is ${existing}, but no Firestore emulator answers there`);
     }
-    return { host: existing, owned: false, wipe: (p) => wipe(existing, p), close: async () => {} };
+    return { host: existing, owned: false, pid: null, wipe: (p) => wipe(existing, p), close: async () => {} };
   }
   const jar = findFirestoreEmulatorJar(env);
   const port = opts.port || (await freePort());
   const host = `127.0.0.1:${port}`;
-  const stop = await launchJavaEmulator(
+  const { stop, pid } = await launchJavaEmulator(
     'Firestore',
     host,
     ['-Duser.language=en', '-Xms64m', '-Xmx1g', '-cp', jar, 'com.google.cloud.datastore.emulator.firestore.CloudFirestore', '--host', '127.0.0.1', '--port', String(port)],
@@ -152,6 +154,7 @@ export async function startFirestoreEmulator(
   return {
     host,
     owned: true,
+    pid,
     wipe: (p) => wipe(host, p),
     close: stop,
   };
@@ -159,10 +162,15 @@ export async function startFirestoreEmulator(
 
 /**
  * Starts one of Google's Java emulators with `javaArgs` and waits until it answers on `host`
- * (at most 60 s; its last output is in the error otherwise); answers how to stop it. It is
- * killed if this process exits first.
+ * (at most 60 s; its last output is in the error otherwise); answers how to stop it, and its
+ * process id. It is killed if this process exits first.
  */
-export async function launchJavaEmulator(name: string, host: string, javaArgs: string[], log?: (line: string) => void): Promise<() => Promise<void>> {
+export async function launchJavaEmulator(
+  name: string,
+  host: string,
+  javaArgs: string[],
+  log?: (line: string) => void,
+): Promise<{ stop: () => Promise<void>; pid: number | null }> {
   const child = spawn('java', javaArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (b: Buffer) => {
@@ -189,5 +197,5 @@ export async function launchJavaEmulator(name: string, host: string, javaArgs: s
     }
     await new Promise((r) => setTimeout(r, 150));
   }
-  return stop;
+  return { stop, pid: child.pid ?? null };
 }

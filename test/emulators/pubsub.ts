@@ -97,6 +97,6 @@ export async function startPubsubEmulator(opts: { port?: number; env?: NodeJS.Pr
   const jar = findPubsubEmulatorJar(env);
   const port = opts.port || (await freePort());
   const host = `127.0.0.1:${port}`;
-  const stop = await launchJavaEmulator('Pub/Sub', host, ['-Duser.language=en', '-Xms32m', '-Xmx512m', '-jar', jar, '--host=127.0.0.1', `--port=${port}`], opts.log);
+  const { stop } = await launchJavaEmulator('Pub/Sub', host, ['-Duser.language=en', '-Xms32m', '-Xmx512m', '-jar', jar, '--host=127.0.0.1', `--port=${port}`], opts.log);
   return client(host, true, stop);
 }
