@@ -3,12 +3,16 @@
  * a batch that did not fully apply commits its prefix and nothing after it, a
  * failed commit ends everything, and nothing of the run goes on once it has
  * returned. Random runs (fast-check) against the plain rule: what is committed
- * is a prefix of the items, in order, each item once.
+ * is a prefix of the items, in order, each item once; and, through GmailCaller
+ * winding down at a random moment, that no call is sent after it and that the
+ * answers to calls sent before it are committed up to the first item without one.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { fetchAhead } from '../../functions/src/fetch/pipeline.js';
+import { GmailCaller } from '../../functions/src/gmail/caller.js';
+import { QuotaPacer, RunAborted } from '../../functions/src/gmail/pacing.js';
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
@@ -150,6 +154,77 @@ describe('fetchAhead', () => {
           if (!failed && r.outcome === false && (s.abandonAt === null || s.abandonAt >= s.items) && (s.endAfter === null || s.endAfter >= s.items)) {
             assert.fail('false without a reason to end');
           }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('random runs winding down through GmailCaller: no call is sent after, and what was sent before is committed up to the first item without an answer', async () => {
+    const backendError = () => Object.assign(new Error('backend error'), { response: { status: 503, headers: {}, data: {} } });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          items: fc.integer({ min: 1, max: 40 }),
+          batchSize: fc.integer({ min: 1, max: 8 }),
+          ahead: fc.integer({ min: 0, max: 3 }),
+          concurrency: fc.integer({ min: 1, max: 6 }),
+          /** Ticks before the run winds down (the time budget). */
+          windDownAt: fc.integer({ min: 0, max: 80 }),
+          /** Per item, the ticks its answer takes. */
+          delays: fc.array(fc.integer({ min: 0, max: 6 }), { maxLength: 40 }),
+          /** Per item, whether its first attempt fails (and is retried, unless the run winds down first). */
+          failsOnce: fc.array(fc.boolean(), { maxLength: 40 }),
+        }),
+        async (s) => {
+          const ending = new AbortController();
+          const caller = new GmailCaller({ pacer: new QuotaPacer(0), ending: ending.signal, baseBackoffMs: 1, maxBackoffMs: 2 });
+          const items = Array.from({ length: s.items }, (_, i) => i);
+          const attempts = new Map<number, number>();
+          const answered = new Set<number>();
+          const committed: number[] = [];
+          let sentAfter = 0;
+          let over = false;
+          const budget = (async () => {
+            for (let t = 0; t < s.windDownAt && !over; t++) await tick();
+            ending.abort();
+          })();
+          const outcome = await fetchAhead<number, number>({
+            items,
+            batchSize: s.batchSize,
+            ahead: s.ahead,
+            concurrency: () => s.concurrency,
+            shouldEnd: () => ending.signal.aborted,
+            prepare: async () => async (item) => {
+              try {
+                return await caller.call('messages.get', `get ${item}`, async () => {
+                  if (ending.signal.aborted) sentAfter++;
+                  const n = (attempts.get(item) ?? 0) + 1;
+                  attempts.set(item, n);
+                  for (let t = 0; t < (s.delays[item] ?? 0); t++) await tick();
+                  if (n === 1 && s.failsOnce[item]) throw backendError();
+                  answered.add(item);
+                  return item;
+                });
+              } catch (e) {
+                if (e instanceof RunAborted) return undefined;
+                throw e;
+              }
+            },
+            commit: async (_batch, ready) => {
+              await tick();
+              committed.push(...ready);
+            },
+          });
+          over = true;
+          await budget;
+          assert.equal(sentAfter, 0, 'no call is sent once the run winds down');
+          // Every answer to a call sent before the wind-down counts, up to the first item without one.
+          let k = 0;
+          while (k < s.items && answered.has(k)) k++;
+          assert.deepEqual(committed, items.slice(0, k), 'the answered prefix, in order, each once');
+          assert.equal(outcome, k === s.items);
+          for (const [item, n] of attempts) assert.ok(n <= (s.failsOnce[item] ? 2 : 1), `item ${item} sent ${n} times`);
         },
       ),
       { numRuns: 300 },
