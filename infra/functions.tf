@@ -74,8 +74,11 @@ resource "google_cloudfunctions2_function" "action" {
     }
   }
 
+  # The functions' queries need their composite indexes (firestore.tf): a new version is deployed
+  # once the indexes it queries exist.
   depends_on = [
     google_project_service.apis,
+    google_firestore_index.composite,
     google_project_iam_member.build_log_writer,
     google_project_iam_member.build_staging_objects,
     google_artifact_registry_repository_iam_member.build_image_writer,
@@ -128,8 +131,11 @@ resource "google_cloudfunctions2_function" "worker" {
     }
   }
 
+  # The functions' queries need their composite indexes (firestore.tf): a new version is deployed
+  # once the indexes it queries exist.
   depends_on = [
     google_project_service.apis,
+    google_firestore_index.composite,
     google_project_iam_member.build_log_writer,
     google_project_iam_member.build_staging_objects,
     google_artifact_registry_repository_iam_member.build_image_writer,
