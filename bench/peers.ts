@@ -108,22 +108,24 @@ async function runCell(firestore: Awaited<ReturnType<typeof startFirestoreEmulat
           let extra = '';
           if (c === 'connector') {
             // The Firestore emulator's CPU time: what writing the sink (and the run's state) costs on this machine.
-            const fs0 = firestore.pid === null ? null : cpuMs(firestore.pid);
+            const firestoreCpu = () => (firestore.pid === null ? null : cpuMs(firestore.pid));
+            const fs0 = firestoreCpu();
             // This process runs the Gmail and Cloud Tasks emulators (and the client).
             const own0 = process.cpuUsage();
             const run = await measureSync(stack, `P${r}`, { timeoutMs: (cell.messages / CEILING) * 4_000 + 120_000 });
             const own = process.cpuUsage(own0);
-            const fs1 = firestore.pid === null ? null : cpuMs(firestore.pid);
+            const fs1 = firestoreCpu();
             expectFinished(run, cell.messages);
             messages = run.messages;
             seconds = run.submitSeconds;
-            if (fs0 !== null && fs1 !== null && run.workerCpuMs !== null) {
-              row.firestoreCpuS.push((fs1 - fs0) / 1000);
-              row.stackCpuS.push((run.workerCpuMs + fs1 - fs0 + (own.user + own.system) / 1000) / 1000);
+            const fsS = fs0 !== null && fs1 !== null ? (fs1 - fs0) / 1000 : null;
+            if (fsS !== null && run.workerCpuMs !== null) {
+              row.firestoreCpuS.push(fsS);
+              row.stackCpuS.push(run.workerCpuMs / 1000 + fsS + (own.user + own.system) / 1e6);
             }
             extra =
               `; worker CPU ${run.workerCpuMs === null ? 'n/a' : `${fmt(run.workerCpuMs / run.messages, 2)} ms/msg`}, ` +
-              `Firestore emulator CPU ${fs0 !== null && fs1 !== null ? `${fmt((fs1 - fs0) / 1000, 1)} s` : 'n/a'}, unit start to end ${fmt(run.unitSeconds, 1)} s`;
+              `Firestore emulator CPU ${fsS === null ? 'n/a' : `${fmt(fsS, 1)} s`}, unit start to end ${fmt(run.unitSeconds, 1)} s`;
           } else {
             ({ messages, seconds } = await runPeer(c, stack.gmail.url, OWNER_TOKEN, addr(c, r)));
             if (messages !== cell.messages) throw new Error(`peer ${c} fetched ${messages} of ${cell.messages} messages`);
