@@ -39,7 +39,7 @@ describe('the queue page in Chromium', { skip }, () => {
     await stack?.close();
   });
 
-  it('submits, shows the mailbox progress moving, stops, and shows Stopped', async () => {
+  it('submits, shows the mailbox progress moving, stops, and shows Stopped', async (t) => {
     // A finished action first, so the page shows counts too.
     const done = await stack.synchronize('FAST');
     await stack.waitFor(done, ['Finished']);
@@ -54,6 +54,11 @@ describe('the queue page in Chromium', { skip }, () => {
     assert.equal(r?.status(), 200);
     await page.locator(`tr[data-token="${done}"][data-status="Finished"]`).waitFor();
 
+    // The emulator lets the run read 100 messages, then holds it; 100 more once the bar has moved.
+    // So the bar moves twice whatever the machine's load, and the run is still reading at the Stop:
+    // a mailbox that finished before the Stop reached it would rightly keep its Finished.
+    const releases = [stack.gmail.holdCalls(SLOW, 'messages.get', 100)];
+    t.after(() => releases.forEach((release) => release()));
     await page.fill('#tasks', 'SLOW');
     await page.click('#submit button[type=submit]');
     await page.locator('#message').filter({ hasText: /^submitted / }).waitFor();
@@ -72,6 +77,9 @@ describe('the queue page in Chromium', { skip }, () => {
     };
     await above(0);
     const first = await value();
+    // A new gate replaces the first; opening the first lets its held calls through.
+    releases.push(stack.gmail.holdCalls(SLOW, 'messages.get', 100));
+    releases[0]();
     await above(first);
     assert.ok((await value()) > first);
     assert.equal(await bar.getAttribute('max'), '600');
