@@ -57,7 +57,8 @@ describe('the queue page in Chromium', { skip }, () => {
     // The emulator lets the run read 100 messages, then holds it; 100 more once the bar has moved.
     // So the bar moves twice whatever the machine's load, and the run is still reading at the Stop:
     // a mailbox that finished before the Stop reached it would rightly keep its Finished.
-    const releases = [stack.gmail.holdCalls(SLOW, 'messages.get', 100)];
+    const firstHundred = stack.gmail.holdCalls(SLOW, 'messages.get', 100);
+    const releases = [firstHundred];
     t.after(() => releases.forEach((release) => release()));
     await page.fill('#tasks', 'SLOW');
     await page.click('#submit button[type=submit]');
@@ -79,7 +80,7 @@ describe('the queue page in Chromium', { skip }, () => {
     const first = await value();
     // A new gate replaces the first; opening the first lets its held calls through.
     releases.push(stack.gmail.holdCalls(SLOW, 'messages.get', 100));
-    releases[0]();
+    firstHundred();
     await above(first);
     assert.ok((await value()) > first);
     assert.equal(await bar.getAttribute('max'), '600');
