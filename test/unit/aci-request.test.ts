@@ -750,6 +750,8 @@ describe('AciError', () => {
       assert.equal(e.id, 'GMAILCONNECTOR-UNAVAILABLE');
     }
     assert.equal(toAciError(new Error('Cloud Tasks deleteTask x: unavailable', { cause: grpc(14) })).status, 503);
+    // A transaction refused as gone after its fresh runs (store/conflicts.ts): contention too.
+    assert.equal(toAciError(Object.assign(new Error('3 INVALID_ARGUMENT: Transaction is invalid or closed.'), { code: 3 })).status, 503);
     // INVALID_ARGUMENT, PERMISSION_DENIED, INTERNAL; and a plain error.
     for (const e of [grpc(3), grpc(7), grpc(13), new Error('bug')]) assert.equal(toAciError(e).status, 500);
   });

@@ -22,6 +22,7 @@
  * starts.
  */
 import { Timestamp, type Firestore } from '@google-cloud/firestore';
+import { runTransaction } from '../store/conflicts.js';
 import { RunAborted, sleep, type PacerState, type QuotaPacer } from './pacing.js';
 
 export const ADDRESS_COLLECTION = 'gmailAddresses';
@@ -66,7 +67,7 @@ export async function holdAddress(opts: {
   const ref = db.collection(ADDRESS_COLLECTION).doc(address.toLowerCase());
   for (let wait = 200; ; wait = Math.min(2000, wait * 1.5)) {
     if (signal.aborted) throw new RunAborted();
-    const got = await db.runTransaction(async (tx) => {
+    const got = await runTransaction(db, async (tx) => {
       const snap = await tx.get(ref);
       const d = (snap.data() ?? {}) as HoldDoc;
       const t = now();
@@ -83,7 +84,7 @@ export async function holdAddress(opts: {
   }
   let ended = false;
   const write = (last: boolean) =>
-    db.runTransaction(async (tx) => {
+    runTransaction(db, async (tx) => {
       const snap = await tx.get(ref);
       const d = (snap.data() ?? {}) as HoldDoc;
       if (d.holder !== holder) return false;

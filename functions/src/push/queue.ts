@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DocumentReference, DocumentSnapshot } from '@google-cloud/firestore';
 import type { Deps } from '../deps.js';
+import { runTransaction } from '../store/conflicts.js';
 import { mailboxRef, readMailbox } from '../store/mailboxes.js';
 import type { ActionRecord } from '../store/model.js';
 import { WatchStore } from '../store/watches.js';
@@ -112,7 +113,7 @@ async function joinOrCreate(deps: Deps, watches: WatchStore, task: string, addre
     ],
     origin: 'push',
   });
-  const joined = await deps.db.runTransaction(async (tx) => {
+  const joined = await runTransaction(deps.db, async (tx) => {
     const queued = await queuedIn((ref) => tx.get(ref));
     if (queued !== null) return queued;
     tx.create(deps.store.ref(token), record);

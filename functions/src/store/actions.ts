@@ -8,7 +8,7 @@
  */
 import { FieldValue, Timestamp, type DocumentReference, type Firestore, type Query, type QueryDocumentSnapshot } from '@google-cloud/firestore';
 import { COLLECTIONS, ENDED_STATUSES, type ActionRecord, type Status, type UnitRecord } from './model.js';
-import { CODES, refusedWith } from './conflicts.js';
+import { CODES, refusedWith, runTransaction } from './conflicts.js';
 import { QUERIES, statusQueryShape } from './queries.js';
 import { totalsOfShards, type ActionTotals } from './totals.js';
 
@@ -119,7 +119,7 @@ export class ActionStore {
     const schedRef = this.db.collection(COLLECTIONS.state).doc(a.scheduleKey.toUpperCase());
     // Ticks of one schedule delivered together contend on its document: more attempts than the
     // client's default 5, so that every tick of a burst is answered with the one action.
-    return this.db.runTransaction(async (tx) => {
+    return runTransaction(this.db, async (tx) => {
       const [, found] = await Promise.all([tx.get(schedRef), tx.get(active)]);
       const d = found.docs[0];
       if (d) return { record: d.data() as ActionRecord, created: false };
@@ -319,7 +319,7 @@ export class ActionStore {
   async requeueFanOut(token: string, generation: number): Promise<boolean> {
     return this.change(token, (a) => {
       if (!a || ENDED_STATUSES.has(a.status) || a.unitsTotal !== null || (a.fanOutGeneration ?? 0) >= generation) return { result: false };
-      return { result: true, update: { fanOutGeneration: generation } };
+      return { result: true, update: { fanOutGeneration: generation, fanOutAt: Timestamp.fromMillis(this.now()) } };
     });
   }
 

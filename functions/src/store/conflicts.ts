@@ -1,10 +1,15 @@
 /**
  * How Firestore refuses a conditional write whose condition no longer holds:
- * the stores read again and decide again instead of failing.
+ * the stores read again and decide again instead of failing. And how a
+ * transaction is run so that losing to others is retried, not reported.
  */
+import type { Firestore, Transaction } from '@google-cloud/firestore';
+import pRetry from 'p-retry';
 
 /** gRPC codes of a refused conditional write. */
 export const CODES = {
+  /** A transaction's handle no longer names a live transaction (see `runTransaction`). */
+  INVALID_ARGUMENT: 3,
   /** A `lastUpdateTime` precondition failed: the document changed since it was read. */
   FAILED_PRECONDITION: 9,
   /** An update found the document gone. */
@@ -17,4 +22,40 @@ export const CODES = {
 export function refusedWith(e: unknown, ...codes: number[]): boolean {
   const code = (e as { code?: unknown } | null)?.code;
   return typeof code === 'number' && codes.includes(code);
+}
+
+/**
+ * How Firestore says a transaction is gone: "The referenced transaction has expired or is no
+ * longer valid" (the service), "Transaction is invalid or closed" and "Transaction is invalid or
+ * expired" (the emulator, for one that lost a lock to an older one, or whose retry names it).
+ */
+const GONE = /transaction (is invalid|has expired|is no longer valid)/i;
+
+/** Whether `e` says the transaction it ran in is gone: nothing of it was written. */
+export function transactionGone(e: unknown): boolean {
+  return refusedWith(e, CODES.INVALID_ARGUMENT) && GONE.test((e as Error).message ?? '');
+}
+
+/** Times a transaction refused as gone is run again afresh. */
+const FRESH_RUNS = 5;
+
+/**
+ * `db.runTransaction`, run again afresh (at most FRESH_RUNS times, 25 ms apart and doubling)
+ * when it ends refused as gone. The client retries a transaction that lost to others only when
+ * the refusal is one it knows (ABORTED, or "transaction has expired"); the emulator refuses a
+ * transaction that lost its locks with INVALID_ARGUMENT "Transaction is invalid or closed", and
+ * the client's retry, which names the lost transaction, with "... invalid or expired". Under
+ * contention that turned a tie between writers into an error for the client.
+ */
+export function runTransaction<T>(
+  db: Pick<Firestore, 'runTransaction'>,
+  update: (tx: Transaction) => Promise<T>,
+  options?: { maxAttempts?: number },
+): Promise<T> {
+  return pRetry(() => db.runTransaction(update, options), {
+    retries: FRESH_RUNS - 1,
+    minTimeout: 25,
+    factor: 2,
+    shouldRetry: ({ error }) => transactionGone(error),
+  });
 }
