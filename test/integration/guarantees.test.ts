@@ -8,10 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Timestamp } from '@google-cloud/firestore';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import { synchronizeAction } from '../../functions/src/fetch/synchronize.js';
 import { MailboxLost } from '../../functions/src/store/mailboxes.js';
-import { unitId, unitKey, unitTaskId, type UnitRecord } from '../../functions/src/store/model.js';
+import { LONGEST_ENQUEUE_MS } from '../../functions/src/queue/tasks.js';
+import { fanOutTaskId, unitId, unitKey, unitTaskId, type UnitRecord } from '../../functions/src/store/model.js';
 import { assertSinkMirrors, countsOf, sinkState, until } from '../support/checks.js';
 import { rawMessage, testGmail } from '../support/gmail.js';
 import { writeMailbox } from '../support/mail.js';
@@ -139,6 +141,38 @@ describe('every action ends', () => {
     const a = await stack.waitFor(token, ENDED);
     assert.equal(a.status, 'Error');
     assert.match(a.error ?? '', /GIVEUP\/giveup@example\.com: the queue gave up after \d+ deliveries of task \S+: last error: .*re-enqueued 3 times/);
+  });
+
+  it('a fan-out task lost before it ran is re-enqueued once nobody can still be creating it, and the action finishes', async () => {
+    await stack.aci({ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'Pause' });
+    let token: string;
+    try {
+      token = await stack.synchronize('SMALL');
+      assert.equal(await stack.deps.queue.remove(token), true, 'the action had its fan-out task');
+      const backdate = (field: 'queuedAt' | 'fanOutAt') => stack.deps.store.ref(token).update({ [field]: Timestamp.fromMillis(Date.now() - LONGEST_ENQUEUE_MS - 1000) });
+      const fanOut = async () => {
+        const a = await stack.deps.store.get(token);
+        return { generation: a?.fanOutGeneration, status: a?.status, tasks: await Promise.all([0, 1, 2].map((g) => stack.deps.queue.exists(fanOutTaskId(token, g)))) };
+      };
+      // Young: whoever asked for the task may still be creating it.
+      await stack.reconcile();
+      assert.deepEqual(await fanOut(), { generation: 0, status: 'Queued', tasks: [false, false, false] });
+      await backdate('queuedAt');
+      await stack.reconcile();
+      assert.deepEqual(await fanOut(), { generation: 1, status: 'Queued', tasks: [false, true, false] });
+      // The re-enqueue is as young as the record was: lost again, it is left until it is not.
+      assert.equal(await stack.deps.queue.remove(fanOutTaskId(token, 1)), true);
+      await stack.reconcile();
+      assert.deepEqual(await fanOut(), { generation: 1, status: 'Queued', tasks: [false, false, false] });
+      await backdate('fanOutAt');
+      await stack.reconcile();
+      assert.deepEqual(await fanOut(), { generation: 2, status: 'Queued', tasks: [false, false, true] });
+    } finally {
+      await stack.aci({ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'Resume' });
+    }
+    const a = await stack.waitFor(token, ENDED);
+    assert.equal(a.status, 'Finished', a.error ?? '');
+    await assertSinkMirrors(stack, g, 'SMALL', SMALL);
   });
 
   it('an action whose end was lost ends when read, is never coalesced onto, and ends in a reconcile pass', async () => {

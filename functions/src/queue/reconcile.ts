@@ -16,6 +16,7 @@
  */
 import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
+import { LONGEST_ENQUEUE_MS } from './tasks.js';
 import { ENDED_STATUSES, fanOutTaskId, unitId, unitTaskId, type ActionRecord, type UnitRecord } from '../store/model.js';
 
 /** Times a lost unit or fan-out is re-enqueued before it ends `Error`. */
@@ -80,6 +81,10 @@ export function createReconciler(deps: Pick<Deps, 'store' | 'units' | 'queue' | 
   }
 
   async function fanOut(a: ActionRecord, r: ReconcileReport): Promise<void> {
+    // The record is written with its task or before it: while whoever asked for the task may
+    // still be creating it, a missing task is not a lost one (else ticks coalescing onto a new
+    // scheduled action would each re-enqueue its fan-out, up to failing it).
+    if (deps.now() - (a.fanOutAt ?? a.queuedAt).toMillis() < LONGEST_ENQUEUE_MS) return;
     if (await queue.exists(fanOutTaskId(a.token, a.fanOutGeneration))) return;
     if (a.fanOutGeneration >= MAX_REQUEUES) {
       await store.failAction(a.token, `the queue gave up on the action's task ${fanOutTaskId(a.token, a.fanOutGeneration)}; re-enqueued ${a.fanOutGeneration} times`);

@@ -78,6 +78,12 @@ const DISPATCH_DEADLINE_S = 1800;
 /** Attempts of a call that meets UNAVAILABLE, and the first wait between them (doubling). */
 const ATTEMPTS = 3;
 const FIRST_RETRY_MS = 250;
+/**
+ * The longest an enqueue can take before it succeeds or fails: every attempt times out, with
+ * the waits between them. A record written with or before its task and younger than this may
+ * still have its task on the way (reconcile leaves such a fan-out alone).
+ */
+export const LONGEST_ENQUEUE_MS = ATTEMPTS * CALL_TIMEOUT_MS + FIRST_RETRY_MS * (2 ** (ATTEMPTS - 1) - 1);
 
 /**
  * Runs one queue call, again (at most ATTEMPTS times) while Cloud Tasks is unavailable. Every

@@ -54,6 +54,8 @@ export interface ActionRecord {
   unitsTotal: number | null;
   /** Generation of the action's fan-out task (reconcile re-enqueues a lost one). */
   fanOutGeneration: number;
+  /** When reconcile last re-enqueued the fan-out task; absent: never (the task was asked for at `queuedAt`). */
+  fanOutAt?: Timestamp;
   /** Why the action failed, naming each failed mailbox. */
   error: string | null;
   /** Its totals as its shards held them when it ended (store/totals.ts); absent before, and for an action cancelled or failed without running. */
