@@ -16,8 +16,8 @@
  */
 import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
-import { LONGEST_ENQUEUE_MS } from './tasks.js';
 import { ENDED_STATUSES, fanOutTaskId, unitId, unitTaskId, type ActionRecord, type UnitRecord } from '../store/model.js';
+import { LONGEST_ENQUEUE_MS } from './tasks.js';
 
 /** Times a lost unit or fan-out is re-enqueued before it ends `Error`. */
 export const MAX_REQUEUES = 3;

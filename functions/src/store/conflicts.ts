@@ -26,8 +26,9 @@ export function refusedWith(e: unknown, ...codes: number[]): boolean {
 
 /**
  * How Firestore says a transaction is gone: "The referenced transaction has expired or is no
- * longer valid" (the service), "Transaction is invalid or closed" and "Transaction is invalid or
- * expired" (the emulator, for one that lost a lock to an older one, or whose retry names it).
+ * longer valid" (the service); "Transaction is invalid or closed" and "Transaction is invalid or
+ * expired" (the emulator, for a transaction it has already ended, as after a lock timeout, or
+ * for the client's retry that names one).
  */
 const GONE = /transaction (is invalid|has expired|is no longer valid)/i;
 
@@ -41,11 +42,10 @@ const FRESH_RUNS = 5;
 
 /**
  * `db.runTransaction`, run again afresh (at most FRESH_RUNS times, 25 ms apart and doubling)
- * when it ends refused as gone. The client retries a transaction that lost to others only when
- * the refusal is one it knows (ABORTED, or "transaction has expired"); the emulator refuses a
- * transaction that lost its locks with INVALID_ARGUMENT "Transaction is invalid or closed", and
- * the client's retry, which names the lost transaction, with "... invalid or expired". Under
- * contention that turned a tie between writers into an error for the client.
+ * when it ends refused as gone. The client retries a transaction only on refusals it knows
+ * (ABORTED, or "transaction has expired"); under contention the emulator refuses a few in a
+ * hundred with INVALID_ARGUMENT "Transaction is invalid or closed", which turned a tie between
+ * writers into an error for the caller.
  */
 export function runTransaction<T>(
   db: Pick<Firestore, 'runTransaction'>,
