@@ -268,7 +268,7 @@ export function createWork(deps: Deps) {
             progress,
             shouldEnd: () => stop || outOfTime || lost !== undefined,
             expireWhileRunning: () => store.expireWhileRunning(),
-            begin: (epoch) => serial(() => units.begin(held, leaseMs, epoch)),
+            begin: (epoch, selection) => serial(() => units.begin(held, leaseMs, epoch, selection)),
             commit: async (p, write) => {
               await serial(() => units.write(held, leaseMs, { ...p, retries: caller.retries }, write));
             },
@@ -279,7 +279,7 @@ export function createWork(deps: Deps) {
       switch (outcome.kind) {
         case 'finished':
           await serial(() =>
-            units.end(token, id, holder, 'Finished', progress, outcome.epoch === undefined ? undefined : { epoch: outcome.epoch, historyId: outcome.historyId ?? null }),
+            units.end(token, id, holder, 'Finished', progress, outcome.epoch === undefined ? undefined : { epoch: outcome.epoch, historyId: outcome.historyId ?? null, selection: outcome.selection ?? null }),
           );
           // A push task's mailbox is watched once it has been synchronized (push/watcher.ts).
           await watcher.afterSync(unit.task, unit.user, action.fetchAction);

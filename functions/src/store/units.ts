@@ -26,6 +26,7 @@ import {
   takeMailbox,
   type MailboxState,
   type RunStanding,
+  type Selection,
 } from './mailboxes.js';
 import {
   COLLECTIONS,
@@ -437,15 +438,16 @@ export class UnitStore {
 
   /**
    * Where a run of the unit stands against the mailbox's other runs (a new run
-   * takes the mailbox's next epoch here). Only the owner may ask.
+   * takes the mailbox's next epoch here, and, with another `selection` than the
+   * recorded one, clears that). Only the owner may ask.
    */
-  async begin(h: Holding, leaseMs: number, epoch: number | null): Promise<RunStanding & { begins: boolean }> {
+  async begin(h: Holding, leaseMs: number, epoch: number | null, selection?: Selection): Promise<RunStanding & { begins: boolean }> {
     for (let attempt = 0; ; attempt++) {
       const m = await this.refresh(h);
-      const out = standing(m, epoch);
+      const out = standing(m, epoch, selection);
       if (!out.begins) return out;
       // Conditional on the mailbox as just read: two runs never take the same epoch.
-      if (await this.write(h, leaseMs, null, () => {}, { epoch: out.epoch }, false)) return out;
+      if (await this.write(h, leaseMs, null, () => {}, out.writes, false)) return out;
       if (attempt >= 5) throw new Error(`the mailbox of ${h.id} kept changing while its run began`);
     }
   }
@@ -475,7 +477,7 @@ export class UnitStore {
     holder: string | null,
     status: Status,
     p: Partial<UnitProgress> & { error?: string; note?: string },
-    finish?: { epoch: number; historyId: string | null },
+    finish?: { epoch: number; historyId: string | null; selection?: Selection | null },
   ): Promise<boolean> {
     const ended = await this.change(token, id, (unit, m) => {
       if (!unit || ENDED_STATUSES.has(unit.status)) return { result: false };
@@ -490,7 +492,7 @@ export class UnitStore {
       const state: Record<string, unknown> = { ...releaseMailbox(m, token, holder) };
       if (status === 'Finished' && finish && holder !== null) {
         assertOwner(m, holder, id);
-        Object.assign(state, finishedRun(m, token, finish.epoch, finish.historyId, now));
+        Object.assign(state, finishedRun(m, token, finish.epoch, finish.historyId, finish.selection ?? null, now));
       }
       return { result: true, unit: update, mailbox: Object.keys(state).length ? state : undefined };
     });
