@@ -123,6 +123,12 @@ export interface UnitRecord {
   status: Status;
   /** Name of the unit's newest Cloud Task. */
   taskId: string;
+  /**
+   * When `taskId` was recorded: the task is created just before or just after, so until
+   * LONGEST_ENQUEUE_MS after this its absence from the queue is no loss (reconcile). Absent on
+   * records written before it was kept.
+   */
+  taskAt?: Timestamp;
   /** Generation of that task: 0, then one more per continuation or re-enqueue. */
   generation: number;
   startedAt: Timestamp | null;

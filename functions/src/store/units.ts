@@ -121,12 +121,14 @@ export class UnitStore {
    * keep their progress. Any other failure is thrown: no unit is ever lost
    * silently. The action's number of units is fixed once all are written.
    */
-  async create(token: string, units: { task: string; user: string; id: string }[], kind: { counters: readonly string[]; lock: boolean }): Promise<void> {
+  async create(token: string, units: { task: string; user: string; id: string; index: number }[], kind: { counters: readonly string[]; lock: boolean }): Promise<void> {
     const writer = this.db.bulkWriter();
     writer.onWriteError((err) => err.code !== ALREADY_EXISTS && err.failedAttempts < 5);
     const failures: Error[] = [];
-    const writes = units.map((u, index) => {
+    const taskAt = this.ts();
+    const writes = units.map((u) => {
       const key = unitKey(u.task, u.user);
+      const index = u.index;
       const rec: UnitRecord = {
         task: u.task,
         user: u.user,
@@ -135,6 +137,7 @@ export class UnitStore {
         key,
         status: 'Queued',
         taskId: unitTaskId(token, key, 0),
+        taskAt,
         generation: 0,
         startedAt: null,
         endedAt: null,
@@ -207,7 +210,8 @@ export class UnitStore {
       if (action.stopRequested) {
         const status: Status = unit.status === 'Queued' ? 'Cancelled' : 'Stopped';
         const rolled = rollInto(b, aRef, unit, tallyOf({ ...unit, status }), unit.rolled, this.actions.expireWhileRunning());
-        b.update(uRef, { ...seen, status, endedAt: at, expireAt: this.actions.expireAt(at), lease: null, ...(rolled ? { rolled } : {}) }, onUnit);
+        // Kept until its action ends, which then gives it the action's own expiry (ActionStore.finish).
+        b.update(uRef, { ...seen, status, endedAt: at, expireAt: this.actions.expireWhileRunning(), lease: null, ...(rolled ? { rolled } : {}) }, onUnit);
         const release = releaseMailbox(m, token, null);
         if (Object.keys(release).length) onMailbox(release);
         ended = true;
@@ -295,7 +299,7 @@ export class UnitStore {
     return this.change(token, id, (unit) => {
       if (!unit || ENDED_STATUSES.has(unit.status) || unit.generation >= generation) return { result: false };
       if (unit.lease && unit.lease.expiresAt.toMillis() > this.now()) return { result: false };
-      return { result: true, unit: { ...fields, generation, taskId } };
+      return { result: true, unit: { ...fields, generation, taskId, taskAt: this.ts() } };
     });
   }
 
@@ -460,7 +464,9 @@ export class UnitStore {
   async handOver(token: string, id: string, holder: string, generation: number, taskId: string, p: UnitProgress, lastError: string | null = null): Promise<void> {
     await this.change(token, id, (unit) => {
       if (unit?.lease?.holder !== holder) throw new LeaseLost(`the lease of ${id} passed to another delivery`);
-      return { result: undefined, unit: { ...progressFields(p), lease: null, generation, taskId, lastError } };
+      // A new task name starts its grace period (reconcile): it may still be being created.
+      const named = unit.taskId === taskId ? {} : { taskAt: this.ts() };
+      return { result: undefined, unit: { ...progressFields(p), lease: null, generation, taskId, lastError, ...named } };
     });
   }
 
@@ -487,7 +493,8 @@ export class UnitStore {
       } else if (unit.lease?.holder !== holder) {
         throw new LeaseLost(`the lease of ${id} passed to another delivery`);
       }
-      const update: Record<string, unknown> = { ...p, status, endedAt: now, expireAt: this.actions.expireAt(now), lease: null };
+      // Kept until its action ends, which then gives it the action's own expiry (ActionStore.finish).
+      const update: Record<string, unknown> = { ...p, status, endedAt: now, expireAt: this.actions.expireWhileRunning(), lease: null };
       if (p.messageErrors) update.messageErrors = p.messageErrors.slice(0, MAX_NAMED_ERRORS);
       const state: Record<string, unknown> = { ...releaseMailbox(m, token, holder) };
       if (status === 'Finished' && finish && holder !== null) {
