@@ -104,7 +104,7 @@ async function updateBatch(ctx: UnitContext, ids: string[]): Promise<{ outcomes:
       const unknown = typeof known === 'function' ? [] : [...add, ...remove].filter((l) => !known.has(l));
       for (const id of group) {
         if (typeof known === 'function') outcomes.set(id, known(id));
-        else if (unknown.length) outcomes.set(id, failedEntry(id, `Invalid label: ${unknown.join(', ')} (not a label id of ${ctx.user}'s mailbox; Gmail would refuse the change)`));
+        else if (unknown.length) outcomes.set(id, failedEntry(id, `${what} would be refused: Invalid label: ${unknown.join(', ')} (not a label id of the mailbox)`));
         else outcomes.set(id, { entry: { id, name: '', attributes: { dryrun: 'wouldUpdate' } }, counter: 'updated' });
       }
       continue;

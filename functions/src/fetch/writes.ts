@@ -82,12 +82,12 @@ export interface WriteGuard {
 export function writesRefusal(ctx: Pick<UnitContext, 'task' | 'user' | 'taskConfig'>, action: string, scopes: readonly string[]): string | undefined {
   if (ctx.taskConfig.writes !== true) {
     return (
-      `${action} changed nothing: writes are off for task ${ctx.task} in the worker's configuration; set "writes": true in the task's configuration ` +
+      `${action} refused: writes are off for task ${ctx.task} in the worker's configuration; set "writes": true in the task's configuration ` +
       `(CONNECTOR_CONFIG tasks.${ctx.task}.writes), with the scope ${scopes.join(' and ')} granted, and send the request again`
     );
   }
   if (!belongsTo(ctx.taskConfig, ctx.user)) {
-    return `${action} changed nothing: ${ctx.user} is not a mailbox of task ${ctx.task} in the worker's configuration (CONNECTOR_CONFIG tasks.${ctx.task}.users or domain)`;
+    return `${action} refused: ${ctx.user} is not a mailbox of task ${ctx.task} in the worker's configuration (CONNECTOR_CONFIG tasks.${ctx.task}.users or domain)`;
   }
   return undefined;
 }
