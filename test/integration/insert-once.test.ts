@@ -44,6 +44,7 @@ before(async () => {
 });
 
 afterEach(() => {
+  if (!stack) return;
   stack.gmail.setSearchLag(0);
   stack.gmail.indexSearches();
   stack.gmail.refuseCalls(ANN, 'messages.import', 0);
