@@ -232,7 +232,7 @@ export class UnitRun {
         if (!this.outOfTime) throw new Error('the run ended without a reason');
         // The lease is released before the continuation exists, so that its first delivery can
         // claim the unit at once. The hand-over records when it named the task: reconcile counts
-        // the task lost only once it is still missing LONGEST_ENQUEUE_MS later.
+        // the task lost only once it is still missing the longest an enqueue can take later (TaskQueue.longestEnqueueMs).
         const next = generation + 1;
         const taskId = unitTaskId(token, unit.key, next);
         await this.serial(() => deps.units.handOver(token, id, holder, next, taskId, progress));

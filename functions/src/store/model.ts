@@ -125,7 +125,7 @@ export interface UnitRecord {
   taskId: string;
   /**
    * When `taskId` was recorded: the task is created just before or just after, so until
-   * LONGEST_ENQUEUE_MS after this its absence from the queue is no loss (reconcile). Absent on
+   * TaskQueue.longestEnqueueMs after this its absence from the queue is no loss (reconcile). Absent on
    * records written before it was kept.
    */
   taskAt?: Timestamp;
