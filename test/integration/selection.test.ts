@@ -14,7 +14,7 @@ import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import { encodeIdentifier } from '../../functions/src/aci/identifiers.js';
 import { FIRST_COMMIT_WITHIN } from '../../functions/src/fetch/synchronize.js';
 import { assertSinkMirrors, countsOf, sinkState, until } from '../support/checks.js';
-import { testGmail } from '../support/gmail.js';
+import { mailboxState, testGmail } from '../support/gmail.js';
 import { writeMailbox } from '../support/mail.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -83,17 +83,7 @@ async function syncAndWait(task: Task): Promise<string> {
 
 /** Message id → sorted labels of the messages Gmail lists for this selection. */
 async function selected(user: string, s: TaskSelection): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  let pageToken: string | undefined;
-  do {
-    const r = await g.users.messages.list({ userId: user, maxResults: 500, pageToken, labelIds: s.labels?.length ? s.labels : undefined, includeSpamTrash: s.includeSpamTrash ?? false });
-    for (const m of r.data.messages ?? []) {
-      const full = await g.users.messages.get({ userId: user, id: m.id ?? '', format: 'minimal' });
-      out.set(m.id ?? '', [...(full.data.labelIds ?? [])].sort());
-    }
-    pageToken = r.data.nextPageToken ?? undefined;
-  } while (pageToken);
-  return out;
+  return mailboxState(g, user, { labels: s.labels, includeSpamTrash: s.includeSpamTrash });
 }
 
 /** The selection the mailbox state records, as stored. */

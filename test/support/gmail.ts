@@ -10,12 +10,15 @@ export function testGmail(rootUrl: string): gmail_v1.Gmail {
   return gmail({ version: 'v1', rootUrl, auth: c, retry: false });
 }
 
-/** Message id → sorted label ids of every message outside SPAM and TRASH. */
-export async function mailboxState(g: gmail_v1.Gmail, user: string): Promise<Map<string, string[]>> {
+/**
+ * Message id → sorted label ids of every message outside SPAM and TRASH; with `labels`, only of
+ * the messages that carry them all; with `includeSpamTrash`, of those in SPAM and TRASH too.
+ */
+export async function mailboxState(g: gmail_v1.Gmail, user: string, opts: { labels?: string[]; includeSpamTrash?: boolean } = {}): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   let pageToken: string | undefined;
   do {
-    const r = await g.users.messages.list({ userId: user, maxResults: 500, pageToken });
+    const r = await g.users.messages.list({ userId: user, maxResults: 500, pageToken, labelIds: opts.labels?.length ? opts.labels : undefined, includeSpamTrash: opts.includeSpamTrash ?? false });
     for (const m of r.data.messages ?? []) {
       const full = await g.users.messages.get({ userId: user, id: m.id ?? '', format: 'minimal' });
       out.set(m.id ?? '', [...(full.data.labelIds ?? [])].sort());

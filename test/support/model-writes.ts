@@ -25,7 +25,7 @@ import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import { decodeIdentifier, encodeIdentifier } from '../../functions/src/aci/identifiers.js';
 import { ENDED_STATUSES, type ActionRecord } from '../../functions/src/store/model.js';
 import { until } from './checks.js';
-import { rawMessage, testGmail } from './gmail.js';
+import { mailboxState, rawMessage, testGmail } from './gmail.js';
 import { writeMailbox } from './mail.js';
 import { startTestStack, type TestStack } from './stack.js';
 
@@ -103,19 +103,10 @@ function insertXml(items: { ref: string; user: string; raw: Buffer }[]): string 
   return `<insertXML>${items.map(one).join('')}</insertXML>`;
 }
 
-/** Every message of a mailbox, Spam and Trash included: id → sorted labels. */
+/** Every message of a mailbox, Spam and Trash included: id → its sorted labels, joined. */
 async function wholeMailbox(g: gmail_v1.Gmail, u: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  let pageToken: string | undefined;
-  do {
-    const r = await g.users.messages.list({ userId: u, maxResults: 500, pageToken, includeSpamTrash: true });
-    for (const m of r.data.messages ?? []) {
-      const one = await g.users.messages.get({ userId: u, id: m.id ?? '', format: 'minimal' });
-      out.set(m.id ?? '', [...(one.data.labelIds ?? [])].sort().join(','));
-    }
-    pageToken = r.data.nextPageToken ?? undefined;
-  } while (pageToken);
-  return out;
+  const state = await mailboxState(g, u, { includeSpamTrash: true });
+  return new Map([...state].map(([id, labels]) => [id, labels.join(',')]));
 }
 
 /** The model's own record of one Insert item. */
