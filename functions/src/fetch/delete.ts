@@ -83,6 +83,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
 export const deleteAction: FetchActionSpec = {
   name: 'Delete',
   summary: 'moves the named messages to the Trash, or deletes them for good with Permanent=true; needs "writes": true',
+  parameters: ['Identifiers', 'IdentifiersXML', 'Permanent'],
   parse,
   units: 'identifiers',
   namedMailboxes,

@@ -95,6 +95,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
 export const updateAction: FetchActionSpec = {
   name: 'Update',
   summary: 'changes the labels of the named messages (IdentifiersXML with ADD_LABELS / REMOVE_LABELS); needs "writes": true',
+  parameters: ['IdentifiersXML'],
   parse,
   units: 'identifiers',
   namedMailboxes,
