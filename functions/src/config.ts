@@ -28,6 +28,7 @@ export const OPTIONAL_ENV_VARS = [
   'WORKER_LEASE_S',
   'GMAIL_CALL_TIMEOUT_S',
   'GMAIL_BACKOFF_MS',
+  'TASKS_CALL_TIMEOUT_S',
   'ACTION_RETENTION_DAYS',
   'ACTION_URL',
   'SCHEDULER_SERVICE_ACCOUNT',
@@ -138,6 +139,8 @@ export interface Config {
   readonly leaseS: number;
   /** Seconds one Gmail or Directory call may take before it is abandoned and retried. */
   readonly gmailCallTimeoutS: number;
+  /** Seconds one Cloud Tasks call may take; reconcile's grace for a task on its way is three of them. */
+  readonly tasksCallTimeoutS: number;
   /** The first backoff after a transient Gmail failure, in milliseconds; it doubles up to 60 times this (at most 30 s). */
   readonly gmailBackoffMs: number;
   /** The service account whose client id is authorised for domain-wide delegation. */
@@ -325,6 +328,7 @@ export function loadConfig(env: Env): Config {
     leaseS: positiveInt(env, 'WORKER_LEASE_S', 60, 600),
     gmailCallTimeoutS: positiveInt(env, 'GMAIL_CALL_TIMEOUT_S', 60, 600),
     gmailBackoffMs: positiveInt(env, 'GMAIL_BACKOFF_MS', 500, 10_000),
+    tasksCallTimeoutS: positiveInt(env, 'TASKS_CALL_TIMEOUT_S', 30, 60),
     delegatedServiceAccount: delegated,
     delegatedClientId: clientId,
     actionSharedSecret: secret || undefined,

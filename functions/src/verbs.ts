@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Deps } from './deps.js';
-import { fetchActionOf, type FetchParams } from './fetch/registry.js';
+import { fetchActionNamed, type FetchParams } from './fetch/registry.js';
 import { createReconciler, type Reconciler } from './queue/reconcile.js';
 import type { ActionListQuery } from './store/actions.js';
 import type { ActionTotals } from './store/totals.js';
@@ -166,7 +166,7 @@ export async function setPaused(deps: Deps, paused: boolean): Promise<boolean> {
 export async function actionStatus(deps: Deps, token: string): Promise<{ action: ActionRecord; units: UnitRecord[]; results: boolean }> {
   const action = await getOne(deps, token);
   const units = await deps.store.units(action.token);
-  return { action, units, results: fetchActionOf(action.fetchAction).results !== undefined };
+  return { action, units, results: fetchActionNamed(action.fetchAction)?.results !== undefined };
 }
 
 /** A page of an action's results: `max` entries from position `start` (1-based), and how many there are. */

@@ -12,7 +12,6 @@ import { Timestamp } from '@google-cloud/firestore';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import { synchronizeAction } from '../../functions/src/fetch/synchronize.js';
 import { MailboxLost } from '../../functions/src/store/mailboxes.js';
-import { LONGEST_ENQUEUE_MS } from '../../functions/src/queue/tasks.js';
 import { fanOutTaskId, unitId, unitKey, unitTaskId, type UnitRecord } from '../../functions/src/store/model.js';
 import { assertSinkMirrors, countsOf, sinkState, until } from '../support/checks.js';
 import { rawMessage, testGmail } from '../support/gmail.js';
@@ -149,7 +148,7 @@ describe('every action ends', () => {
     try {
       token = await stack.synchronize('SMALL');
       assert.equal(await stack.deps.queue.remove(token), true, 'the action had its fan-out task');
-      const backdate = (field: 'queuedAt' | 'fanOutAt') => stack.deps.store.ref(token).update({ [field]: Timestamp.fromMillis(Date.now() - LONGEST_ENQUEUE_MS - 1000) });
+      const backdate = (field: 'queuedAt' | 'fanOutAt') => stack.deps.store.ref(token).update({ [field]: Timestamp.fromMillis(Date.now() - stack.deps.queue.longestEnqueueMs - 1000) });
       const fanOut = async () => {
         const a = await stack.deps.store.get(token);
         return { generation: a?.fanOutGeneration, status: a?.status, tasks: await Promise.all([0, 1, 2].map((g) => stack.deps.queue.exists(fanOutTaskId(token, g)))) };
@@ -345,7 +344,7 @@ describe('the sink equals the mailbox', () => {
     const id = unitId('FENCE', FENCE);
     for (const token of [a, b]) {
       await store.create({ token, fetchAction: 'Synchronize', tasks: ['FENCE'], scheduleKey: null });
-      await units.create(token, [{ task: 'FENCE', user: FENCE, id }], synchronizeAction);
+      await units.create(token, [{ task: 'FENCE', user: FENCE, id, index: 0 }], synchronizeAction);
     }
     const none = { retryCount: 0, previousResponse: null };
     assert.equal((await units.claim(a, id, 'a1', 0, 300, none)).kind, 'claimed');
@@ -369,7 +368,7 @@ describe('the sink equals the mailbox', () => {
     // A later run that saw an older history id never moves it back.
     const c = 'CCCCCCCCCCCCCCCCCCCCCC';
     await store.create({ token: c, fetchAction: 'Synchronize', tasks: ['FENCE'], scheduleKey: null });
-    await units.create(c, [{ task: 'FENCE', user: FENCE, id }], synchronizeAction);
+    await units.create(c, [{ task: 'FENCE', user: FENCE, id, index: 0 }], synchronizeAction);
     assert.equal((await units.claim(c, id, 'c1', 0, 60_000, none)).kind, 'claimed');
     const runC = await units.begin(await units.hold(c, id, 'c1'), 60_000, null);
     await units.end(c, id, 'c1', 'Finished', {}, { epoch: runC.epoch, historyId: '900' });

@@ -2,17 +2,20 @@
  * Insert, Update and Delete end to end, and Hold and ReleaseHold against Synchronize: a round trip
  * Insert → Identifiers → View → Update → Delete in each response format (xml, simplejson, json);
  * writes refused for a task without `"writes": true` and for each kind of bad input, changing
- * nothing; a Workspace grant without the scope fails the items with what to grant; an import whose
- * answer is lost, or whose worker is killed before it commits, is never imported twice; a held
- * document survives its message's deletion and change, is listed by Identifiers Held=true, and
- * goes at the first Synchronize after ReleaseHold (an incremental one included). Real servers: the
- * worker in its own process, so that it can be killed.
+ * nothing; writes queued, in flight or half done when the worker is redeployed with `"writes":
+ * false` or without the mailbox change nothing more, their items failing with the reason;
+ * `DryRun=true` reports what Update and Delete would do and changes nothing; a Workspace grant
+ * without the scope fails the items with what to grant; an import whose answer is lost, or whose
+ * worker is killed before it commits, is never imported twice; a held document survives its
+ * message's deletion and change, is listed by Identifiers Held=true, and goes at the first
+ * Synchronize after ReleaseHold (an incremental one included). Real servers: the worker in its own
+ * process, so that it can be killed and started again with another configuration.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { XMLParser } from 'fast-xml-parser';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
-import { encodeIdentifier } from '../../functions/src/aci/identifiers.js';
+import { decodeIdentifier, encodeIdentifier } from '../../functions/src/aci/identifiers.js';
 import { assertSinkMirrors, countsOf, until } from '../support/checks.js';
 import { testGmail } from '../support/gmail.js';
 import { writeMailbox } from '../support/mail.js';
@@ -22,6 +25,24 @@ const ANN = 'ann@writes.example';
 const RO = 'ro@writes.example';
 const NOGRANT = 'nogrant@writes.example';
 const KEEP = 'keep@writes.example';
+/** Mailboxes of task LATE, whose writes the worker is redeployed under: an Update in flight, a Delete half done, a mailbox taken out, an Insert queued. */
+const LATE1 = 'late1@writes.example';
+const LATE2 = 'late2@writes.example';
+const GONE = 'gone@writes.example';
+const QUEUED = 'queued@writes.example';
+/** Mailboxes of task DRY: one for Delete's dry runs, one for Update's. */
+const DRY = 'dry@writes.example';
+const DRYU = 'dryu@writes.example';
+const CONNECTOR = {
+  gmail: { quotaUnitsPerUserPerMinute: 1_000_000 },
+  tasks: {
+    W: { users: [ANN, NOGRANT], writes: true },
+    RO: { users: [RO] },
+    KEEP: { users: [KEEP] },
+    LATE: { users: [LATE1, LATE2, GONE, QUEUED], writes: true },
+    DRY: { users: [DRY, DRYU], writes: true },
+  },
+};
 const G = 'https://www.googleapis.com/auth/';
 const WRITE_SCOPES = [`${G}gmail.modify`, `${G}gmail.insert`, 'https://mail.google.com/'];
 const ENDED = ['Finished', 'Error', 'Stopped', 'Cancelled'];
@@ -36,20 +57,19 @@ before(async () => {
   writeMailbox(RO, 3, { dir, prefix: 'r' });
   writeMailbox(NOGRANT, 2, { dir, prefix: 'n' });
   writeMailbox(KEEP, 12, { dir, prefix: 'k' });
+  writeMailbox(LATE1, 3, { dir, prefix: 'l1-' });
+  writeMailbox(LATE2, 60, { dir, prefix: 'l2-' });
+  writeMailbox(GONE, 3, { dir, prefix: 'g' });
+  writeMailbox(QUEUED, 1, { dir, prefix: 'q' });
+  writeMailbox(DRY, 6, { dir, prefix: 'd' });
+  writeMailbox(DRYU, 3, { dir, prefix: 'du' });
   stack = await startTestStack({
     mailDir: dir,
     workerProcess: true,
     delegation: { scopes: [...DELEGATED_SCOPES, ...WRITE_SCOPES] },
     gmail: { historyRetention: 6 },
     env: { WORKER_LEASE_S: '2', GMAIL_CALL_TIMEOUT_S: '10', GMAIL_BACKOFF_MS: '10' },
-    connector: {
-      gmail: { quotaUnitsPerUserPerMinute: 1_000_000 },
-      tasks: {
-        W: { users: [ANN, NOGRANT], writes: true },
-        RO: { users: [RO] },
-        KEEP: { users: [KEEP] },
-      },
-    },
+    connector: CONNECTOR,
   });
   g = testGmail(stack.gmail.url);
 });
@@ -139,6 +159,53 @@ async function actionCount(): Promise<number> {
   return (await stack.db.collection('actions').count().get()).data().count;
 }
 
+/** The identifiers of every message of a mailbox of a task, in Gmail's order. */
+async function identifiersOf(task: string, user: string): Promise<string[]> {
+  const r = await g.users.messages.list({ userId: user, maxResults: 500 });
+  return (r.data.messages ?? []).map((m) => encodeIdentifier({ task, address: user, messageId: m.id ?? '' }));
+}
+
+/**
+ * Everything a write could change in a mailbox: each message's labels (Trash and Spam included),
+ * the totals, and the history id, which any change moves on.
+ */
+async function snapshot(user: string): Promise<Json> {
+  const profile = (await g.users.getProfile({ userId: user })).data;
+  const r = await g.users.messages.list({ userId: user, maxResults: 500, includeSpamTrash: true });
+  assert.equal(r.data.nextPageToken, undefined);
+  const messages: Record<string, string[]> = {};
+  for (const m of r.data.messages ?? []) messages[m.id ?? ''] = await labelsOf(user, m.id ?? '');
+  return { historyId: profile.historyId, messagesTotal: profile.messagesTotal, threadsTotal: profile.threadsTotal, messages };
+}
+
+/** Calls of the user that change a mailbox, as the Gmail emulator counted them. */
+function changingCalls(user: string): number {
+  const calls = stack.gmail.stats().callsByUser[user] ?? {};
+  const changing = ['messages.modify', 'messages.batchModify', 'messages.trash', 'messages.untrash', 'messages.delete', 'messages.batchDelete', 'messages.import', 'messages.insert'];
+  return changing.reduce((n, m) => n + (calls[m] ?? 0), 0);
+}
+
+/** The Cloud Tasks still queued (or being delivered) for an action. */
+async function tasksOf(token: string): Promise<number> {
+  const r = await fetch(`${stack.tasks.url}v2/${stack.queuePath}/tasks?pageSize=1000`, { headers: { authorization: 'Bearer owner' }, signal: AbortSignal.timeout(10_000) });
+  assert.equal(r.status, 200);
+  const body = (await r.json()) as { tasks?: { name: string }[] };
+  return (body.tasks ?? []).filter((t) => t.name.includes(token)).length;
+}
+
+/** The configuration with one task's settings replaced, for a worker deployed with it. */
+function configWith(task: keyof typeof CONNECTOR.tasks, settings: Record<string, unknown>): Json {
+  return { ...CONNECTOR, tasks: { ...CONNECTOR.tasks, [task]: { ...CONNECTOR.tasks[task], ...settings } } };
+}
+
+/** What each refused item of task LATE says when the worker runs with `"writes": false`. */
+function writesOff(action: string, scope: string): string {
+  return (
+    `${action} refused: writes are off for task LATE in the worker's configuration; set "writes": true in the task's configuration ` +
+    `(CONNECTOR_CONFIG tasks.LATE.writes), with the scope ${scope} granted, and send the request again`
+  );
+}
+
 describe('Insert → Identifiers → View → Update → Delete', () => {
   for (const format of ['xml', 'simplejson', 'json'] as const) {
     it(`round trip in ${format}`, async () => {
@@ -225,13 +292,12 @@ describe('writes are off unless configured, and bad input changes nothing', () =
     const n = await actionCount();
     const total = (await g.users.getProfile({ userId: ANN })).data.messagesTotal;
     const labels = await labelsOf(ANN, m?.id ?? '');
-    const noMessageId = Buffer.from('From: a@example.org\r\nSubject: none\r\n\r\nbody\r\n');
     const cases: [Record<string, string>, string, RegExp][] = [
       [{ FetchAction: 'Insert', ConfigSection: 'W' }, 'GMAILCONNECTOR-MISSING-PARAMETER', /InsertXML/],
       [{ FetchAction: 'Insert', ConfigSection: 'W', InsertXML: '<insertXML><insert>' }, 'GMAILCONNECTOR-BAD-PARAMETER', /not XML/],
       [{ FetchAction: 'Insert', ConfigSection: 'W', InsertXML: insertXml([{ ref: 'a', user: 'not-an-address', raw: message(ANN, '<a@x>', 'a') }]) }, 'GMAILCONNECTOR-BAD-PARAMETER', /USER_ID must be the mailbox's address/],
-      [{ FetchAction: 'Insert', ConfigSection: 'W', InsertXML: insertXml([{ ref: 'a', user: ANN, raw: noMessageId }]) }, 'GMAILCONNECTOR-BAD-PARAMETER', /no Message-ID header/],
-      [{ FetchAction: 'Insert', ConfigSection: 'W', InsertXML: insertXml([{ ref: 'a', user: ANN, raw: message(ANN, '<a@x>', 'a') }, { ref: 'b', user: ANN, raw: Buffer.from('%%%') }]) }, 'GMAILCONNECTOR-BAD-PARAMETER', /<insert> 2/],
+      // The request's shape refuses it whole; a message's content (no Message-ID, not a message) fails its item alone (insert-once.test.ts).
+      [{ FetchAction: 'Insert', ConfigSection: 'W', InsertXML: insertXml([{ ref: 'a', user: ANN, raw: message(ANN, '<a@x>', 'a') }, { ref: 'b', user: ANN, raw: message(ANN, '<b@x>', 'b'), extra: '<property name="COLOUR" value="x"/>' }]) }, 'GMAILCONNECTOR-BAD-PARAMETER', /<insert> 2: unknown property "COLOUR"/],
       [{ FetchAction: 'Insert', ConfigSection: 'W', InsertXML: insertXml([{ ref: 'a', user: ANN, path: 'http://elsewhere/x' }]) }, 'GMAILCONNECTOR-BAD-PARAMETER', /gs:\/\/bucket\/object/],
       [{ FetchAction: 'Insert', InsertXML: insertXml([{ ref: 'a', user: ANN, raw: message(ANN, '<a@x>', 'a') }]) }, 'GMAILCONNECTOR-MISSING-PARAMETER', /ConfigSection/],
       [{ FetchAction: 'Insert', ConfigSection: 'W', InsertXML: insertXml([{ ref: 'a', user: ANN, raw: message(ANN, '<dup@x>', 'a') }, { ref: 'b', user: ANN, raw: message(ANN, '<dup@x>', 'b') }]) }, 'GMAILCONNECTOR-BAD-PARAMETER', /b and a are the same message/],
@@ -270,7 +336,7 @@ describe('writes are off unless configured, and bad input changes nothing', () =
     const [okId] = await byMessageId(ANN, '<per-item-ok@x>');
     assert.deepEqual((a.tasks as Json).success, [{ '@insert_id': 'ok', $: encodeIdentifier({ task: 'W', address: ANN, messageId: okId ?? '' }) }]);
     const failed = new Map(((a.tasks as Json).failed as Json[]).map((f) => [f['@insert_id'], f['@message'] as string]));
-    assert.match(failed.get('outside') ?? '', /USER_ID ro@writes\.example is not a mailbox of task W/);
+    assert.match(failed.get('outside') ?? '', /ro@writes\.example is not a mailbox of task W/);
     assert.match(failed.get('missing') ?? '', /gs:\/\/no-such-bucket-here\/x\.eml cannot be read/);
     assert.match(failed.get('badlabel') ?? '', /Invalid label/);
     assert.deepEqual(await byMessageId(RO, '<per-item-outside@x>'), []);
@@ -305,6 +371,193 @@ describe('writes are off unless configured, and bad input changes nothing', () =
     } finally {
       stack.auth.delegate(d.serviceAccount, { clientId: d.clientId, scopes: [...DELEGATED_SCOPES, ...WRITE_SCOPES] });
     }
+  });
+});
+
+describe('the worker checks writes again before each batch', () => {
+  const MODIFY = `${G}gmail.modify`;
+
+  it('an Update in flight when the worker is redeployed with "writes": false changes nothing; its items fail naming the setting, and the unit ends', async () => {
+    const ids = await identifiersOf('LATE', LATE1);
+    assert.equal(ids.length, 3);
+    const before = await snapshot(LATE1);
+    const changing = changingCalls(LATE1);
+    // The worker's batchModify reaches Gmail and waits there, unanswered, until the worker is gone.
+    const open = stack.gmail.holdCalls(LATE1, 'messages.batchModify', 0);
+    try {
+      const xml = `<identifiersXML>${ids.map((id) => `<identifier value="${id}"><metadata name="ADD_LABELS" value="STARRED"/></identifier>`).join('')}</identifiersXML>`;
+      const token = await fetchAction('simplejson', { FetchAction: 'Update', IdentifiersXML: xml });
+      await until('the batchModify reached Gmail', async () => changingCalls(LATE1), (n) => n === changing + 1);
+      await stack.worker.restart({ connector: configWith('LATE', { writes: false }) });
+      open();
+      const a = await results('simplejson', token, 'Error');
+      const why = writesOff('Update', MODIFY);
+      assert.deepEqual(counts(a), { '@task': 'LATE', '@updated': '0', '@errors': '3' });
+      assert.deepEqual(a.tasks, { failed: ids.map((id) => ({ '@message': why, $: id })) });
+      assert.deepEqual(await snapshot(LATE1), before, 'the mailbox is as it was');
+      assert.equal(changingCalls(LATE1), changing + 1, 'no other call that changes the mailbox');
+      const [unit] = await stack.units(token);
+      assert.equal(unit?.status, 'Error');
+      assert.equal(unit?.error, `3 items failed: ${why}; ${why}; ${why}`);
+      await until('the queue holds no task of the action', () => tasksOf(token), (n) => n === 0);
+    } finally {
+      open();
+      await stack.worker.restart();
+    }
+  });
+
+  it('a Delete half done when the worker is redeployed with "writes": false keeps its committed batch and changes nothing more', async () => {
+    const ids = await identifiersOf('LATE', LATE2);
+    assert.equal(ids.length, 60);
+    const before = await snapshot(LATE2);
+    // The first batch (50 messages) is trashed; the second's calls wait at Gmail.
+    const open = stack.gmail.holdCalls(LATE2, 'messages.trash', 50);
+    try {
+      const token = await fetchAction('simplejson', { FetchAction: 'Delete', Identifiers: ids.join(',') });
+      await until('the first batch is committed', async () => (await stack.units(token))[0]?.messages ?? 0, (n) => n === 50);
+      await until('the second batch reached Gmail', async () => stack.gmail.stats().callsByUser[LATE2]?.['messages.trash'] ?? 0, (n) => n > 50);
+      await stack.worker.restart({ connector: configWith('LATE', { writes: false }) });
+      open();
+      const a = await results('simplejson', token, 'Error');
+      const why = writesOff('Delete', MODIFY);
+      assert.deepEqual(counts(a), { '@task': 'LATE', '@deleted': '50', '@absent': '0', '@errors': '10' });
+      assert.deepEqual(a.tasks, { success: ids.slice(0, 50), failed: ids.slice(50).map((id) => ({ '@message': why, $: id })) });
+      const after = await snapshot(LATE2);
+      const trashed = new Set(ids.slice(0, 50).map((id) => decodeIdentifier(id).messageId));
+      const want = Object.fromEntries(Object.entries(before.messages as Record<string, string[]>).map(([m, l]) => [m, trashed.has(m) ? [...l, 'TRASH'].sort() : l]));
+      assert.deepEqual(after.messages, want, 'the first batch in the Trash, the rest as it was');
+      assert.equal(after.messagesTotal, before.messagesTotal);
+      await until('the queue holds no task of the action', () => tasksOf(token), (n) => n === 0);
+    } finally {
+      open();
+      await stack.worker.restart();
+    }
+  });
+
+  it('a Delete queued for a mailbox the worker\'s configuration has since taken out of the task changes nothing', async () => {
+    const ids = await identifiersOf('LATE', GONE);
+    const before = await snapshot(GONE);
+    const changing = changingCalls(GONE);
+    await stack.worker.kill();
+    try {
+      const token = await fetchAction('simplejson', { FetchAction: 'Delete', Identifiers: ids.join(','), Permanent: 'true' });
+      await stack.worker.start({ connector: configWith('LATE', { users: [LATE1, LATE2, QUEUED] }) });
+      const a = await results('simplejson', token, 'Error');
+      const why = `Delete with Permanent=true refused: ${GONE} is not a mailbox of task LATE in the worker's configuration (CONNECTOR_CONFIG tasks.LATE.users or domain)`;
+      assert.deepEqual(counts(a), { '@task': 'LATE', '@deleted': '0', '@absent': '0', '@errors': '3' });
+      assert.deepEqual(a.tasks, { failed: ids.map((id) => ({ '@message': why, $: id })) });
+      assert.deepEqual(await snapshot(GONE), before);
+      assert.equal(changingCalls(GONE), changing, 'no call that changes the mailbox');
+    } finally {
+      await stack.worker.restart();
+    }
+  });
+
+  it('an Insert queued before "writes": false is deployed imports nothing; its item fails naming the setting', async () => {
+    const before = await snapshot(QUEUED);
+    await stack.worker.kill();
+    try {
+      const token = await fetchAction('simplejson', { FetchAction: 'Insert', ConfigSection: 'LATE', InsertXML: insertXml([{ ref: 'queued', user: QUEUED, raw: message(QUEUED, '<queued@x>', 'queued') }]) });
+      await stack.worker.start({ connector: configWith('LATE', { writes: false }) });
+      const a = await results('simplejson', token, 'Error');
+      assert.deepEqual(counts(a), { '@task': 'LATE', '@inserted': '0', '@existing': '0', '@errors': '1' });
+      const [failed] = (a.tasks as Json).failed as Json[];
+      assert.deepEqual([failed?.['@insert_id'], failed?.['@message']], ['queued', writesOff('Insert', `${G}gmail.insert and ${G}gmail.readonly`)]);
+      assert.deepEqual(await byMessageId(QUEUED, '<queued@x>'), []);
+      assert.deepEqual(await snapshot(QUEUED), before);
+    } finally {
+      await stack.worker.restart();
+    }
+  });
+});
+
+describe('DryRun=true', () => {
+  it('Delete and Remove report what they would do, per identifier, and change nothing', async () => {
+    const ids = await identifiersOf('DRY', DRY);
+    assert.equal(ids.length, 6);
+    const ghost = encodeIdentifier({ task: 'DRY', address: DRY, messageId: 'abcdef0123' });
+    const before = await snapshot(DRY);
+    const changing = changingCalls(DRY);
+    const runs: [Format, Record<string, string>, string][] = [
+      ['xml', { FetchAction: 'Delete', DryRun: 'true' }, 'wouldTrash'],
+      ['json', { FetchAction: 'Remove', DryRun: 'True', Permanent: 'true' }, 'wouldDelete'],
+      ['simplejson', { FetchAction: 'Delete', DryRun: 'TRUE', Permanent: 'false' }, 'wouldTrash'],
+    ];
+    for (const [format, params, would] of runs) {
+      const a = await results(format, await fetchAction(format, { ...params, Identifiers: [...ids, ghost].join(',') }));
+      assert.deepEqual(counts(a), { '@task': 'DRY', '@deleted': '6', '@absent': '1', '@errors': '0' }, format);
+      assert.deepEqual(a.tasks, { success: [...ids.map((id) => ({ '@dryrun': would, $: id })), { '@dryrun': 'absent', $: ghost }] }, format);
+    }
+    assert.deepEqual(await snapshot(DRY), before, 'the mailbox is exactly as it was');
+    assert.equal(changingCalls(DRY), changing, 'no call that changes the mailbox');
+  });
+
+  it('Update reports what it would do, as the real Update then does, and changes nothing', async () => {
+    const ids = await identifiersOf('DRY', DRYU);
+    assert.equal(ids.length, 3);
+    const [a1, a2, a3] = ids as [string, string, string];
+    const ghost = encodeIdentifier({ task: 'DRY', address: DRYU, messageId: 'abcdef0123' });
+    const item = (id: string, add: string, remove?: string) =>
+      `<identifier value="${id}"><metadata name="ADD_LABELS" value="${add}"/>${remove ? `<metadata name="REMOVE_LABELS" value="${remove}"/>` : ''}</identifier>`;
+    const xml = `<identifiersXML>${item(a1, 'STARRED', 'INBOX')}${item(a2, 'STARRED', 'INBOX')}${item(a3, 'Label_nope')}${item(ghost, 'STARRED')}</identifiersXML>`;
+    const before = await snapshot(DRYU);
+    const changing = changingCalls(DRYU);
+    const dry = await results('simplejson', await fetchAction('simplejson', { FetchAction: 'Update', IdentifiersXML: xml, DryRun: 'true' }), 'Error');
+    assert.deepEqual(counts(dry), { '@task': 'DRY', '@updated': '2', '@errors': '2' });
+    assert.deepEqual(dry.tasks, {
+      success: [
+        { '@dryrun': 'wouldUpdate', $: a1 },
+        { '@dryrun': 'wouldUpdate', $: a2 },
+      ],
+      failed: [
+        { '@message': `changing the labels of 1 messages of ${DRYU} would be refused: Invalid label: Label_nope (not a label id of the mailbox)`, $: a3 },
+        { '@dryrun': 'absent', '@message': `message abcdef0123 is not in ${DRYU}'s mailbox`, $: ghost },
+      ],
+    });
+    assert.deepEqual(await snapshot(DRYU), before, 'the mailbox is exactly as it was');
+    assert.equal(changingCalls(DRYU), changing, 'no call that changes the mailbox');
+
+    // The real Update does what the dry run said.
+    const real = await results('simplejson', await fetchAction('simplejson', { FetchAction: 'Update', IdentifiersXML: xml }), 'Error');
+    assert.deepEqual(counts(real), counts(dry));
+    assert.deepEqual((real.tasks as Json).success, [a1, a2]);
+    assert.deepEqual(((real.tasks as Json).failed as Json[]).map((f) => f.$), [a3, ghost]);
+    const labels = before.messages as Record<string, string[]>;
+    for (const id of [a1, a2]) {
+      const m = decodeIdentifier(id).messageId;
+      assert.deepEqual(await labelsOf(DRYU, m), [...(labels[m] ?? []).filter((l) => l !== 'INBOX'), 'STARRED'].sort());
+    }
+  });
+
+  it('is parsed strictly, needs what the real action needs, and is refused by actions without one', async () => {
+    // Requests are refused before any message is looked for: identifiers of no message will do.
+    const id = encodeIdentifier({ task: 'DRY', address: DRY, messageId: 'abcdef0123' });
+    const roId = encodeIdentifier({ task: 'RO', address: RO, messageId: 'abcdef0123' });
+    const n = await actionCount();
+    const before = await snapshot(DRY);
+    const bad = (v: string) => `Bad value "${v}" for parameter DryRun: expected true or false (DryRun=true shows what the action would change and changes nothing).`;
+    const cases: [Record<string, string>, number, string, string | RegExp][] = [
+      [{ FetchAction: 'Delete', Identifiers: id, DryRun: 'maybe' }, 400, 'GMAILCONNECTOR-BAD-PARAMETER', bad('maybe')],
+      [{ FetchAction: 'Delete', Identifiers: id, DryRun: 'yes' }, 400, 'GMAILCONNECTOR-BAD-PARAMETER', bad('yes')],
+      [{ FetchAction: 'Remove', Identifiers: id, DryRun: '' }, 400, 'GMAILCONNECTOR-BAD-PARAMETER', bad('')],
+      [{ FetchAction: 'Update', IdentifiersXML: `<identifiersXML><identifier value="${id}"><metadata name="ADD_LABELS" value="STARRED"/></identifier></identifiersXML>`, DryRun: '1' }, 400, 'GMAILCONNECTOR-BAD-PARAMETER', bad('1')],
+      [{ FetchAction: 'Insert', ConfigSection: 'DRY', InsertXML: insertXml([{ ref: 'x', user: DRY, raw: message(DRY, '<dry@x>', 'dry') }]), DryRun: 'true' }, 400, 'GMAILCONNECTOR-BAD-PARAMETER',
+        'Bad value "true" for parameter DryRun: expected left out (or false): Insert has no dry run; Update, Delete, Remove have.'],
+      [{ FetchAction: 'Hold', Identifiers: id, DryRun: 'true' }, 400, 'GMAILCONNECTOR-BAD-PARAMETER', /Hold has no dry run/],
+      [{ FetchAction: 'Delete', Identifiers: roId, DryRun: 'true' }, 403, 'GMAILCONNECTOR-TURNED-OFF',
+        /^Delete, as a dry run \(DryRun=true\), needs what the real one needs, and writes are off for task RO: set "writes": true .*gmail\.modify/],
+      [{ FetchAction: 'Delete', Identifiers: roId, DryRun: 'true', Permanent: 'true' }, 403, 'GMAILCONNECTOR-TURNED-OFF', /^Delete with Permanent=true, as a dry run \(DryRun=true\), .*https:\/\/mail\.google\.com\//],
+    ];
+    for (const [params, status, errorid, why] of cases) {
+      const r = await aci('simplejson', { action: 'Fetch', ...params });
+      assert.equal(r.status, status, `${JSON.stringify(params).slice(0, 120)}: ${r.text}`);
+      const err = r.data.error as Json;
+      assert.equal(err.errorid, errorid, r.text);
+      if (typeof why === 'string') assert.equal(err.errorstring, why);
+      else assert.match(err.errorstring as string, why);
+    }
+    assert.equal(await actionCount(), n, 'nothing was queued');
+    assert.deepEqual(await snapshot(DRY), before);
   });
 });
 

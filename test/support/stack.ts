@@ -55,6 +55,16 @@ export interface StackOptions {
   firestore?: FirestoreEmulator;
 }
 
+/**
+ * What a worker process may be started with instead of the stack's own settings, as a deployment
+ * of the worker alone would change them: another connector configuration (a task's `"writes"`
+ * turned off, a mailbox taken out of its `users`), or other variables.
+ */
+export interface WorkerSettings {
+  connector?: ConnectorConfig | Record<string, unknown>;
+  env?: Env;
+}
+
 /** The account the push subscription's OIDC tokens are issued to. */
 export const PUSH_SERVICE_ACCOUNT = 'gmail-push@test-stacks.iam.gserviceaccount.com';
 
@@ -116,8 +126,14 @@ export interface TestStack {
   viewDelegate: { serviceAccount: string; clientId: string } | undefined;
   firestore: FirestoreEmulator;
   queuePath: string;
-  /** With `workerProcess`: the child's pid, a SIGKILL of it, and a new one on the same port. */
-  worker: { pid(): number | undefined; kill(): Promise<void>; start(): Promise<void> };
+  /**
+   * With `workerProcess`: the child's pid, a SIGKILL of it, and a new one on the same port. `start`
+   * and `restart` take `WorkerSettings` for that process (the action function keeps the stack's):
+   * `restart({ connector })` is a deployment of the worker with another configuration, the
+   * deliveries in flight cut off and delivered again by the queue to the new process. Without
+   * settings, the stack's own are used again.
+   */
+  worker: { pid(): number | undefined; kill(): Promise<void>; start(settings?: WorkerSettings): Promise<void>; restart(settings?: WorkerSettings): Promise<void> };
   /** Every answer the worker gave: the delivering task's name and the HTTP status. */
   deliveries: { task: string; status: number }[];
   /** Sends an ACI GET with these parameters (simplejson unless ResponseFormat is given). */
@@ -224,19 +240,32 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     OIDC_JWKS_URL: tasks.jwksUrl,
     STORAGE_EMULATOR_HOST: storage.url,
     COLLECT_BUCKETS: (opts.collectBuckets ?? []).join(','),
+    // The local queue answers at once: a short call timeout keeps reconcile's grace for a task on
+    // its way (three calls' worth) to seconds, so that tests of lost tasks do not wait 90 s.
+    TASKS_CALL_TIMEOUT_S: '2',
     ...(notifyUrl && pushTopic ? { PUSH_TOPIC: pushTopic, NOTIFY_URL: notifyUrl, PUSH_SERVICE_ACCOUNT } : {}),
     ...delegationEnv,
     ...opts.env,
   };
   const deps = registerFunctions(env, { log: silentLogger });
   let child: ChildProcess | undefined;
-  const startChild = async () => {
+  const startChild = async (settings: WorkerSettings = {}) => {
+    if (!opts.workerProcess) throw new Error('the worker runs in this process: start the stack with workerProcess: true to start it with other settings');
+    const own: Env = { ...env, ...settings.env, ...(settings.connector ? { CONNECTOR_CONFIG: JSON.stringify(settings.connector) } : {}) };
     child = spawn(process.execPath, ['--import', 'tsx', SERVE, 'worker', String(workerPort), ENTRY], {
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...own },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     child.stderr?.resume();
     await waitUntilAnswers(workerUrl, 15_000, 50);
+  };
+  const killChild = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((res) => {
+      c.once('exit', () => res());
+      c.kill('SIGKILL');
+    });
   };
   const worker = getTestServer('worker');
   const deliveries: { task: string; status: number }[] = [];
@@ -294,15 +323,12 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
     deliveries,
     worker: {
       pid: () => child?.pid,
-      async kill() {
-        const c = child;
-        if (!c || c.exitCode !== null) return;
-        await new Promise<void>((res) => {
-          c.once('exit', () => res());
-          c.kill('SIGKILL');
-        });
-      },
+      kill: killChild,
       start: startChild,
+      async restart(settings) {
+        await killChild();
+        await startChild(settings);
+      },
     },
     aci,
     async synchronize(task, extra = {}) {

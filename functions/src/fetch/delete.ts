@@ -6,8 +6,14 @@
  * reported `absent` and succeeds: it is gone either way, and a batch redone after a crash finds
  * the messages it had already deleted gone.
  *
- * Writes must be on for the task (`"writes": true`); scope gmail.modify, or https://mail.google.com/
- * with `Permanent=true` (only that scope may delete for good). Results:
+ * `DryRun=true` changes nothing: each message is looked up (`messages.get`, minimal) and reported
+ * as the real Delete would report it, its result saying so: `<success dryrun="wouldTrash">`
+ * (`wouldDelete` with `Permanent=true`) counted `deleted`, `<success dryrun="absent">` counted
+ * `absent`. It needs the same writes switch and scopes as the real Delete.
+ *
+ * Writes must be on for the task (`"writes": true`), when the request arrives and again in the
+ * worker before each batch (writes.ts); scope gmail.modify, or https://mail.google.com/ with
+ * `Permanent=true` (only that scope may delete for good). Results:
  * `<tasks><success>ID</success><failed message="why">ID</failed>`; counters `deleted`, `absent`, `errors`.
  */
 import pLimit from 'p-limit';
@@ -18,7 +24,7 @@ import type { Config } from '../config.js';
 import { PermanentGmailError } from '../gmail/errors.js';
 import { namedMailboxes, namedOf, parseNamed } from './collect.js';
 import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './registry.js';
-import { SCOPES, existing, gmailItemFailure, requireWrites, runItems, type ItemOutcome } from './writes.js';
+import { SCOPES, existing, gmailItemFailure, parseDryRun, requireWrites, runItems, type ItemOutcome, type WriteGuard } from './writes.js';
 
 const TRASH_SCOPES = [SCOPES.modify];
 const PERMANENT_SCOPES = [SCOPES.full];
@@ -27,13 +33,35 @@ const TRASH_CONCURRENCY = 10;
 function parse(p: AciParams, config: Config): FetchParams {
   if (p.has('Sync') && parseBoolParam(p, 'Sync', false)) throw badParameter('Sync', p.get('Sync') ?? '', 'false: Delete runs only as an action');
   const permanent = parseBoolParam(p, 'Permanent', false);
+  const dryRun = parseDryRun(p);
   const named = parseNamed(p, config);
   if (!named) throw missingParameter('Identifiers', 'the identifiers of the messages to delete, as FetchAction=Identifiers lists them');
-  requireWrites(config, Object.keys(named), permanent ? 'Delete with Permanent=true' : 'Delete', permanent ? PERMANENT_SCOPES : TRASH_SCOPES);
-  return { identifiers: JSON.stringify(named), permanent };
+  const g = guardOf({ permanent });
+  requireWrites(config, Object.keys(named), g.action, g.scopes, dryRun);
+  return { identifiers: JSON.stringify(named), permanent, ...(dryRun ? { dryRun } : {}) };
+}
+
+/** The action's name in refusals, and its scopes: those of trashing, or of deleting for good. */
+function guardOf(params: FetchParams): WriteGuard {
+  return params['permanent'] === true ? { action: 'Delete with Permanent=true', scopes: PERMANENT_SCOPES } : { action: 'Delete', scopes: TRASH_SCOPES };
+}
+
+/** A dry run: each message looked up, and reported as the real Delete would report it. */
+async function wouldDelete(ctx: UnitContext, ids: string[]): Promise<{ outcomes: ItemOutcome[] }> {
+  const present = await existing(ctx, ids);
+  const would = ctx.params['permanent'] === true ? 'wouldDelete' : 'wouldTrash';
+  return {
+    outcomes: ids.map((id) => {
+      const p = present.get(id) as true | 'absent' | ItemOutcome;
+      if (p === true) return { entry: { id, name: '', attributes: { dryrun: would } }, counter: 'deleted' };
+      if (p === 'absent') return { entry: { id, name: '', attributes: { dryrun: 'absent' } }, counter: 'absent' };
+      return p;
+    }),
+  };
 }
 
 async function deleteBatch(ctx: UnitContext, ids: string[]): Promise<{ outcomes: ItemOutcome[] }> {
+  if (ctx.params['dryRun'] === true) return wouldDelete(ctx, ids);
   const outcomes = new Map<string, ItemOutcome>();
   const ok = (id: string, counter: string) => outcomes.set(id, { entry: { id, name: '' }, counter });
   if (ctx.params['permanent'] === true) {
@@ -77,13 +105,13 @@ async function deleteBatch(ctx: UnitContext, ids: string[]): Promise<{ outcomes:
 }
 
 async function run(ctx: UnitContext): Promise<UnitOutcome> {
-  return runItems(ctx, namedOf(ctx) ?? [], (batch) => deleteBatch(ctx, batch));
+  return runItems(ctx, namedOf(ctx) ?? [], (batch) => deleteBatch(ctx, batch), undefined, guardOf(ctx.params));
 }
 
 export const deleteAction: FetchActionSpec = {
   name: 'Delete',
-  summary: 'moves the named messages to the Trash, or deletes them for good with Permanent=true; needs "writes": true',
-  parameters: ['Identifiers', 'IdentifiersXML', 'Permanent'],
+  summary: 'moves the named messages to the Trash, or deletes them for good with Permanent=true (DryRun=true: shows what it would do); needs "writes": true',
+  parameters: ['Identifiers', 'IdentifiersXML', 'Permanent', 'DryRun'],
   parse,
   units: 'identifiers',
   namedMailboxes,
@@ -95,6 +123,7 @@ export const deleteAction: FetchActionSpec = {
   counters: ['deleted', 'absent', 'errors'],
   run,
   results: 'tasks',
+  dryRun: true,
 };
 
 /** Remove: IDOL's other name for Delete. */

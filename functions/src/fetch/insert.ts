@@ -225,6 +225,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
         throw e;
       }),
     BATCH,
+    { action: 'Insert', scopes: INSERT_SCOPES, failed: (ref, why) => failedEntry('', why, { insert_id: ref }) },
   );
 }
 

@@ -3,6 +3,7 @@
  * section selects them (its query, labels and whether spam and trash count), the checkpoint of a
  * listing, and committing a unit's progress.
  */
+import { selectionOf, type Selection } from '../store/mailboxes.js';
 import type { Checkpoint } from '../store/model.js';
 import type { UnitProgress } from '../store/units.js';
 import type { UnitContext } from './registry.js';
@@ -10,8 +11,9 @@ import type { UnitContext } from './registry.js';
 /** Gmail's largest page of messages.list. */
 export const PAGE_SIZE = 500;
 
-export async function listMessages(ctx: UnitContext, pageToken: string | null): Promise<{ ids: string[]; next: string | null }> {
-  const t = ctx.taskConfig;
+/** One page of the mailbox's messages as `selection` (by default the task's) selects them. */
+export async function listMessages(ctx: UnitContext, pageToken: string | null, selection: Selection = selectionOf(ctx.taskConfig)): Promise<{ ids: string[]; next: string | null }> {
+  const t = selection;
   const res = await ctx.caller.call('messages.list', `messages.list of ${ctx.user}`, (o) =>
     ctx.gmail.users.messages.list(
       {

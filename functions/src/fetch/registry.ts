@@ -9,10 +9,11 @@
 import type { Firestore, Timestamp, WriteBatch } from '@google-cloud/firestore';
 import type { Storage } from '@google-cloud/storage';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
+import { badParameter } from '../aci/errors.js';
 import type { AciParams } from '../aci/request.js';
 import type { Config, TaskConfig } from '../config.js';
 import type { GmailCaller, GmailMethod } from '../gmail/caller.js';
-import type { RunStanding } from '../store/mailboxes.js';
+import type { RunStanding, Selection } from '../store/mailboxes.js';
 import type { ResultEntry } from '../store/results.js';
 import type { UnitProgress } from '../store/units.js';
 import { collectAction } from './collect.js';
@@ -45,8 +46,11 @@ export interface UnitContext {
   progress: UnitProgress;
   /** True once the run must end (Stop, lost lease, time budget). */
   shouldEnd: () => boolean;
-  /** Where this run stands against the mailbox's other runs (only for actions that take the lock). */
-  begin: (epoch: number | null) => Promise<RunStanding & { begins: boolean }>;
+  /**
+   * Where this run stands against the mailbox's other runs (only for actions that take the lock);
+   * `selection`: the one a run that begins synchronizes with (store/mailboxes.ts `standing`).
+   */
+  begin: (epoch: number | null, selection?: Selection) => Promise<RunStanding & { begins: boolean }>;
   /** Commits `progress` and the writes of `write` in one batch, if this delivery still holds the unit. */
   commit: (progress: UnitProgress, write?: (b: WriteBatch) => void) => Promise<void>;
   /** When a record this run writes (a result) is to expire, so that it outlives its action. */
@@ -55,7 +59,7 @@ export interface UnitContext {
 
 /** How a unit's run ended (a transient failure is thrown instead). */
 export type UnitOutcome =
-  | { kind: 'finished'; epoch?: number; historyId?: string | null }
+  | { kind: 'finished'; epoch?: number; historyId?: string | null; selection?: Selection | null }
   | { kind: 'superseded'; by: string }
   | { kind: 'interrupted' }
   | { kind: 'failed'; error: string };
@@ -108,20 +112,44 @@ export interface FetchActionSpec {
   readonly results?: 'identifiers' | 'tasks';
   /** Its inline form (`Sync=true`, see fetch/now.ts): one mailbox's results now, or `over` past `cap`. */
   readonly inline?: { cap: number; run(ctx: UnitContext, cap: number): Promise<ResultEntry[] | 'over'> };
+  /**
+   * Whether it takes `DryRun=true` (parsed by its own `parse`, writes.ts parseDryRun): what it
+   * would change is reported and nothing is changed. Any other fetch action refuses `DryRun`
+   * unless it is `false`, so that a dry run is never taken for a real one.
+   */
+  readonly dryRun?: boolean;
 }
 
+/** `spec`, refusing `DryRun` other than `false` when it has no dry run. */
+function withDryRunChecked(spec: FetchActionSpec): FetchActionSpec {
+  if (spec.dryRun) return spec;
+  const dryRunners = ALL.filter((s) => s.dryRun).map((s) => s.name);
+  return {
+    ...spec,
+    parse(p, config) {
+      const raw = p.get('DryRun');
+      if (p.has('DryRun') && (raw ?? '').trim().toLowerCase() !== 'false') {
+        throw badParameter('DryRun', raw ?? '', `left out (or false): ${spec.name} has no dry run; ${dryRunners.join(', ')} have`);
+      }
+      return spec.parse(p, config);
+    },
+  };
+}
+
+const ALL: readonly FetchActionSpec[] = [
+  synchronizeAction,
+  identifiersAction,
+  collectAction,
+  insertAction,
+  updateAction,
+  deleteAction,
+  removeAction,
+  holdAction,
+  releaseHoldAction,
+];
+
 /** Every fetch action, by canonical name. */
-export const FETCH_REGISTRY: Readonly<Record<string, FetchActionSpec>> = {
-  [synchronizeAction.name]: synchronizeAction,
-  [identifiersAction.name]: identifiersAction,
-  [collectAction.name]: collectAction,
-  [insertAction.name]: insertAction,
-  [updateAction.name]: updateAction,
-  [deleteAction.name]: deleteAction,
-  [removeAction.name]: removeAction,
-  [holdAction.name]: holdAction,
-  [releaseHoldAction.name]: releaseHoldAction,
-};
+export const FETCH_REGISTRY: Readonly<Record<string, FetchActionSpec>> = Object.fromEntries(ALL.map((s) => [s.name, withDryRunChecked(s)]));
 
 export const FETCH_ACTION_NAMES: readonly string[] = Object.keys(FETCH_REGISTRY);
 
@@ -131,9 +159,14 @@ export function fetchActionNamed(name: string): FetchActionSpec | undefined {
   return key === undefined ? undefined : FETCH_REGISTRY[key];
 }
 
+/** Why a stored action naming `name` cannot run here (a newer version wrote it, before a rollback). */
+export function unknownFetchAction(name: string): string {
+  return `unknown fetch action ${name}: this version of the connector runs ${FETCH_ACTION_NAMES.join(', ')}; deploy the version that queued the action to run it`;
+}
+
 /** The fetch action of a stored action; throws for a name no longer registered. */
 export function fetchActionOf(name: string): FetchActionSpec {
   const spec = fetchActionNamed(name);
-  if (!spec) throw new Error(`unknown fetch action ${name}; known: ${FETCH_ACTION_NAMES.join(', ')}`);
+  if (!spec) throw new Error(unknownFetchAction(name));
   return spec;
 }

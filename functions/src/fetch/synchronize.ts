@@ -1,7 +1,15 @@
 /**
  * Synchronize of one mailbox unit (docs/CONTRACT.md): a full listing the first
  * time (or when Gmail no longer has the history asked for, or the task has a
- * search query), `history.list` after that.
+ * search query, or its selection is not the one the mailbox was synchronized
+ * with), `history.list` after that.
+ *
+ * A run synchronizes with one selection (the task's query, labels and
+ * includeSpamTrash), the task's when it begins, kept in its checkpoint: every
+ * continuation lists and filters with it, whatever the configuration says by
+ * then, and a finished run records it in the mailbox state. A configuration
+ * changed during a run applies from the next run, which finds the recorded
+ * selection different and lists in full.
  *
  * A run works from its checkpoint through phases (see `Checkpoint`): list a
  * page, apply its changes in batches, then, after a full listing, sweep the
@@ -15,7 +23,7 @@ import type { DocumentReference } from '@google-cloud/firestore';
 import { GMAIL_SCOPES } from '../gmail/client.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
-import type { RunStanding } from '../store/mailboxes.js';
+import { selectionOf, sameSelection, type RunStanding, type Selection } from '../store/mailboxes.js';
 import { COLLECTIONS, documentId, type Checkpoint, type Counts } from '../store/model.js';
 import { QUERIES } from '../store/queries.js';
 import { estimateBytes, fetchDocument, type SinkDocument } from './document.js';
@@ -57,10 +65,20 @@ function docRef(ctx: SyncContext, messageId: string): DocumentReference {
   return ctx.db.collection(COLLECTIONS.documents).doc(documentId(ctx.task, ctx.user, messageId));
 }
 
+/**
+ * The selection the run synchronizes with: its checkpoint's. A checkpoint written before runs kept
+ * theirs has none: the task's is used, and the run records none when it finishes (so the next
+ * run lists in full), since its earlier deliveries may have used another.
+ */
+function selectionOfRun(ctx: SyncContext): Selection {
+  return ctx.progress.checkpoint?.selection ?? selectionOf(ctx.taskConfig);
+}
+
 /** Runs (or resumes) the unit's Synchronize until it ends or must stop. */
 async function synchronize(ctx: SyncContext): Promise<SyncOutcome> {
   try {
-    const st = await ctx.begin(ctx.progress.checkpoint?.epoch ?? null);
+    // A run that begins (or starts over) takes the task's selection, and says so when taking its epoch.
+    const st = await ctx.begin(ctx.progress.checkpoint?.epoch ?? null, selectionOf(ctx.taskConfig));
     if (st.supersededBy !== null) return { kind: 'superseded', by: st.supersededBy };
     if (ctx.progress.checkpoint === null || st.begins) await start(ctx, st);
     for (;;) {
@@ -81,7 +99,7 @@ async function synchronize(ctx: SyncContext): Promise<SyncOutcome> {
           if (p.messageErrors.length > 0) {
             return { kind: 'failed', error: `${p.counts['errors'] ?? 0} messages failed after retries: ${p.messageErrors.slice(0, 5).join('; ')}` };
           }
-          return { kind: 'finished', epoch: cp.epoch, historyId: cp.baselineHistoryId };
+          return { kind: 'finished', epoch: cp.epoch, historyId: cp.baselineHistoryId, selection: cp.selection ?? null };
         }
         default: {
           const never: never = cp.phase;
@@ -96,12 +114,18 @@ async function synchronize(ctx: SyncContext): Promise<SyncOutcome> {
   }
 }
 
-/** Begins a run: incremental from the last complete run's history id, else a full listing. */
+/**
+ * Begins a run with the task's selection: incremental from the last complete run's history id
+ * when the mailbox was synchronized with that same selection, else a full listing (and a sweep).
+ */
 async function start(ctx: SyncContext, st: RunStanding): Promise<void> {
   const profile = await ctx.caller.call('getProfile', `getProfile of ${ctx.user}`, (o) => ctx.gmail.users.getProfile({ userId: ctx.user }, o));
-  // A task with a search query cannot tell from history whether a changed
-  // message matches it, so it always lists in full (and sweeps).
-  const incremental = st.lastHistoryId !== null && ctx.taskConfig.query === '';
+  const selection = selectionOf(ctx.taskConfig);
+  // A task with a search query cannot tell from history whether a changed message matches it,
+  // so it always lists in full (and sweeps). Nor can history bring in the older messages a wider
+  // selection takes, or show the documents a narrower one leaves: a changed selection (or an
+  // unknown one: a state written before selections were recorded) lists in full and sweeps too.
+  const incremental = st.lastHistoryId !== null && selection.query === '' && sameSelection(st.syncedSelection, selection);
   const next = cloneProgress(ctx.progress);
   next.checkpoint = {
     mode: incremental ? 'history' : 'full',
@@ -114,6 +138,7 @@ async function start(ctx: SyncContext, st: RunStanding): Promise<void> {
     startHistoryId: incremental ? st.lastHistoryId : null,
     baselineHistoryId: profile.data.historyId ?? null,
     sweepAfter: null,
+    selection,
   };
   next.total = incremental ? null : (profile.data.messagesTotal ?? null);
   await saveProgress(ctx, next);
@@ -139,7 +164,7 @@ async function listed(ctx: SyncContext, cp: Checkpoint, items: string[], nextTok
 }
 
 async function listFull(ctx: SyncContext, cp: Checkpoint): Promise<void> {
-  const page = await listMessages(ctx, cp.pageToken);
+  const page = await listMessages(ctx, cp.pageToken, selectionOfRun(ctx));
   await listed(ctx, cp, page.ids, page.next);
 }
 
@@ -184,9 +209,9 @@ async function listHistory(ctx: SyncContext, cp: Checkpoint): Promise<void> {
   await listed(ctx, cp, items, res.data.nextPageToken ?? null);
 }
 
-/** Whether a message belongs in the task's sink by its labels. */
+/** Whether a message belongs in the task's sink by its labels, as the run's selection has it. */
 function wanted(ctx: SyncContext, labels: string[]): boolean {
-  const t = ctx.taskConfig;
+  const t = selectionOfRun(ctx);
   if (!t.includeSpamTrash && (labels.includes('SPAM') || labels.includes('TRASH'))) return false;
   return t.labels.every((l) => labels.includes(l));
 }

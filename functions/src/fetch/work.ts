@@ -9,24 +9,18 @@ import { randomBytes } from 'node:crypto';
 import { Timestamp } from '@google-cloud/firestore';
 import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
-import { GmailCaller, withScopeAdvice } from '../gmail/caller.js';
+import { withScopeAdvice } from '../gmail/caller.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
-import { holdAddress, type AddressHold } from '../gmail/address.js';
-import { pacerFor, RunAborted, sleep } from '../gmail/pacing.js';
+import { sleep } from '../gmail/pacing.js';
 import type { WorkPayload } from '../queue/tasks.js';
-import { MailboxLost } from '../store/mailboxes.js';
 import { ENDED_STATUSES, unitId, unitKey, unitTaskId, type ActionRecord, type UnitRecord } from '../store/model.js';
-import { flushEveryMs } from '../store/totals.js';
-import { LeaseLost, type DeliveryInfo, type UnitProgress } from '../store/units.js';
+import type { DeliveryInfo, UnitProgress } from '../store/units.js';
 import { createWatcher } from '../push/watcher.js';
-import { fetchActionOf } from './registry.js';
+import { fetchActionNamed, unknownFetchAction } from './registry.js';
 import { createStopWatch } from './stopwatch.js';
+import { UnitRun, type WorkResult } from './unit-run.js';
 
-/** The worker's answer: an HTTP status for Cloud Tasks (2xx: done; else: retry later). */
-export interface WorkResult {
-  status: number;
-  message: string;
-}
+export type { WorkResult } from './unit-run.js';
 
 /** How long an action waits before trying again when another works on its mailbox: half a lease, at most 30 s. */
 function overlapDelayS(leaseS: number): number {
@@ -36,8 +30,6 @@ function overlapDelayS(leaseS: number): number {
 const FAN_OUT_CONCURRENCY = 64;
 /** How long after its task was queued an action's record may still be on its way (see claimWritten). */
 export const RECORD_GRACE_MS = 60_000;
-/** How long Gmail calls already sent may go on once the time budget winds a run down. */
-const WIND_DOWN_MS = 10_000;
 /** How often a worker process reads the stop flags of the actions its units run (one read per action). */
 const STOP_POLL_MS = 400;
 
@@ -105,29 +97,47 @@ export function createWork(deps: Deps) {
     }
   }
 
+  async function failBeforeUnits(token: string, message: string): Promise<WorkResult> {
+    await store.failAction(token, message);
+    log.with({ token }).error('action failed', { error: message });
+    return { status: 200, message };
+  }
+
   async function fanOut(token: string, queuedAt: number | undefined): Promise<WorkResult> {
     const action = await claimWritten(token, queuedAt);
     if (action === 'pending') return { status: 503, message: 'the action is not written yet; will be retried' };
     if (!action) return { status: 200, message: 'ended or cancelled: nothing to do' };
+    // Written by a newer version (before a rollback), the record may name a fetch action this
+    // version does not know: the action ends `Error`, naming it, rather than retrying for ever.
+    const spec = fetchActionNamed(action.fetchAction);
+    if (!spec) return failBeforeUnits(token, unknownFetchAction(action.fetchAction));
     // A delivery after the units were fixed does not list again: a changed
     // user list cannot add or drop a mailbox of a running action.
-    let created: { task: string; user: string; id: string }[] | undefined;
+    let created: { task: string; user: string; id: string; index: number }[] | undefined;
     if (action.unitsTotal === null) {
-      const list: { task: string; user: string; id: string }[] = [];
-      const named = fetchActionOf(action.fetchAction).namedMailboxes?.(action.params ?? {});
+      const list: { task: string; user: string; id: string; index: number }[] = [];
+      const named = spec.namedMailboxes?.(action.params ?? {});
       try {
         for (const task of action.tasks) {
-          for (const user of named ? (named[task] ?? []) : await mailboxes(task)) list.push({ task, user, id: unitId(task, user) });
+          for (const user of named ? (named[task] ?? []) : await mailboxes(task)) list.push({ task, user, id: unitId(task, user), index: list.length });
         }
+        // Without an identity to read Gmail with, no unit could run: the action ends here, naming what to set.
+        const first = list[0];
+        if (first) deps.google.gmail(first.user, spec.scopesFor?.(action.params ?? {}) ?? spec.scopes);
       } catch (e) {
-        if (e instanceof PermanentGmailError) {
-          await store.failAction(token, e.message);
-          log.with({ token }).error('action failed', { error: e.message });
-          return { status: 200, message: e.message };
-        }
+        if (e instanceof PermanentGmailError) return failBeforeUnits(token, e.message);
         throw e;
       }
-      await units.create(token, list, fetchActionOf(action.fetchAction));
+      // An earlier delivery may have written some units before it failed, from a list that has
+      // changed since (a domain's users): those keep their index, and the others take indexes
+      // after theirs, so that no two units share one (results are kept by unit index).
+      const before = await store.units(token);
+      if (before.length) {
+        const taken = new Map(before.map((u) => [unitId(u.task, u.user), u.index]));
+        let nextIndex = Math.max(...before.map((u) => u.index)) + 1;
+        for (const u of list) u.index = taken.get(u.id) ?? nextIndex++;
+      }
+      await units.create(token, list, spec);
       created = list;
     }
     const now = await store.get(token);
@@ -181,8 +191,6 @@ export function createWork(deps: Deps) {
     const { unit, action } = claim;
     const ulog = log.with({ token, task: unit.task, user: unit.user });
     const progress = progressOf(unit);
-    const abort = new AbortController();
-    let stop = action.stopRequested;
     // A claimant that read its action `Queued` moves it to `Processing`, beside the run's own start.
     const marking = action.status === 'Queued' ? store.markStarted(token, unit.startedAt ?? Timestamp.fromMillis(deps.now())) : Promise.resolve(action.status);
     // Settled at once so that a failure waits, unhandled, for no one: it is thrown where the run awaits it.
@@ -192,151 +200,30 @@ export function createWork(deps: Deps) {
         throw e;
       },
     );
-    let outOfTime = false;
-    let lost: unknown;
-    // The budget winds the run down: no Gmail call or wait starts, and the calls already sent
-    // finish so that their answers are kept (a listed page is not listed again by the
-    // continuation), unless they outlast WIND_DOWN_MS. Stop and a lost lease or address end
-    // everything at once.
-    const ending = new AbortController();
-    let windDown: NodeJS.Timeout | undefined;
-    const end = (why: () => void, at: 'once' | 'wind down' = 'once') => {
-      why();
-      ending.abort();
-      if (at === 'once') abort.abort();
-      else windDown ??= setTimeout(() => abort.abort(), Math.min(WIND_DOWN_MS, callTimeoutMs));
-    };
-    const unwatch = stops.watch(token, () => end(() => (stop = true)));
-    // One write of this run at a time: each is conditional on the one before.
-    const serial = pLimit(1);
-    const held = await units.hold(token, id, holder, flushEveryMs(action.unitsTotal));
-    const leaseTimer = setInterval(() => {
-      serial(() => units.renew(held, leaseMs)).catch((e: unknown) => {
-        if (e instanceof LeaseLost || e instanceof MailboxLost) end(() => (lost = e));
-      });
-    }, Math.max(1000, leaseMs / 3));
-    // The budget ends the run even inside a hung call: the hand-over must happen before the dispatch deadline.
-    const budgetTimer = setTimeout(() => end(() => (outOfTime = true), 'wind down'), config.workerTimeBudgetS * 1000);
-    const spec = fetchActionOf(action.fetchAction);
-    const taskConfig = config.connector.tasks[unit.task];
-    const mailbox = deps.google.gmail(unit.user, spec.scopesFor?.(action.params ?? {}) ?? spec.scopes);
-    // One pacer per address in this process, and one reader of the address at a time across processes (gmail/address.ts).
-    const pacer = pacerFor(unit.user, config.connector.gmail.quotaUnitsPerUserPerMinute, deps.now);
-    let address: AddressHold | undefined;
-    const caller = new GmailCaller({
-      auth: mailbox,
-      pacer,
-      signal: abort.signal,
-      ending: ending.signal,
-      timeoutMs: callTimeoutMs,
-      baseBackoffMs: config.gmailBackoffMs,
-      maxBackoffMs: Math.min(30_000, config.gmailBackoffMs * 60),
-    });
-    caller.retries = progress.retries;
-    ulog.info('unit started', { generation, attempts: unit.attempts });
-    try {
-      if (taskConfig) {
-        address = await holdAddress({ db: deps.db, address: unit.user, holder, leaseMs, pacer, now: deps.now, signal: ending.signal, onLost: (e) => end(() => (lost = e)) }).catch(
-          (e: unknown) => {
-            if (e instanceof RunAborted) return undefined;
-            throw e;
-          },
-        );
-      }
-      const status = (await started)();
-      if (status !== 'Processing') {
-        // Cancel (or an end) won the race with this claim: the mailbox never starts.
-        await address?.release();
-        await serial(() => units.end(token, id, holder, status === 'Cancelled' ? 'Cancelled' : 'Stopped', progress));
-        return { status: 200, message: `the action is ${status ?? 'gone'}` };
-      }
-      const outcome = !taskConfig
-        ? ({ kind: 'failed', error: `task ${unit.task} is no longer configured` } as const)
-        : !address
-          ? ({ kind: 'interrupted' } as const)
-          : await spec.run({
-            db: deps.db,
-            gmail: mailbox.api,
-            caller,
-            storage: deps.storage,
-            token,
-            task: unit.task,
-            user: unit.user,
-            index: unit.index,
-            taskConfig,
-            params: action.params ?? {},
-            progress,
-            shouldEnd: () => stop || outOfTime || lost !== undefined,
-            expireWhileRunning: () => store.expireWhileRunning(),
-            begin: (epoch) => serial(() => units.begin(held, leaseMs, epoch)),
-            commit: async (p, write) => {
-              await serial(() => units.write(held, leaseMs, { ...p, retries: caller.retries }, write));
-            },
-          });
-      await address?.release();
-      if (lost) throw lost;
-      progress.retries = caller.retries;
-      switch (outcome.kind) {
-        case 'finished':
-          await serial(() =>
-            units.end(token, id, holder, 'Finished', progress, outcome.epoch === undefined ? undefined : { epoch: outcome.epoch, historyId: outcome.historyId ?? null }),
-          );
-          // A push task's mailbox is watched once it has been synchronized (push/watcher.ts).
-          await watcher.afterSync(unit.task, unit.user, action.fetchAction);
-          break;
-        case 'superseded':
-          await serial(() => units.end(token, id, holder, 'Finished', { ...progress, note: `action ${outcome.by} synchronized this mailbox after this run began; this run stopped there` }));
-          break;
-        case 'failed':
-          await serial(() => units.end(token, id, holder, 'Error', { ...progress, error: outcome.error }));
-          ulog.error('unit failed', { error: outcome.error });
-          break;
-        case 'interrupted':
-          if (stop) {
-            await serial(() => units.end(token, id, holder, 'Stopped', progress));
-            break;
-          }
-          if (outOfTime) {
-            // The lease is released before the continuation exists, so that its first delivery can claim
-            // the unit at once; should the enqueue fail, reconcile finds the task missing and re-enqueues it.
-            const next = generation + 1;
-            const taskId = unitTaskId(token, unit.key, next);
-            await serial(() => units.handOver(token, id, holder, next, taskId, progress));
-            await queue.enqueue(taskId, { token, unit: id, generation: next });
-            ulog.info('handed over to a continuation', { next: taskId });
-            break;
-          }
-          throw new Error('the run ended without a reason');
-        default: {
-          const never: never = outcome;
-          throw new Error(`unknown outcome ${JSON.stringify(never)}`);
-        }
-      }
-      ulog.info('unit ended', { outcome: outcome.kind, counts: progress.counts });
-      return { status: 200, message: outcome.kind };
-    } catch (e) {
-      if (e instanceof LeaseLost) {
-        ulog.warn('lease lost: another delivery took over');
-        return { status: 200, message: 'lease lost to another delivery' };
-      }
-      // Transient, or the mailbox passed to another delivery: keep what was
-      // committed, free the lease, and let Cloud Tasks deliver again.
-      const message = (e as Error).message;
-      ulog.warn('unit interrupted; the queue will retry', { error: message });
+    // What the run needs and may not have: its fetch action (a record written by a newer version
+    // names one this version does not know, after a rollback) and its Gmail identity. Either
+    // missing ends the unit `Error` with the cause, before anything that would outlive it starts.
+    const spec = fetchActionNamed(action.fetchAction);
+    let mailbox: ReturnType<Deps['google']['gmail']> | undefined;
+    let unusable: string | undefined;
+    if (!spec) unusable = unknownFetchAction(action.fetchAction);
+    else {
       try {
-        progress.retries = caller.retries;
-        await serial(() => units.handOver(token, id, holder, generation, unit.taskId, progress, message));
-      } catch {
-        // The lease expires on its own; reconcile looks after a unit whose task is gone.
+        mailbox = deps.google.gmail(unit.user, spec.scopesFor?.(action.params ?? {}) ?? spec.scopes);
+      } catch (e) {
+        if (!(e instanceof PermanentGmailError)) throw e;
+        unusable = e.message;
       }
-      return { status: 503, message: `interrupted: ${message}; will be retried` };
-    } finally {
-      await address?.release();
-      unwatch();
-      clearInterval(leaseTimer);
-      clearTimeout(budgetTimer);
-      clearTimeout(windDown);
     }
+    if (unusable !== undefined || !spec || !mailbox) {
+      const error = unusable ?? 'the run cannot start';
+      const status = (await started)();
+      await units.end(token, id, holder, status === 'Cancelled' ? 'Cancelled' : 'Error', { ...progress, ...(status === 'Cancelled' ? {} : { error }) });
+      ulog.error('unit failed', { error });
+      return { status: 200, message: error };
+    }
+    const run = new UnitRun({ deps, stops, watcher, token, id, generation, holder, unit, action, spec, mailbox, progress, started, leaseMs, callTimeoutMs, log: ulog });
+    return run.go();
   }
 
   return {

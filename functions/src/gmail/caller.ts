@@ -82,6 +82,9 @@ export class GmailCaller {
   private readonly timeoutMs: number;
   /** What ends the waits: the run's end or its winding down, whichever comes first. */
   private readonly waits: AbortSignal | undefined;
+  /** Calls started and not yet settled, and who waits for them all to settle (see settled). */
+  private inFlight = 0;
+  private idle: (() => void)[] = [];
 
   constructor(private readonly opts: CallerOptions) {
     this.maxRetries = opts.maxRetries ?? 8;
@@ -102,6 +105,29 @@ export class GmailCaller {
    * within the timeout is abandoned and retried like a transient failure.
    */
   async call<T>(method: GmailMethod, what: string, fn: (o: CallOptions) => Promise<T>): Promise<T> {
+    this.inFlight++;
+    try {
+      return await this.attempts(method, what, fn);
+    } finally {
+      if (--this.inFlight === 0) for (const wake of this.idle.splice(0)) wake();
+    }
+  }
+
+  /**
+   * Resolves once no call of this caller is in flight: a run awaits it (after aborting its
+   * signal) before it gives up its lease, so that no Gmail call outlives the lease it ran under.
+   */
+  settled(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  /** Calls started and not yet settled. */
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  private async attempts<T>(method: GmailMethod, what: string, fn: (o: CallOptions) => Promise<T>): Promise<T> {
     let renewed = false;
     for (let attempt = 0; ; attempt++) {
       const pacer = this.opts.pacer;

@@ -17,7 +17,6 @@
 import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
 import { ENDED_STATUSES, fanOutTaskId, unitId, unitTaskId, type ActionRecord, type UnitRecord } from '../store/model.js';
-import { LONGEST_ENQUEUE_MS } from './tasks.js';
 
 /** Times a lost unit or fan-out is re-enqueued before it ends `Error`. */
 export const MAX_REQUEUES = 3;
@@ -53,8 +52,21 @@ export function createReconciler(deps: Pick<Deps, 'store' | 'units' | 'queue' | 
     return `the queue gave up after ${n} deliveries of task ${u.taskId}: last error: ${last}`;
   }
 
-  async function unit(a: ActionRecord, u: UnitRecord, r: ReconcileReport): Promise<void> {
+  /**
+   * Whether the unit's task may still be on its way: until the longest an enqueue can take after its name was
+   * recorded (a hand-over, a re-enqueue and the fan-out record the name first, then create the
+   * task), and, for a unit the fan-out wrote, while the fan-out's own task is still in the queue
+   * (its next delivery creates what is missing).
+   */
+  async function taskOnItsWay(a: ActionRecord, u: UnitRecord, fanOutPending: () => Promise<boolean>): Promise<boolean> {
+    const named = (u.taskAt ?? u.delivery?.at ?? a.fanOutAt ?? a.queuedAt).toMillis();
+    if (deps.now() - named < queue.longestEnqueueMs) return true;
+    return u.generation === 0 && u.status === 'Queued' && (await fanOutPending());
+  }
+
+  async function unit(a: ActionRecord, u: UnitRecord, r: ReconcileReport, fanOutPending: () => Promise<boolean>): Promise<void> {
     if (ENDED_STATUSES.has(u.status) || leaseLive(u)) return;
+    if (await taskOnItsWay(a, u, fanOutPending)) return;
     if (await queue.exists(u.taskId)) return;
     const id = unitId(u.task, u.user);
     if (a.stopRequested || a.status === 'Cancelled') {
@@ -84,7 +96,7 @@ export function createReconciler(deps: Pick<Deps, 'store' | 'units' | 'queue' | 
     // The record is written with its task or before it: while whoever asked for the task may
     // still be creating it, a missing task is not a lost one (else ticks coalescing onto a new
     // scheduled action would each re-enqueue its fan-out, up to failing it).
-    if (deps.now() - (a.fanOutAt ?? a.queuedAt).toMillis() < LONGEST_ENQUEUE_MS) return;
+    if (deps.now() - (a.fanOutAt ?? a.queuedAt).toMillis() < queue.longestEnqueueMs) return;
     if (await queue.exists(fanOutTaskId(a.token, a.fanOutGeneration))) return;
     if (a.fanOutGeneration >= MAX_REQUEUES) {
       await store.failAction(a.token, `the queue gave up on the action's task ${fanOutTaskId(a.token, a.fanOutGeneration)}; re-enqueued ${a.fanOutGeneration} times`);
@@ -112,7 +124,10 @@ export function createReconciler(deps: Pick<Deps, 'store' | 'units' | 'queue' | 
       const open = await units.open(token);
       const suspects = open.filter((u) => (thorough ? true : u.status === 'Processing' || u.requeues > 0 || a.stopRequested));
       const limit = pLimit(8);
-      await Promise.all(suspects.map((u) => limit(() => unit(a, u, r))));
+      // Asked once per action, and only when a unit the fan-out wrote has no task yet.
+      let pending: Promise<boolean> | undefined;
+      const fanOutPending = () => (pending ??= queue.exists(fanOutTaskId(a.token, a.fanOutGeneration)));
+      await Promise.all(suspects.map((u) => limit(() => unit(a, u, r, fanOutPending))));
       await store.finish(token);
     }
     const after = await store.get(token);

@@ -35,6 +35,12 @@ export interface TaskQueue {
   isPaused(): Promise<boolean>;
   /** The queue's full resource name. */
   readonly queuePath: string;
+  /**
+   * The longest an enqueue can take before it succeeds or fails: every attempt times out, with
+   * the waits between them. A task whose name was recorded less than this long ago may still be
+   * on its way (reconcile counts it lost only after).
+   */
+  readonly longestEnqueueMs: number;
 }
 
 /**
@@ -69,21 +75,15 @@ export class QueueError extends Error {
   }
 }
 
-/** No queue call may hold a delivery or an ACI answer for long. */
-const CALL_TIMEOUT_MS = 30_000;
-/** Our retries are the only ones (see `call`): the library's own are turned off. */
-const CALL_OPTIONS = { timeout: CALL_TIMEOUT_MS, retry: null };
 /** Cloud Tasks' default for HTTP tasks is 600 s; a worker's run needs up to 30 minutes. */
 const DISPATCH_DEADLINE_S = 1800;
 /** Attempts of a call that meets UNAVAILABLE, and the first wait between them (doubling). */
 const ATTEMPTS = 3;
 const FIRST_RETRY_MS = 250;
-/**
- * The longest an enqueue can take before it succeeds or fails: every attempt times out, with
- * the waits between them. A record written with or before its task and younger than this may
- * still have its task on the way (reconcile leaves such a fan-out alone).
- */
-export const LONGEST_ENQUEUE_MS = ATTEMPTS * CALL_TIMEOUT_MS + FIRST_RETRY_MS * (2 ** (ATTEMPTS - 1) - 1);
+/** The longest an enqueue can take when each attempt may take `callTimeoutMs` (see TaskQueue.longestEnqueueMs). */
+export function longestEnqueueMs(callTimeoutMs: number): number {
+  return ATTEMPTS * callTimeoutMs + FIRST_RETRY_MS * (2 ** (ATTEMPTS - 1) - 1);
+}
 
 /**
  * Runs one queue call, again (at most ATTEMPTS times) while Cloud Tasks is unavailable. Every
@@ -116,8 +116,13 @@ async function onTask(operation: string, run: () => Promise<unknown>): Promise<b
 
 export function createTaskQueue(client: CloudTasksClient, config: Config): TaskQueue {
   const queuePath = client.queuePath(config.project, config.tasksLocation, config.tasksQueue);
+  // No queue call may hold a delivery or an ACI answer for long (TASKS_CALL_TIMEOUT_S). Our
+  // retries are the only ones (see `call`): the library's own are turned off.
+  const callTimeoutMs = config.tasksCallTimeoutS * 1000;
+  const CALL_OPTIONS = { timeout: callTimeoutMs, retry: null };
   return {
     queuePath,
+    longestEnqueueMs: longestEnqueueMs(callTimeoutMs),
     async enqueue(taskId, payload, opts = {}) {
       const delay = opts.delaySeconds ?? 0;
       const scheduleTime = delay > 0 ? { seconds: Math.floor(Date.now() / 1000) + Math.ceil(delay) } : undefined;

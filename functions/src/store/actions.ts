@@ -330,11 +330,15 @@ export class ActionStore {
   }
 
   /**
-   * Ends the action once it has fanned out and none of its units is still
-   * queued or running: `Error` if any failed (each named), else `Stopped` if a
-   * Stop was asked, else `Finished`. The write is conditional on the action not
-   * having changed since it was read (optimistic, so that the units that end
-   * together do not queue up on a lock); a lost race reads again.
+   * Ends the action once it has fanned out and every one of its units has ended: `Error` if any
+   * failed (each named), else `Stopped` if a Stop was asked, else `Finished`. Whether every unit
+   * ended is read from the totals' shards (each unit's end adds itself there in the batch that
+   * ends it), not from the unit records, so that an action ends even when retention has already
+   * removed the records of units that ended long ago. The write is conditional on the action not
+   * having changed since it was read (optimistic, so that the units that end together do not
+   * queue up on a lock); a lost race reads again. Then the action's records (units, results,
+   * shards, lock documents) are given the action's own expiry: their retention counts from the
+   * action's end.
    */
   async finish(token: string): Promise<void> {
     const ref = this.ref(token);
@@ -344,28 +348,53 @@ export class ActionStore {
       if (!snap.exists || !snap.updateTime) return;
       const a = snap.data() as ActionRecord;
       if (ENDED_STATUSES.has(a.status) || a.unitsTotal === null) return;
-      const [open, all] = await Promise.all([units.where('status', 'in', ['Queued', 'Processing']).count().get(), units.count().get()]);
+      const [open, totals] = await Promise.all([units.where('status', 'in', ['Queued', 'Processing']).count().get(), this.totals(token)]);
       if (open.data().count > 0) return;
-      // Never ends without every unit it must have.
-      if (all.data().count < a.unitsTotal) return;
-      const [failed, totals] = await Promise.all([units.where('status', '==', 'Error').limit(MAX_NAMED_ERRORS).get(), this.totals(token)]);
-      const error = failed.docs.map((d) => `${d.get('task') as string}/${d.get('user') as string}: ${(d.get('error') as string | null) ?? 'failed'}`).join('; ');
+      // Never ends before every unit it must have has ended.
+      if (totals.ended < a.unitsTotal) return;
+      const failedUnits = Object.values(totals.tasks).reduce((n, t) => n + t.failed, 0);
+      const failed = failedUnits > 0 ? await units.where('status', '==', 'Error').limit(MAX_NAMED_ERRORS).get() : null;
+      const named = (failed?.docs ?? []).map((d) => `${d.get('task') as string}/${d.get('user') as string}: ${(d.get('error') as string | null) ?? 'failed'}`);
+      if (failed && failedUnits > failed.size && failed.size < MAX_NAMED_ERRORS) named.push(`${failedUnits - failed.size} more whose records have expired`);
+      const ended = this.ended();
       try {
         await ref.update(
           {
-            status: failed.empty ? (a.stopRequested ? 'Stopped' : 'Finished') : 'Error',
-            error: failed.empty ? null : error,
+            status: failedUnits === 0 ? (a.stopRequested ? 'Stopped' : 'Finished') : 'Error',
+            error: failedUnits === 0 ? null : named.join('; '),
             // Every unit's end added its last figures to the shards: they are final, and kept here
             // so that GetStatus reads one document for an ended action.
             totals,
-            ...this.ended(),
+            ...ended,
           },
           { lastUpdateTime: snap.updateTime },
         );
-        return;
       } catch (e) {
         if (!refusedWith(e, CODES.FAILED_PRECONDITION)) throw e;
+        continue;
       }
+      await this.expireWithAction(token, ended.expireAt);
+      return;
     }
+  }
+
+  /**
+   * Gives every record of an ended action the action's own expiry. Until then each carries a
+   * later one of its own (expireWhileRunning), so a failure here only keeps them longer.
+   */
+  async expireWithAction(token: string, expireAt: Timestamp): Promise<void> {
+    const ref = this.ref(token);
+    const writer = this.db.bulkWriter();
+    writer.onWriteError((err) => err.code !== CODES.NOT_FOUND && err.failedAttempts < 5);
+    const kinds = [COLLECTIONS.units, COLLECTIONS.results, COLLECTIONS.totals, COLLECTIONS.locks];
+    const writes: Promise<unknown>[] = [];
+    await Promise.all(
+      kinds.map(async (kind) => {
+        const snaps = await ref.collection(kind).select().get();
+        for (const d of snaps.docs) writes.push(writer.update(d.ref, { expireAt }).catch(() => undefined));
+      }),
+    );
+    await writer.close();
+    await Promise.all(writes);
   }
 }

@@ -15,12 +15,38 @@
  *   deletes the documents not marked. `syncedEpoch` is the epoch of the last
  *   run that finished the mailbox: a run older than it was superseded.
  * - historyId: where the next incremental run starts; it only moves forward.
+ * - selection: the task's `query`, `labels` and `includeSpamTrash` (canonical: labels sorted,
+ *   each once) that the last run to finish the mailbox synchronized with. A run with another
+ *   selection clears it when it begins, so that until a run with the new one finishes every run
+ *   lists in full and sweeps: the sink is then of no one selection.
  *
  * This module computes the reads and writes; the unit store makes them,
  * together with the unit's own lease.
  */
 import { FieldValue, Timestamp, type DocumentReference, type DocumentSnapshot, type Firestore } from '@google-cloud/firestore';
+import type { TaskConfig } from '../config.js';
 import { COLLECTIONS } from './model.js';
+
+/** What a task selects of a mailbox, in canonical form: two equal selections are equal field by field. */
+export interface Selection {
+  query: string;
+  /** Sorted, each once. */
+  labels: string[];
+  includeSpamTrash: boolean;
+}
+
+/** The selection of a task's configuration, canonical: a reordering of its labels is the same selection. */
+export function selectionOf(t: Pick<TaskConfig, 'query' | 'labels' | 'includeSpamTrash'>): Selection {
+  return { query: t.query, labels: [...new Set(t.labels)].sort(), includeSpamTrash: t.includeSpamTrash };
+}
+
+/** Whether two selections select the same messages (null, unknown, equals nothing). */
+export function sameSelection(a: Selection | null | undefined, b: Selection | null | undefined): boolean {
+  if (!a || !b) return false;
+  const x = selectionOf(a);
+  const y = selectionOf(b);
+  return x.query === y.query && x.includeSpamTrash === y.includeSpamTrash && x.labels.join('\n') === y.labels.join('\n');
+}
 
 /** The mailbox document as stored. */
 export interface MailboxState {
@@ -32,6 +58,8 @@ export interface MailboxState {
   historyId?: string;
   syncedAt?: Timestamp;
   syncedBy?: string;
+  /** The selection the sink was synchronized with; absent when unknown (see the module's comment). */
+  selection?: Selection;
 }
 
 /** Where a run stands against the mailbox's other runs. */
@@ -40,6 +68,8 @@ export interface RunStanding {
   epoch: number;
   /** The history id of the last complete run, if any. */
   lastHistoryId: string | null;
+  /** The selection the sink was synchronized with (null: unknown, so a run lists in full). */
+  syncedSelection: Selection | null;
   /** Another run began after `epoch` and finished: this run's work is already done. */
   supersededBy: string | null;
 }
@@ -87,24 +117,33 @@ export function releaseMailbox(m: MailboxState, token: string, holder: string | 
   return { activeToken: FieldValue.delete(), activeUntil: FieldValue.delete(), owner: FieldValue.delete() };
 }
 
-/** The standing of a run that begins (epoch null) or resumes at `epoch`. */
-export function standing(m: MailboxState, epoch: number | null): RunStanding & { begins: boolean } {
+/**
+ * The standing of a run that begins (epoch null) or resumes at `epoch`. `selection`: the one a run
+ * that begins would synchronize with; when it is not the recorded one, `writes` clears that.
+ */
+export function standing(m: MailboxState, epoch: number | null, selection?: Selection): RunStanding & { begins: boolean; writes: Record<string, unknown> } {
   const lastHistoryId = m.historyId ?? null;
+  const syncedSelection = m.selection ?? null;
   if (epoch !== null && (m.syncedEpoch ?? 0) > epoch) {
-    return { epoch, lastHistoryId, supersededBy: m.syncedBy ?? 'another action', begins: false };
+    return { epoch, lastHistoryId, syncedSelection, supersededBy: m.syncedBy ?? 'another action', begins: false, writes: {} };
   }
-  if (epoch !== null && (m.epoch ?? 0) <= epoch) return { epoch, lastHistoryId, supersededBy: null, begins: false };
+  if (epoch !== null && (m.epoch ?? 0) <= epoch) return { epoch, lastHistoryId, syncedSelection, supersededBy: null, begins: false, writes: {} };
   // A new run, or one that another run has since overtaken without finishing: it starts over.
-  return { epoch: (m.epoch ?? 0) + 1, lastHistoryId, supersededBy: null, begins: true };
+  const next = (m.epoch ?? 0) + 1;
+  // Its writes will be of its own selection: until a run finishes the mailbox, the sink is of no one selection.
+  const writes = selection !== undefined && syncedSelection !== null && !sameSelection(syncedSelection, selection) ? { selection: FieldValue.delete() } : {};
+  return { epoch: next, lastHistoryId, syncedSelection, supersededBy: null, begins: true, writes: { epoch: next, ...writes } };
 }
 
 /**
- * The writes that record a finished run: its epoch becomes the synced one and
- * the history id moves forward only. A superseded run writes nothing.
+ * The writes that record a finished run: its epoch becomes the synced one, the
+ * history id moves forward only, and the selection it synchronized with is
+ * recorded (null, unknown: cleared, so the next run lists in full). A
+ * superseded run writes nothing.
  */
-export function finishedRun(m: MailboxState, token: string, epoch: number, historyId: string | null, now: Timestamp): Record<string, unknown> {
+export function finishedRun(m: MailboxState, token: string, epoch: number, historyId: string | null, selection: Selection | null, now: Timestamp): Record<string, unknown> {
   if ((m.syncedEpoch ?? 0) > epoch) return {};
-  const out: Record<string, unknown> = { syncedEpoch: epoch, syncedAt: now, syncedBy: token };
+  const out: Record<string, unknown> = { syncedEpoch: epoch, syncedAt: now, syncedBy: token, selection: selection ? selectionOf(selection) : FieldValue.delete() };
   const next = laterHistoryId(m.historyId, historyId);
   if (next !== null) out.historyId = next;
   return out;

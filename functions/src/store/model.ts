@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Timestamp } from '@google-cloud/firestore';
+import type { Selection } from './mailboxes.js';
 import type { ActionTotals, UnitTally } from './totals.js';
 
 /** Statuses of actions and of their mailbox units. */
@@ -98,6 +99,11 @@ export interface Checkpoint {
   baselineHistoryId: string | null;
   /** Phase `sweeping` of an incremental run: the last released document id examined. */
   sweepAfter: string | null;
+  /**
+   * Synchronize: the selection the run synchronizes with, the task's when it began; every
+   * continuation keeps to it. Absent on checkpoints written before it was kept.
+   */
+  selection?: Selection;
 }
 
 /** `actions/{token}/mailboxes/{task}:{address}`. */
@@ -117,6 +123,12 @@ export interface UnitRecord {
   status: Status;
   /** Name of the unit's newest Cloud Task. */
   taskId: string;
+  /**
+   * When `taskId` was recorded: the task is created just before or just after, so until
+   * LONGEST_ENQUEUE_MS after this its absence from the queue is no loss (reconcile). Absent on
+   * records written before it was kept.
+   */
+  taskAt?: Timestamp;
   /** Generation of that task: 0, then one more per continuation or re-enqueue. */
   generation: number;
   startedAt: Timestamp | null;

@@ -26,6 +26,7 @@ import {
   takeMailbox,
   type MailboxState,
   type RunStanding,
+  type Selection,
 } from './mailboxes.js';
 import {
   COLLECTIONS,
@@ -120,12 +121,14 @@ export class UnitStore {
    * keep their progress. Any other failure is thrown: no unit is ever lost
    * silently. The action's number of units is fixed once all are written.
    */
-  async create(token: string, units: { task: string; user: string; id: string }[], kind: { counters: readonly string[]; lock: boolean }): Promise<void> {
+  async create(token: string, units: { task: string; user: string; id: string; index: number }[], kind: { counters: readonly string[]; lock: boolean }): Promise<void> {
     const writer = this.db.bulkWriter();
     writer.onWriteError((err) => err.code !== ALREADY_EXISTS && err.failedAttempts < 5);
     const failures: Error[] = [];
-    const writes = units.map((u, index) => {
+    const taskAt = this.ts();
+    const writes = units.map((u) => {
       const key = unitKey(u.task, u.user);
+      const index = u.index;
       const rec: UnitRecord = {
         task: u.task,
         user: u.user,
@@ -134,6 +137,7 @@ export class UnitStore {
         key,
         status: 'Queued',
         taskId: unitTaskId(token, key, 0),
+        taskAt,
         generation: 0,
         startedAt: null,
         endedAt: null,
@@ -206,7 +210,8 @@ export class UnitStore {
       if (action.stopRequested) {
         const status: Status = unit.status === 'Queued' ? 'Cancelled' : 'Stopped';
         const rolled = rollInto(b, aRef, unit, tallyOf({ ...unit, status }), unit.rolled, this.actions.expireWhileRunning());
-        b.update(uRef, { ...seen, status, endedAt: at, expireAt: this.actions.expireAt(at), lease: null, ...(rolled ? { rolled } : {}) }, onUnit);
+        // Kept until its action ends, which then gives it the action's own expiry (ActionStore.finish).
+        b.update(uRef, { ...seen, status, endedAt: at, expireAt: this.actions.expireWhileRunning(), lease: null, ...(rolled ? { rolled } : {}) }, onUnit);
         const release = releaseMailbox(m, token, null);
         if (Object.keys(release).length) onMailbox(release);
         ended = true;
@@ -294,7 +299,7 @@ export class UnitStore {
     return this.change(token, id, (unit) => {
       if (!unit || ENDED_STATUSES.has(unit.status) || unit.generation >= generation) return { result: false };
       if (unit.lease && unit.lease.expiresAt.toMillis() > this.now()) return { result: false };
-      return { result: true, unit: { ...fields, generation, taskId } };
+      return { result: true, unit: { ...fields, generation, taskId, taskAt: this.ts() } };
     });
   }
 
@@ -437,15 +442,16 @@ export class UnitStore {
 
   /**
    * Where a run of the unit stands against the mailbox's other runs (a new run
-   * takes the mailbox's next epoch here). Only the owner may ask.
+   * takes the mailbox's next epoch here, and, with another `selection` than the
+   * recorded one, clears that). Only the owner may ask.
    */
-  async begin(h: Holding, leaseMs: number, epoch: number | null): Promise<RunStanding & { begins: boolean }> {
+  async begin(h: Holding, leaseMs: number, epoch: number | null, selection?: Selection): Promise<RunStanding & { begins: boolean }> {
     for (let attempt = 0; ; attempt++) {
       const m = await this.refresh(h);
-      const out = standing(m, epoch);
+      const out = standing(m, epoch, selection);
       if (!out.begins) return out;
       // Conditional on the mailbox as just read: two runs never take the same epoch.
-      if (await this.write(h, leaseMs, null, () => {}, { epoch: out.epoch }, false)) return out;
+      if (await this.write(h, leaseMs, null, () => {}, out.writes, false)) return out;
       if (attempt >= 5) throw new Error(`the mailbox of ${h.id} kept changing while its run began`);
     }
   }
@@ -458,7 +464,9 @@ export class UnitStore {
   async handOver(token: string, id: string, holder: string, generation: number, taskId: string, p: UnitProgress, lastError: string | null = null): Promise<void> {
     await this.change(token, id, (unit) => {
       if (unit?.lease?.holder !== holder) throw new LeaseLost(`the lease of ${id} passed to another delivery`);
-      return { result: undefined, unit: { ...progressFields(p), lease: null, generation, taskId, lastError } };
+      // A new task name starts its grace period (reconcile): it may still be being created.
+      const named = unit.taskId === taskId ? {} : { taskAt: this.ts() };
+      return { result: undefined, unit: { ...progressFields(p), lease: null, generation, taskId, lastError, ...named } };
     });
   }
 
@@ -475,7 +483,7 @@ export class UnitStore {
     holder: string | null,
     status: Status,
     p: Partial<UnitProgress> & { error?: string; note?: string },
-    finish?: { epoch: number; historyId: string | null },
+    finish?: { epoch: number; historyId: string | null; selection?: Selection | null },
   ): Promise<boolean> {
     const ended = await this.change(token, id, (unit, m) => {
       if (!unit || ENDED_STATUSES.has(unit.status)) return { result: false };
@@ -485,12 +493,13 @@ export class UnitStore {
       } else if (unit.lease?.holder !== holder) {
         throw new LeaseLost(`the lease of ${id} passed to another delivery`);
       }
-      const update: Record<string, unknown> = { ...p, status, endedAt: now, expireAt: this.actions.expireAt(now), lease: null };
+      // Kept until its action ends, which then gives it the action's own expiry (ActionStore.finish).
+      const update: Record<string, unknown> = { ...p, status, endedAt: now, expireAt: this.actions.expireWhileRunning(), lease: null };
       if (p.messageErrors) update.messageErrors = p.messageErrors.slice(0, MAX_NAMED_ERRORS);
       const state: Record<string, unknown> = { ...releaseMailbox(m, token, holder) };
       if (status === 'Finished' && finish && holder !== null) {
         assertOwner(m, holder, id);
-        Object.assign(state, finishedRun(m, token, finish.epoch, finish.historyId, now));
+        Object.assign(state, finishedRun(m, token, finish.epoch, finish.historyId, finish.selection ?? null, now));
       }
       return { result: true, unit: update, mailbox: Object.keys(state).length ? state : undefined };
     });

@@ -58,6 +58,26 @@ export class AccessControl {
     this.faults.set(rpc as ServedRpc, queue);
   }
 
+  /** With flakyCreates: how many times each task name's creation has failed so far. */
+  private readonly flaky = new Map<string, number>();
+  private flakyTimes = 0;
+
+  /** Makes the creation of every new task name fail `times` times with UNAVAILABLE before it goes through; 0 turns it off. */
+  flakyCreates(times: number): void {
+    if (!Number.isInteger(times) || times < 0) throw new Error(`flakyCreates: times must be a non-negative integer; got ${times}`);
+    this.flakyTimes = times;
+    this.flaky.clear();
+  }
+
+  /** Throws UNAVAILABLE while the creation of `taskName` has failed fewer times than flakyCreates asks. */
+  takeCreateFault(taskName: unknown): void {
+    if (this.flakyTimes === 0 || typeof taskName !== 'string' || taskName === '') return;
+    const failed = this.flaky.get(taskName) ?? 0;
+    if (failed >= this.flakyTimes) return;
+    this.flaky.set(taskName, failed + 1);
+    throw new ApiError('UNAVAILABLE', FAULT_MESSAGES.UNAVAILABLE ?? 'CreateTask failed: UNAVAILABLE (injected fault)');
+  }
+
   /** Throws the next injected fault of `rpc`, if one is pending. */
   takeFault(rpc: ServedRpc): void {
     const queue = this.faults.get(rpc);

@@ -168,7 +168,9 @@ export async function startGrpcFront(
         access.authenticate(typeof authorization === 'string' ? authorization : authorization?.toString('utf8'));
         if (!isServed(name)) throw unimplemented(`The Cloud Tasks emulator does not implement ${SERVICE}.${name}`);
         access.takeFault(name);
-        const request = toRouteRequest(name, object(toProto3JSON(call.request)));
+        const json = object(toProto3JSON(call.request));
+        if (name === 'CreateTask') access.takeCreateFault((json['task'] as { name?: unknown } | undefined)?.name);
+        const request = toRouteRequest(name, json);
         const answer = dispatchRoute(engine, request.route, request.method, toQuery(request.query), request.body);
         const message = fromProto3JSON(responseType, answer as JSONValue);
         if (!message) throw new ApiError('INTERNAL', `${name}: the answer could not be encoded`);

@@ -47,6 +47,8 @@ export interface CloudTasksEmulator {
    * Faults are counted after authentication and before anything else.
    */
   injectFault(rpc: string, status: FaultStatus, times?: number): void;
+  /** Makes the creation of every new task name fail `times` times with UNAVAILABLE before it goes through (a retried CreateTask then succeeds); 0 turns it off. */
+  flakyCreates(times: number): void;
   /** Stops the dispatch loop, every attempt in flight and both servers. */
   close(): Promise<void>;
 }
@@ -128,6 +130,7 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
     if (!rpc) throw notFound(`No Cloud Tasks v2 method for ${method} on this path`);
     access.takeFault(rpc);
     const body = method === 'GET' || method === 'DELETE' || method === 'HEAD' ? undefined : await readJson(req);
+    if (rpc === 'CreateTask') access.takeCreateFault((body as { task?: { name?: unknown } } | undefined)?.task?.name);
     send(res, 200, dispatchRoute(engine, route, method, url.searchParams, body));
   }
 
@@ -172,6 +175,9 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
     },
     injectFault(rpc, status, times = 1) {
       access.inject(rpc, status, times);
+    },
+    flakyCreates(times) {
+      access.flakyCreates(times);
     },
     close() {
       closing ??= (async () => {
