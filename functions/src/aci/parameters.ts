@@ -15,9 +15,13 @@ import { foldCase, parameterKey, type AciParams } from './request.js';
 /** Parameters every action takes (IDOL's standard action parameters the connector honours). */
 export const STANDARD_PARAMETERS: readonly string[] = ['action', 'ResponseFormat', 'ActionID'];
 
-/** Each action's own parameters (for Fetch: those of every fetch action; for QueueInfo: those of every verb). */
+/**
+ * Each action's own parameters (for Fetch: those of every fetch action; for QueueInfo: those of
+ * every verb). Every fetch action reads `DryRun`: those without a dry run refuse it unless it is
+ * `false` (fetch/registry.ts).
+ */
 export const ACTION_PARAMETERS = {
-  Fetch: ['FetchAction', 'TaskSections', 'ConfigSection', 'Schedule', 'Sync'],
+  Fetch: ['FetchAction', 'TaskSections', 'ConfigSection', 'Schedule', 'Sync', 'DryRun'],
   QueueInfo: ['QueueName', 'QueueAction'],
   GetVersion: [],
   GetStatus: [],

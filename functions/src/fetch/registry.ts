@@ -71,7 +71,7 @@ export interface FetchActionSpec {
   readonly summary: string;
   /**
    * The ACI parameters `parse` reads, beyond those of every Fetch (FetchAction, TaskSections,
-   * ConfigSection, Schedule, Sync: aci/parameters.ts). A parameter a request sends that neither
+   * ConfigSection, Schedule, Sync, DryRun: aci/parameters.ts). A parameter a request sends that neither
    * these nor Fetch's own name is unknown for that request: answered with a warning naming it.
    * docs/CONTRACT.md §3 lists each; test/docs/contract.test.ts holds the two together.
    */
