@@ -97,17 +97,19 @@ export function links(md: string): string[] {
 
 /**
  * The shell blocks marked to be run: a ```sh fence right after an HTML comment
- * `<!-- check: STACK -->` (STACK names the configuration the block runs against).
+ * `<!-- check: STACK -->` (STACK names the configuration the block runs against, or `prelude`
+ * for a block every later block of the page needs), or `<!-- check: STACK errors -->` for a
+ * block whose answers include ACI errors on purpose.
  */
-export function checkedBlocks(md: string): { stack: string; script: string; line: number }[] {
+export function checkedBlocks(md: string): { stack: string; errors: boolean; script: string; line: number }[] {
   const lines = md.split('\n');
-  const out: { stack: string; script: string; line: number }[] = [];
+  const out: { stack: string; errors: boolean; script: string; line: number }[] = [];
   lines.forEach((l, i) => {
-    const m = /^<!-- check: ([\w-]+) -->$/.exec(l.trim());
+    const m = /^<!-- check: ([\w-]+)( errors)? -->$/.exec(l.trim());
     if (!m) return;
     if (!/^```(sh|bash)$/.test((lines[i + 1] ?? '').trim())) throw new Error(`line ${i + 1}: a check marker must be followed by a sh block`);
     const end = lines.findIndex((x, j) => j > i + 1 && x.trim() === '```');
-    out.push({ stack: m[1] ?? '', script: lines.slice(i + 2, end).join('\n'), line: i + 3 });
+    out.push({ stack: m[1] ?? '', errors: m[2] !== undefined, script: lines.slice(i + 2, end).join('\n'), line: i + 3 });
   });
   return out;
 }
