@@ -118,10 +118,19 @@ export async function queueFetch(deps: Deps, r: FetchRequest): Promise<{ token: 
   return { token };
 }
 
-/** The action's task could not be created: the action ends `Error`, and the client is told to try again. */
-async function enqueueFailed(deps: Deps, token: string, e: unknown): Promise<never> {
-  await deps.store.failQueued(token, `the Cloud Task could not be created: ${(e as Error).message}`);
-  deps.log.with({ token }).error('task creation failed', { error: (e as Error).message });
+/**
+ * The action's task could not be created, as far as the queue's answers tell. A creation that
+ * took effect though its answer was lost leaves the task there: the action is queued, and the
+ * client gets its token (told to try again, it would queue the action twice). Otherwise the
+ * action ends `Error`, and the client is told to try again.
+ */
+async function enqueueFailed(deps: Deps, token: string, e: unknown): Promise<void> {
+  if (await deps.queue.exists(token).catch(() => false)) {
+    deps.log.with({ token }).warn('task creation answered a failure, but the task exists: the action is queued', { error: errorMessage(e) });
+    return;
+  }
+  await deps.store.failQueued(token, `the Cloud Task could not be created: ${errorMessage(e)}`);
+  deps.log.with({ token }).error('task creation failed', { error: errorMessage(e) });
   throw unavailable('the fetch queue did not accept the action; try again later', e);
 }
 
@@ -282,4 +291,9 @@ export async function sentParameters(deps: Deps, token: string): Promise<SentPar
     throw conflict(`action ${token} was stored without the parameters it was sent with (it predates them being kept): send a new Fetch instead`);
   }
   return a.request;
+}
+
+/** An unknown error's message. */
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

@@ -1084,3 +1084,63 @@ void describe('answers lost after Gmail acted', () => {
     });
   });
 });
+
+void describe('search-index lag and refused calls', () => {
+  const USER = 'lag@example.com';
+  const raw = (n: number) => Buffer.from([`Message-ID: <lag-${n}@x>`, 'From: a@example.org', `Subject: lag ${n}`, '', 'body', ''].join('\r\n'));
+
+  void test('a message imported while the index lags is missing from q= searches only, until the index catches up', async () => {
+    await withEmulator({ users: [USER], quotaUnitsPerMinute: 0 }, async (emulator) => {
+      const { gmail } = clients(emulator);
+      const start = (await gmail.users.getProfile({ userId: USER })).data.historyId as string;
+      emulator.setSearchLag(Infinity);
+      const id = (await gmail.users.messages.import({ userId: USER, requestBody: { labelIds: ['INBOX'] }, media: { mimeType: 'message/rfc822', body: Readable.from([raw(1)]) } }, { rootUrl: emulator.url })).data.id as string;
+      const search = async (q: string) => ((await gmail.users.messages.list({ userId: USER, q, includeSpamTrash: true })).data.messages ?? []).map((m) => m.id);
+      assert.deepEqual(await search('rfc822msgid:lag-1@x'), []);
+      assert.deepEqual(await search('subject:lag'), []);
+      assert.deepEqual(((await gmail.users.threads.list({ userId: USER, q: 'subject:lag' })).data.threads ?? []).length, 0);
+      assert.equal(emulator.stats().unindexed, 1);
+      // Everything but search sees it at once.
+      assert.deepEqual(((await gmail.users.messages.list({ userId: USER, labelIds: ['INBOX'] })).data.messages ?? []).map((m) => m.id), [id]);
+      assert.equal((await gmail.users.messages.get({ userId: USER, id, format: 'minimal' })).data.id, id);
+      const history = (await gmail.users.history.list({ userId: USER, startHistoryId: start, historyTypes: ['messageAdded'] })).data.history ?? [];
+      assert.deepEqual(history.flatMap((h) => (h.messagesAdded ?? []).map((a) => a.message?.id)), [id]);
+      emulator.indexSearches(USER);
+      assert.deepEqual(await search('rfc822msgid:lag-1@x'), [id]);
+      assert.equal(emulator.stats().unindexed, 0);
+      // A lag in milliseconds passes with time; 0 turns it off for later messages.
+      emulator.setSearchLag(1);
+      await gmail.users.messages.import({ userId: USER, requestBody: {}, media: { mimeType: 'message/rfc822', body: Readable.from([raw(2)]) } }, { rootUrl: emulator.url });
+      while ((await search('rfc822msgid:lag-2@x')).length === 0) await new Promise((r) => setTimeout(r, 5));
+      emulator.setSearchLag(0);
+      await gmail.users.messages.import({ userId: USER, requestBody: {}, media: { mimeType: 'message/rfc822', body: Readable.from([raw(3)]) } }, { rootUrl: emulator.url });
+      assert.equal((await search('rfc822msgid:lag-3@x')).length, 1);
+    });
+    assert.equal(optionsFromEnv({}, DEMO_DIR).searchLagMs, 0);
+    assert.equal(optionsFromEnv({ GMAIL_EMULATOR_SEARCH_LAG_MS: '250' }, DEMO_DIR).searchLagMs, 250);
+    assert.throws(() => optionsFromEnv({ GMAIL_EMULATOR_SEARCH_LAG_MS: '-1' }, DEMO_DIR), /GMAIL_EMULATOR_SEARCH_LAG_MS/);
+  });
+
+  void test('refuseCalls lets the first calls through, then answers 503 unapplied, then lets calls through again', async () => {
+    await withEmulator({ users: [USER], quotaUnitsPerMinute: 0 }, async (emulator) => {
+      const { gmail } = clients(emulator);
+      const upload = (n: number) => gmail.users.messages.import({ userId: USER, requestBody: {}, media: { mimeType: 'message/rfc822', body: Readable.from([raw(n)]) } }, { rootUrl: emulator.url });
+      emulator.refuseCalls(USER, 'messages.import', 2, 1);
+      assert.equal((await upload(1)).status, 200);
+      assert.equal((await failure(upload(2))).status, 503);
+      assert.equal((await failure(upload(3))).status, 503);
+      assert.equal((await upload(4)).status, 200);
+      assert.equal(emulator.stats().refused, 2);
+      assert.equal((await gmail.users.getProfile({ userId: USER })).data.messagesTotal, 2, 'the refused imports changed nothing');
+      // Refused calls come before held ones; stats().held counts the calls waiting at a gate.
+      const release = emulator.holdCalls(USER, 'messages.import', 0);
+      emulator.refuseCalls(USER, 'messages.import', 1);
+      assert.equal((await failure(upload(5))).status, 503);
+      const held = upload(6);
+      while (emulator.stats().held < 1) await new Promise((r) => setTimeout(r, 5));
+      release();
+      assert.equal((await held).status, 200);
+      assert.equal(emulator.stats().held, 0);
+    });
+  });
+});

@@ -251,6 +251,17 @@ describe('Synchronize', () => {
     assert.equal(await stack.deps.queue.exists(String(failed[0]?.token)), false);
   });
 
+  it('a task creation that took effect though every answer to it was lost: the client gets its token and the action runs once', async () => {
+    const before = await actionCount();
+    // Each of the queue client's three attempts creates or finds the task, and hears UNAVAILABLE.
+    stack.tasks.injectFaultAfter('CreateTask', 3);
+    const r = await stack.aci({ action: 'Fetch', FetchAction: 'Synchronize', TaskSections: 'RACE' });
+    assert.equal(r.status, 200, r.text);
+    const token = (((r.json as Record<string, Record<string, Record<string, unknown>>>).autnresponse?.responsedata ?? {}).token) as string;
+    assert.equal((await stack.waitFor(token, ['Finished', 'Error', 'Stopped', 'Cancelled'])).status, 'Finished');
+    assert.equal(await actionCount(), before + 1);
+  });
+
   it('100 races of Cancel against dispatch: never both Cancelled and processed', async () => {
     let cancelled = 0;
     let ran = 0;

@@ -10,6 +10,7 @@ import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import { Timestamp } from '@google-cloud/firestore';
 import { createGoogleAccess } from '../../functions/src/gmail/client.js';
 import { createWork } from '../../functions/src/fetch/work.js';
+import { createReconciler } from '../../functions/src/queue/reconcile.js';
 import { synchronizeAction } from '../../functions/src/fetch/synchronize.js';
 import { ENDED_STATUSES, unitId, type ActionRecord } from '../../functions/src/store/model.js';
 import { assertSinkMirrors, until } from '../support/checks.js';
@@ -199,5 +200,34 @@ describe('lifecycle', () => {
     const listed = await store.units(token);
     assert.deepEqual(listed.map((u) => [u.user, u.index]), [[SLOW, 0], [QUICK, 1]]);
     assert.equal((await stack.waitFor(token, ENDED, 60_000)).status, 'Finished');
+  });
+
+  it('reconcile passes go on from where the last one stopped, so actions beyond the first page are reached', async () => {
+    const { store, units } = stack.deps;
+    const none = { retryCount: 0, previousResponse: null };
+    // First in token order: actions a pass can do nothing for (a live lease holds each).
+    const blocked = ['AAAAAAAAAAAAAAAAAAAAA1', 'AAAAAAAAAAAAAAAAAAAAA2', 'AAAAAAAAAAAAAAAAAAAAA3'];
+    for (const [i, token] of blocked.entries()) {
+      const user = `busy${i}@example.com`;
+      await store.create({ token, fetchAction: 'Synchronize', tasks: ['SOLO'], scheduleKey: null });
+      await units.create(token, [{ task: 'SOLO', user, id: unitId('SOLO', user), index: 0 }], synchronizeAction);
+      assert.equal((await units.claim(token, unitId('SOLO', user), 'holder', 0, 3_600_000, none)).kind, 'claimed');
+      await store.markStarted(token, Timestamp.now());
+    }
+    // Last in token order: actions whose units all ended but which missed their end.
+    const stuck = ['ZZZZZZZZZZZZZZZZZZZZZ1', 'ZZZZZZZZZZZZZZZZZZZZZ2'];
+    for (const token of stuck) {
+      const user = `${token.slice(-1)}stuck@example.com`;
+      await store.create({ token, fetchAction: 'Synchronize', tasks: ['SOLO'], scheduleKey: null });
+      await units.create(token, [{ task: 'SOLO', user, id: unitId('SOLO', user), index: 0 }], synchronizeAction);
+      await units.end(token, unitId('SOLO', user), null, 'Finished', {});
+      await store.ref(token).update({ status: 'Processing', endedAt: null });
+    }
+    const reconciler = createReconciler(stack.deps);
+    // Two actions a page and no time: each pass reads one page, and the next goes on from it.
+    const statuses = async () => (await Promise.all(stuck.map((t) => store.get(t)))).map((a) => a?.status);
+    for (let pass = 0; pass < 4 && (await statuses()).some((x) => x !== 'Finished'); pass++) await reconciler.pass({ pageSize: 2, budgetMs: 0 });
+    assert.deepEqual(await statuses(), ['Finished', 'Finished']);
+    for (const token of blocked) await store.failAction(token, 'the test is done with it');
   });
 });

@@ -257,7 +257,8 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     child.stderr?.resume();
-    await waitUntilAnswers(workerUrl, 15_000, 50);
+    // Two test files on two shared cores: a new worker process (tsx compiling it) may take a while to answer.
+    await waitUntilAnswers(workerUrl, 60_000, 50);
   };
   const killChild = async () => {
     const c = child;

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { InsertXmlError, messageIdOf, parseInsertXml } from '../../functions/src/aci/insert-xml.js';
+import { InsertXmlError, keyOf, messageIdOf, messageKey, parseInsertXml, usableMessageId } from '../../functions/src/aci/insert-xml.js';
 
 const RAW = Buffer.from('Message-ID:\r\n <one@example.org>\r\nSubject: hi\r\n\r\nbody\r\n');
 const b64 = RAW.toString('base64');
@@ -39,9 +39,6 @@ describe('parseInsertXml', () => {
       [item(`<reference>a</reference>${user}<property name="COLOUR" value="x"/>${content(b64)}`), /unknown property "COLOUR"/],
       [item(`<reference>a</reference>${user}<property name="INSERT_METHOD" value="smtp"/>${content(b64)}`), /INSERT_METHOD must be import or insert/],
       [item(`<reference>a</reference>${user}`), /exactly one <file>/],
-      [item(`<reference>a</reference>${user}${content('!!!')}`), /not base64/],
-      [item(`<reference>a</reference>${user}${content(Buffer.from('just text').toString('base64'))}`), /not an RFC 822 message/],
-      [item(`<reference>a</reference>${user}${content(Buffer.from('Subject: x\r\n\r\nb').toString('base64'))}`), /no Message-ID header/],
       [item(`<reference>a</reference>${user}<file><type>file</type><path>/etc/passwd</path></file>`), /gs:\/\/bucket\/object/],
       [item(`<reference>a</reference>${user}<file><type>url</type><path>x</path></file>`), /<type> must be content .* or file/],
       [item(`<reference>a</reference>${user}${content(b64)}<extra/>`), /unexpected <extra>/],
@@ -49,8 +46,43 @@ describe('parseInsertXml', () => {
     for (const [xml, why] of cases) assert.throws(() => parseInsertXml(xml), (e: unknown) => e instanceof InsertXmlError && why.test(e.message), xml);
   });
 
-  it('finds a folded Message-ID, and none when the header is absent', () => {
+  it('a fault of one message\'s content is that item\'s, not the request\'s; a message without a usable Message-ID is no fault', () => {
+    const noId = Buffer.from('Subject: x\r\n\r\nb');
+    const folded = Buffer.from('Message-Id: <0000120$0000@\r\n pob23uifesi.cic.org.ar\r\n >\r\nSubject: x\r\n\r\nb');
+    const items = parseInsertXml(
+      `<insertXML>${[content('!!!'), content(Buffer.from('just text').toString('base64')), content(''), content(noId.toString('base64')), content(folded.toString('base64'))]
+        .map((c, i) => `<insert><reference>r${i}</reference>${user}${c}</insert>`)
+        .join('')}</insertXML>`,
+    );
+    assert.deepEqual(
+      items.map((i) => i.fault),
+      ['<content> is not base64', 'the decoded <content> is not an RFC 822 message (it does not start with a header)', '<content> is empty', undefined, undefined],
+    );
+    assert.deepEqual(items.map((i) => i.messageId), [undefined, undefined, undefined, undefined, undefined]);
+    assert.ok(items[3]?.source.kind === 'content' && items[3].source.raw.equals(noId), 'the bytes as sent');
+    assert.ok(items[4]?.source.kind === 'content' && items[4].source.raw.equals(folded), 'the bytes as sent');
+  });
+
+  it('finds a folded Message-ID, and none when the header is absent or malformed', () => {
     assert.deepEqual(messageIdOf(RAW), { messageId: '<one@example.org>' });
     assert.deepEqual(messageIdOf(Buffer.from('From: a@b.c\n\nMessage-ID: <in-body@x>\n')), { messageId: undefined });
+    assert.deepEqual(messageIdOf(Buffer.from('Message-Id: <0000120$0000@\r\n\tpob23.cic.org.ar\r\n\t>\r\n\r\nb')), { messageId: undefined });
+    assert.deepEqual(messageIdOf(Buffer.from('Message-Id: <unclosed@x\r\n\r\nb')), { messageId: undefined });
+    assert.equal(usableMessageId(' <a@b>'), '<a@b>');
+    assert.equal(usableMessageId('<a@\r\n b>'), undefined);
+  });
+
+  it('keys a message by its Message-ID, else by its bytes with line ends and any Message-ID left out', () => {
+    assert.deepEqual(keyOf(RAW), { key: 'id <one@example.org>', messageId: '<one@example.org>' });
+    assert.equal(messageKey(Buffer.alloc(0), '<One@Example.org>'), 'id <one@example.org>');
+    const lf = Buffer.from('Message-Id: <bad@\n x>\nSubject: s\n\nbody\n');
+    const crlf = Buffer.from('Subject: s\r\n\r\nbody\r\n');
+    const gmailId = Buffer.from('Subject: s\r\nMessage-ID: <given@mail.gmail.com>\r\n\r\nbody\r\n');
+    const key = keyOf(lf);
+    assert.ok('key' in key && key.key.startsWith('sha256 ') && key.messageId === undefined);
+    assert.equal(messageKey(crlf), key.key);
+    assert.equal(messageKey(gmailId), key.key);
+    assert.notEqual(messageKey(Buffer.from('Subject: s\r\n\r\nbody!\r\n')), key.key);
+    assert.deepEqual(keyOf(Buffer.from('no header here')), { error: 'is not an RFC 822 message (it does not start with a header)' });
   });
 });

@@ -12,9 +12,13 @@
  *     </insertXML>
  *
  * or, for a message kept in Cloud Storage, `<file><type>file</type><path>gs://bucket/object</path></file>`.
- * Pure: no I/O. Every refusal is an {@link InsertXmlError} naming the item and what is wrong;
- * nothing is half-read, so a refused request changes nothing.
+ * Pure: no I/O. A fault of the request's shape (not XML, an unknown element or property, too many
+ * items, a reference given twice...) is an {@link InsertXmlError} naming the item and what is
+ * wrong, and refuses the whole request. A fault of one message's content (not base64, not an
+ * RFC 822 message) is that item's `fault`: the item fails alone and the others go on. A message
+ * without a usable Message-ID is no fault: it is kept by a key of its own (see messageKey).
  */
+import { createHash } from 'node:crypto';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 
 /** Where one message comes from. */
@@ -31,8 +35,10 @@ export interface InsertItem {
   /** `INSERT_METHOD`: `import` (the default; Gmail scans and classifies it as received mail) or `insert` (as is). */
   method: 'import' | 'insert';
   source: InsertSource;
-  /** The message's Message-ID header (angle brackets included), when its bytes are in the request. */
+  /** The message's Message-ID (angle brackets included), when its bytes are in the request and it has a usable one. */
   messageId?: string;
+  /** Why this item fails by itself: its content is not a message (the request's other items go on). */
+  fault?: string;
 }
 
 export class InsertXmlError extends Error {
@@ -61,22 +67,58 @@ export function parseGsPath(raw: string): { bucket: string; object: string } | u
   return { bucket: m[1] as string, object: m[2] as string };
 }
 
-/** The header block of an RFC 822 message: its Message-ID, or why it is not a message. */
-export function messageIdOf(raw: Buffer): { messageId: string | undefined } | { error: string } {
-  const end = raw.indexOf('\r\n\r\n') >= 0 ? raw.indexOf('\r\n\r\n') : raw.indexOf('\n\n');
-  const head = raw.subarray(0, end < 0 ? Math.min(raw.length, 256 * 1024) : end).toString('latin1');
-  if (!/^[!-9;-~]+:/.test(head)) return { error: 'it is not an RFC 822 message (it does not start with a header)' };
-  const m = /^message-id:[ \t]*((?:.|\r?\n[ \t])*)/im.exec(head);
-  const id = m?.[1]?.replace(/\r?\n[ \t]+/g, ' ').trim().match(/<[^<>\s]+>/)?.[0];
-  return { messageId: id };
+/** Where the header block ends (the blank line), or -1. */
+function headerEnd(raw: Buffer): number {
+  const crlf = raw.indexOf('\r\n\r\n');
+  const lf = raw.indexOf('\n\n');
+  return crlf >= 0 && (lf < 0 || crlf < lf) ? crlf : lf;
 }
 
-function base64Message(text: string, where: string): Buffer {
+/**
+ * A Message-ID header's value as a message id Insert can look for: its `<left@right>`, once the
+ * value is unfolded, with no white space inside the brackets; undefined for a malformed one (a
+ * folded id with spaces inside, an unclosed bracket).
+ */
+export function usableMessageId(value: string): string | undefined {
+  return value.replace(/\r?\n[ \t]+/g, ' ').trim().match(/<[^<>\s]+>/)?.[0];
+}
+
+/** The header block of an RFC 822 message: its usable Message-ID (none when missing or malformed), or why it is not a message. */
+export function messageIdOf(raw: Buffer): { messageId: string | undefined } | { error: string } {
+  const end = headerEnd(raw);
+  const head = raw.subarray(0, end < 0 ? Math.min(raw.length, 256 * 1024) : end).toString('latin1');
+  if (!/^[!-9;-~]+:/.test(head)) return { error: 'is not an RFC 822 message (it does not start with a header)' };
+  const m = /^message-id:[ \t]*((?:.|\r?\n[ \t])*)/im.exec(head);
+  return { messageId: m?.[1] === undefined ? undefined : usableMessageId(m[1]) };
+}
+
+/**
+ * What Insert looks for a message by, to never import it twice: `id <message-id>` (lower case)
+ * when it has a usable Message-ID; otherwise `sha256 <hex>` of its bytes, with line ends read as
+ * LF and any Message-ID header left out, so that a copy Gmail stored with CRLF line ends or with
+ * a Message-ID of its own still has the same key. The message's bytes are never changed.
+ */
+export function messageKey(raw: Buffer, messageId: string | undefined = undefined): string {
+  if (messageId !== undefined) return `id ${messageId.toLowerCase()}`;
+  const text = raw.toString('latin1').replace(/\r\n/g, '\n');
+  const end = text.indexOf('\n\n');
+  const head = (end < 0 ? text : text.slice(0, end + 1)).replace(/^message-id:.*(?:\n[ \t].*)*(?:\n|$)/gim, '');
+  const body = end < 0 ? '' : text.slice(end + 1);
+  return `sha256 ${createHash('sha256').update(head + body, 'latin1').digest('hex')}`;
+}
+
+/** The key of a message from its bytes (messageKey), or why it is not a message. */
+export function keyOf(raw: Buffer): { key: string; messageId: string | undefined } | { error: string } {
+  const head = messageIdOf(raw);
+  if ('error' in head) return head;
+  return { key: messageKey(raw, head.messageId), messageId: head.messageId };
+}
+
+/** The message's bytes, or why `<content>` holds none. */
+function base64Message(text: string): Buffer | { fault: string } {
   const b64 = text.replace(/\s+/g, '');
-  if (b64 === '') throw new InsertXmlError(`${where}: <content> is empty`);
-  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(b64) || b64.replace(/=+$/, '').length % 4 === 1) {
-    throw new InsertXmlError(`${where}: <content> is not base64`);
-  }
+  if (b64 === '') return { fault: '<content> is empty' };
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(b64) || b64.replace(/=+$/, '').length % 4 === 1) return { fault: '<content> is not base64' };
   return Buffer.from(b64, b64.includes('-') || b64.includes('_') ? 'base64url' : 'base64');
 }
 
@@ -141,13 +183,13 @@ export function parseInsertXml(xml: string): InsertItem[] {
     const type = text(file['type'], `${where}: <file>`, 'type').trim().toLowerCase();
     let source: InsertSource;
     let messageId: string | undefined;
+    let fault: string | undefined;
     if (type === 'content') {
-      const raw = base64Message(text(file['content'], `${where}: <file>`, 'content'), where);
-      const head = messageIdOf(raw);
-      if ('error' in head) throw new InsertXmlError(`${where}: the decoded <content> ${head.error}`);
-      if (head.messageId === undefined) throw new InsertXmlError(`${where}: the message has no Message-ID header, which Insert needs to find an earlier attempt and never import a message twice`);
-      messageId = head.messageId;
-      source = { kind: 'content', raw };
+      const raw = base64Message(text(file['content'], `${where}: <file>`, 'content'));
+      const head = Buffer.isBuffer(raw) ? messageIdOf(raw) : { error: raw.fault };
+      if ('error' in head) fault = Buffer.isBuffer(raw) ? `the decoded <content> ${head.error}` : head.error;
+      else messageId = head.messageId;
+      source = { kind: 'content', raw: Buffer.isBuffer(raw) ? raw : Buffer.alloc(0) };
     } else if (type === 'file') {
       const path = text(file['path'], `${where}: <file>`, 'path');
       const gs = parseGsPath(path);
@@ -156,6 +198,6 @@ export function parseInsertXml(xml: string): InsertItem[] {
     } else {
       throw new InsertXmlError(`${where}: <type> must be content (base64 in <content>) or file (gs://bucket/object in <path>), got ${JSON.stringify(type)}`);
     }
-    return { reference, user, labels, method, source, ...(messageId ? { messageId } : {}) };
+    return { reference, user, labels, method, source, ...(messageId ? { messageId } : {}), ...(fault ? { fault } : {}) };
   });
 }

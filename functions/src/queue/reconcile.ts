@@ -20,8 +20,10 @@ import { ENDED_STATUSES, fanOutTaskId, unitId, unitTaskId, type ActionRecord, ty
 
 /** Times a lost unit or fan-out is re-enqueued before it ends `Error`. */
 export const MAX_REQUEUES = 3;
-/** Actions examined per pass. */
-const PASS_LIMIT = 1000;
+/** Open actions read at once by a pass. */
+const PASS_PAGE = 500;
+/** How long a pass goes on reading pages before it leaves the rest to the next (a pass runs every 5 minutes). */
+const PASS_BUDGET_MS = 120_000;
 
 /** What a pass did. */
 export interface ReconcileReport {
@@ -151,26 +153,59 @@ export function createReconciler(deps: Pick<Deps, 'store' | 'units' | 'queue' | 
       await store.finish(a.token);
       return (await store.get(a.token)) ?? a;
     },
-    /** One pass over every open action. */
-    async pass(): Promise<ReconcileReport> {
+    /**
+     * One pass over the open actions, a page at a time in token order, from where the last pass
+     * stopped to where it started (wrapping once), until the pass has taken `budgetMs`; the next
+     * pass goes on from there, so that every open action is examined however many there are.
+     */
+    async pass(opts: { pageSize?: number; budgetMs?: number } = {}): Promise<ReconcileReport> {
+      const pageSize = opts.pageSize ?? PASS_PAGE;
+      const budgetMs = opts.budgetMs ?? PASS_BUDGET_MS;
       const r = emptyReport();
-      const open = await store.open(PASS_LIMIT);
+      const began = deps.now();
+      const from = await store.reconcileCursor();
+      let after = from;
+      let wrapped = from === null;
       const limit = pLimit(8);
-      await Promise.all(
-        open.map((a) =>
-          limit(() =>
-            action(a.token, true, r).catch((e: unknown) => {
-              // One action the queue or Firestore would not let us repair does not stop the pass.
-              r.failed++;
-              log.with({ token: a.token }).warn('reconcile of the action failed; the next pass tries again', { error: (e as Error).message });
-            }),
+      for (;;) {
+        const page = await store.open(pageSize, after);
+        // Past the end: once around, from the start back to where this pass began.
+        const mine = wrapped && from !== null ? page.filter((a) => a.token <= from) : page;
+        await Promise.all(
+          mine.map((a) =>
+            limit(() =>
+              action(a.token, true, r).catch((e: unknown) => {
+                // One action the queue or Firestore would not let us repair does not stop the pass.
+                r.failed++;
+                log.with({ token: a.token }).warn('reconcile of the action failed; the next pass tries again', { error: errorMessage(e) });
+              }),
+            ),
           ),
-        ),
-      );
+        );
+        const last = mine[mine.length - 1];
+        const done = mine.length < page.length || page.length < pageSize;
+        if (done && wrapped) {
+          after = null;
+          break;
+        }
+        if (done) {
+          wrapped = true;
+          after = null;
+          continue;
+        }
+        after = last?.token ?? after;
+        if (deps.now() - began >= budgetMs) break;
+      }
+      await store.setReconcileCursor(after);
       log.info('reconciled', { ...r });
       return r;
     },
   };
+}
+
+/** An unknown error's message. */
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 export type Reconciler = ReturnType<typeof createReconciler>;

@@ -6,7 +6,7 @@
  * worker's claim cannot both win. The units themselves are units.ts's; their
  * mailboxes, mailboxes.ts's.
  */
-import { FieldValue, Timestamp, type DocumentReference, type Firestore, type Query, type QueryDocumentSnapshot } from '@google-cloud/firestore';
+import { FieldPath, FieldValue, Timestamp, type DocumentReference, type Firestore, type Query, type QueryDocumentSnapshot } from '@google-cloud/firestore';
 import { COLLECTIONS, ENDED_STATUSES, type ActionRecord, type Status, type UnitRecord } from './model.js';
 import { CODES, refusedWith, runTransaction } from './conflicts.js';
 import { QUERIES, statusQueryShape } from './queries.js';
@@ -18,6 +18,8 @@ export type CancelResult = { kind: 'cancelled' | 'already' } | { kind: 'wrong-st
 export type StopResult = { kind: 'stopping'; status: Status } | { kind: 'wrong-state'; status: Status } | { kind: 'missing' };
 
 const MAX_NAMED_ERRORS = 100;
+/** The document of reconcile's cursor in `state`: task names (letters, digits, `_`, `-`) never start with a dot. */
+const RECONCILE_CURSOR = '.reconcile';
 
 /** What a new action is made of. */
 export type NewAction = Pick<ActionRecord, 'token' | 'fetchAction' | 'tasks' | 'scheduleKey' | 'params' | 'request' | 'origin'>;
@@ -323,10 +325,22 @@ export class ActionStore {
     });
   }
 
-  /** Actions still `Queued` or `Processing`, oldest first (for reconcile). */
-  async open(limit: number): Promise<ActionRecord[]> {
-    const snaps = await this.db.collection(COLLECTIONS.actions).where('status', 'in', ['Queued', 'Processing']).limit(limit).get();
+  /** Actions still `Queued` or `Processing`, in token order, after `after` (for reconcile's passes). */
+  async open(limit: number, after: string | null = null): Promise<ActionRecord[]> {
+    let q = this.db.collection(COLLECTIONS.actions).where('status', 'in', ['Queued', 'Processing']).orderBy(FieldPath.documentId());
+    if (after !== null) q = q.startAfter(after);
+    const snaps = await q.limit(limit).get();
     return snaps.docs.map((d) => d.data() as ActionRecord);
+  }
+
+  /** Where reconcile's last pass stopped (`state/.reconcile`; no task is named so); null: at the start. */
+  async reconcileCursor(): Promise<string | null> {
+    const snap = await this.db.collection(COLLECTIONS.state).doc(RECONCILE_CURSOR).get();
+    return (snap.get('after') as string | undefined) ?? null;
+  }
+
+  async setReconcileCursor(after: string | null): Promise<void> {
+    await this.db.collection(COLLECTIONS.state).doc(RECONCILE_CURSOR).set({ after, at: this.ts() });
   }
 
   /**

@@ -58,6 +58,24 @@ export class AccessControl {
     this.faults.set(rpc as ServedRpc, queue);
   }
 
+  /** Faults thrown after the call was carried out (see injectFaultAfter). */
+  private readonly after = new Map<string, number>();
+
+  /** The next `times` calls of `rpc` are carried out, then answered with UNAVAILABLE (the client cannot tell that they took effect). */
+  injectAfter(rpc: string, times: number): void {
+    if (!(SERVED_RPCS as readonly string[]).includes(rpc)) throw new Error(`injectFaultAfter: "${rpc}" is not a Cloud Tasks RPC the emulator serves`);
+    this.after.set(rpc, (this.after.get(rpc) ?? 0) + times);
+  }
+
+  /** Throws UNAVAILABLE for a call already carried out, when injectAfter asked for it. */
+  takeAfterFault(rpc: string): void {
+    const n = this.after.get(rpc) ?? 0;
+    if (n <= 0) return;
+    if (n === 1) this.after.delete(rpc);
+    else this.after.set(rpc, n - 1);
+    throw new ApiError('UNAVAILABLE', FAULT_MESSAGES.UNAVAILABLE ?? `${rpc} failed: UNAVAILABLE (injected fault)`);
+  }
+
   /** With flakyCreates: how many times each task name's creation has failed so far. */
   private readonly flaky = new Map<string, number>();
   private flakyTimes = 0;

@@ -47,6 +47,8 @@ export interface CloudTasksEmulator {
    * Faults are counted after authentication and before anything else.
    */
   injectFault(rpc: string, status: FaultStatus, times?: number): void;
+  /** The next `times` calls of `rpc` are carried out, then answered UNAVAILABLE: the caller cannot tell they took effect. */
+  injectFaultAfter(rpc: string, times?: number): void;
   /** Makes the creation of every new task name fail `times` times with UNAVAILABLE before it goes through (a retried CreateTask then succeeds); 0 turns it off. */
   flakyCreates(times: number): void;
   /** Stops the dispatch loop, every attempt in flight and both servers. */
@@ -131,7 +133,9 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
     access.takeFault(rpc);
     const body = method === 'GET' || method === 'DELETE' || method === 'HEAD' ? undefined : await readJson(req);
     if (rpc === 'CreateTask') access.takeCreateFault((body as { task?: { name?: unknown } } | undefined)?.task?.name);
-    send(res, 200, dispatchRoute(engine, route, method, url.searchParams, body));
+    const answer = dispatchRoute(engine, route, method, url.searchParams, body);
+    access.takeAfterFault(rpc);
+    send(res, 200, answer);
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -175,6 +179,9 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
     },
     injectFault(rpc, status, times = 1) {
       access.inject(rpc, status, times);
+    },
+    injectFaultAfter(rpc, times = 1) {
+      access.injectAfter(rpc, times);
     },
     flakyCreates(times) {
       access.flakyCreates(times);

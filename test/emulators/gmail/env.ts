@@ -33,6 +33,7 @@ export function optionsFromEnv(env: Env, defaultDataDir: string): GmailEmulatorO
     faultRate: numberFromEnv(env, 'GMAIL_EMULATOR_FAULTS', 0, 0, 1),
     hangRate: numberFromEnv(env, 'GMAIL_EMULATOR_HANG', 0, 0, 1),
     quotaStatus,
+    searchLagMs: numberFromEnv(env, 'GMAIL_EMULATOR_SEARCH_LAG_MS', 0, 0, 3_600_000),
     ...(Number.isFinite(retention) ? { historyRetention: retention } : {}),
   };
 }

@@ -56,6 +56,12 @@ export interface GmailEmulatorOptions {
   hangRate?: number;
   /** How many history records each mailbox keeps; an older startHistoryId is 404. Default: all. */
   historyRetention?: number;
+  /**
+   * Gmail's search-index lag, in milliseconds: a message inserted or imported is seen by `q=`
+   * searches (messages.list, threads.list) only this long after it was added; listings by label,
+   * messages.get and history see it at once. Default 0 (searches see it at once); see setSearchLag.
+   */
+  searchLagMs?: number;
   /** Seed of the fault and hang generators. Default 1. */
   seed?: number;
   /**
@@ -90,6 +96,12 @@ export interface GmailEmulatorStats {
   hung: number;
   /** Calls applied whose answer was withheld (see loseAnswers). */
   lost: number;
+  /** Calls waiting at a gate of holdCalls now. */
+  held: number;
+  /** Calls answered 503 by refuseCalls. */
+  refused: number;
+  /** Messages, over all mailboxes, that `q=` searches do not see yet (see setSearchLag). */
+  unindexed: number;
 }
 
 export interface GmailEmulator {
@@ -114,6 +126,21 @@ export interface GmailEmulator {
    * returned function opens the gate (or their client gives up). One gate per user and method.
    */
   holdCalls(user: string, method: string, after: number): () => void;
+  /**
+   * After the user's next `after` calls of `method` (default 0), the `count` calls that follow are
+   * answered 503 backendError at once, unapplied (before any gate of holdCalls), as a Gmail failing
+   * for a while: the retries of one call meet it again. A new setting replaces the user's last one.
+   */
+  refuseCalls(user: string, method: string, count: number, after?: number): void;
+  /**
+   * Gmail's search-index lag for messages added from now on, in milliseconds: they are seen by
+   * `q=` searches only this long after they were added (Infinity: not until indexSearches). 0
+   * turns it off for later messages. Tests use Infinity and indexSearches, so that what they
+   * check does not depend on the clock.
+   */
+  setSearchLag(ms: number): void;
+  /** Searches see every message from now on (of `user`, or of every mailbox): the index caught up. */
+  indexSearches(user?: string): void;
   stats(): GmailEmulatorStats;
   /** Addresses served, sorted. */
   mailboxes(): string[];
@@ -156,6 +183,8 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
   }
 
   const watches = new Watches({ pubsubUrl: opts.pubsubUrl, expiryMs: opts.watchExpiryMs });
+  const searchLag = (ms: number): number => (Number.isNaN(ms) ? 0 : Math.max(0, ms));
+  for (const mb of mailboxes.values()) mb.searchLagMs = searchLag(opts.searchLagMs ?? 0);
   for (const mb of mailboxes.values()) mb.onChange = (historyId, labelIds) => watches.changed(mb.address, historyId, labelIds);
   const timers = new Map<NodeJS.Timeout, (done: boolean) => void>();
   const state: EmulatorState = {
@@ -182,6 +211,9 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     tokenVerifier: opts.tokenVerifier,
     watches,
     gates: new Map(),
+    heldNow: 0,
+    refusing: new Map(),
+    refusedCount: 0,
     delay: (ms, res) =>
       new Promise<boolean>((resolve) => {
         if (res?.destroyed) {
@@ -273,6 +305,15 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
         open();
       };
     },
+    refuseCalls(user, method, count, after = 0) {
+      state.refusing.set(gateKey(user, method), { left: Math.max(0, Math.floor(after)), count: Math.max(0, Math.floor(count)) });
+    },
+    setSearchLag(ms) {
+      for (const mb of mailboxes.values()) mb.searchLagMs = searchLag(ms);
+    },
+    indexSearches(user) {
+      for (const mb of mailboxes.values()) if (user === undefined || mb.address === user.toLowerCase()) mb.indexSearches();
+    },
     stats() {
       return {
         calls: { ...state.calls },
@@ -282,6 +323,9 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
         faults: state.faultCount,
         hung: state.hungCount,
         lost: state.lostCount,
+        held: state.heldNow,
+        refused: state.refusedCount,
+        unindexed: [...mailboxes.values()].reduce((n, mb) => n + mb.unindexedCount(), 0),
       };
     },
     mailboxes() {

@@ -12,6 +12,8 @@
 //   GMAIL_EMULATOR_QUOTA_STATUS  429 (rateLimitExceeded, default) or 403 (userRateLimitExceeded)
 //   GMAIL_EMULATOR_HISTORY_RETENTION  history records kept per mailbox, a whole number ≥ 1; an older
 //                              startHistoryId is 404 (default: unlimited)
+//   GMAIL_EMULATOR_SEARCH_LAG_MS  ms before a message inserted or imported is seen by q= searches,
+//                              as Gmail's search index lags (default 0)
 // Accepts the bearer token "owner" only (no token verifier when run on its own).
 // Prints "gmail emulator: http://127.0.0.1:PORT/" once it listens; stops on SIGINT/SIGTERM.
 

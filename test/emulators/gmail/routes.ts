@@ -5,8 +5,9 @@
 // token verifier knows; anything else 401, see auth.ts) → scopes (403 insufficientPermissions)
 // → user (userId "me" is the token's user; a user token may only name its own user, 403
 // "Delegation denied"; then an address with a mailbox, others 400 failedPrecondition, see
-// errors.ts) → injected hangs and faults → quota → the method. Directory calls get latency,
-// auth, scopes and the admin's domain check only.
+// errors.ts) → injected hangs and faults → quota → the method. Before latency come the tests'
+// controls: refuseCalls (answered 503 at once), then holdCalls (held at a gate). Directory calls
+// get latency, auth, scopes and the admin's domain check only.
 // A hung call is never answered: its body is read and dropped and the response is held open
 // until the client goes away or the emulator closes (which destroys it); it costs no quota.
 
@@ -57,6 +58,12 @@ export interface EmulatorState {
   watches: Watches;
   /** Calls held back, by gateKey(user, method): the first `left` pass, the rest wait for `opened`. */
   gates: Map<string, Gate>;
+  /** Calls waiting at a gate now. */
+  heldNow: number;
+  /** By gateKey(user, method): the first `left` calls pass, then `count` more are answered 503 at once, unapplied (before any gate). */
+  refusing: Map<string, { left: number; count: number }>;
+  /** Calls answered 503 that way. */
+  refusedCount: number;
   /** Waits `ms`; resolves early (with false) when the emulator closes or `res` closes (the client went away). */
   delay(ms: number, res?: ServerResponse): Promise<boolean>;
 }
@@ -71,14 +78,22 @@ export function gateKey(user: string, method: string): string {
 }
 
 /** Resolves true once the gate opens (the emulator's close opens it too), false when the client goes away. */
-function through(gate: Gate, res: ServerResponse): Promise<boolean> {
+function through(state: EmulatorState, gate: Gate, res: ServerResponse): Promise<boolean> {
   if (res.destroyed) return Promise.resolve(false);
+  state.heldNow++;
   return new Promise<boolean>((resolve) => {
-    const gone = (): void => resolve(false);
+    let waiting = true;
+    const settle = (passed: boolean): void => {
+      if (!waiting) return;
+      waiting = false;
+      state.heldNow--;
+      resolve(passed);
+    };
+    const gone = (): void => settle(false);
     res.once('close', gone);
     void gate.opened.then(() => {
       res.off('close', gone);
-      resolve(!res.destroyed);
+      settle(!res.destroyed);
     });
   });
 }
@@ -474,10 +489,19 @@ export function createHandler(state: EmulatorState): (req: IncomingMessage, res:
         });
       }
     }
+    // Refused at once, unapplied, before any gate: a failure that retries meet again and again.
+    const refuse = route.gmail ? state.refusing.get(gateKey(args[0] ?? '', route.name)) : undefined;
+    if (refuse && refuse.left > 0) refuse.left--;
+    else if (refuse && refuse.count > 0) {
+      refuse.count--;
+      state.refusedCount++;
+      sendError(res, new ApiError(503, 'The service is currently unavailable.', 'backendError'));
+      return;
+    }
     const gate = route.gmail ? state.gates.get(gateKey(args[0] ?? '', route.name)) : undefined;
     if (gate) {
       if (gate.left > 0) gate.left--;
-      else if (!(await through(gate, res)) || state.closed) {
+      else if (!(await through(state, gate, res)) || state.closed) {
         res.destroy();
         return;
       }

@@ -45,6 +45,8 @@ export interface MessageRecord extends Searchable {
   fileLength: number;
   escaped: boolean;
   raw: Buffer | null;
+  /** Until when (the mailbox's clock, ms) `q=` searches do not see it yet: Gmail's search index lags a new message. */
+  searchableAt?: number;
 }
 
 export type MessageFormat = 'minimal' | 'metadata' | 'full' | 'raw';
@@ -148,6 +150,14 @@ export class Mailbox {
   private fh: FileHandle | null = null;
   private insertSeq = 0;
   private lastDate = 0;
+  /**
+   * How long a message inserted or imported stays out of `q=` searches (ms; Infinity: until
+   * indexSearches). Listings by label, messages.get and history see it at once, as at Gmail,
+   * whose search index lags new mail. 0 (the default): searches see it at once.
+   */
+  searchLagMs = 0;
+  /** Messages searches do not see yet. */
+  private readonly unindexed = new Set<MessageRecord>();
   /** Told of every recorded change (watch.ts publishes notifications from it): the history id after it and the labels involved. */
   onChange: ((historyId: number, labelIds: string[]) => void) | undefined;
 
@@ -316,9 +326,36 @@ export class Mailbox {
     };
   }
 
+  /** Messages searches do not see yet, once those whose lag has passed are indexed. */
+  unindexedCount(): number {
+    this.catchUpIndex();
+    return this.unindexed.size;
+  }
+
+  /** Makes every message visible to searches now, as the index catching up. */
+  indexSearches(): void {
+    for (const rec of this.unindexed) delete rec.searchableAt;
+    if (this.unindexed.size > 0) this.version++;
+    this.unindexed.clear();
+  }
+
+  private catchUpIndex(): void {
+    if (this.unindexed.size === 0) return;
+    const now = this.now();
+    for (const rec of this.unindexed) {
+      if ((rec.searchableAt ?? 0) <= now) {
+        delete rec.searchableAt;
+        this.unindexed.delete(rec);
+        this.version++;
+      }
+    }
+  }
+
   private filterFor(opts: Omit<ListOptions, 'pageToken' | 'maxResults'>): (m: MessageRecord) => boolean {
     const labels = opts.labelIds ?? [];
     const query = opts.q && opts.q.trim() !== '' ? parseQuery(opts.q) : null;
+    if (query !== null) this.catchUpIndex();
+    const lagging = query !== null && this.unindexed.size > 0;
     const ctx = this.queryContext();
     const showAll =
       opts.includeSpamTrash === true ||
@@ -327,6 +364,7 @@ export class Mailbox {
       (query !== null && mentionsSpamOrTrash(query));
     return (m) => {
       if (!showAll && (m.labelIds.includes('SPAM') || m.labelIds.includes('TRASH'))) return false;
+      if (lagging && this.unindexed.has(m)) return false;
       for (const l of labels) if (!m.labelIds.includes(l)) return false;
       return query === null || matches(m, query, ctx);
     };
@@ -578,6 +616,10 @@ export class Mailbox {
       raw,
       ...this.searchFields(root),
     };
+    if (this.searchLagMs > 0) {
+      rec.searchableAt = now + this.searchLagMs;
+      this.unindexed.add(rec);
+    }
     this.link(rec);
     this.sorted.splice(this.indexAfter({ d: rec.internalDate, i: rec.id }), 0, rec);
     this.record(rec, { added: true });
@@ -590,6 +632,7 @@ export class Mailbox {
     const pos = this.indexAfter({ d: rec.internalDate, i: rec.id }) - 1;
     if (this.sorted[pos] === rec) this.sorted.splice(pos, 1);
     else this.sorted = this.sorted.filter((m) => m !== rec);
+    this.unindexed.delete(rec);
     const t = this.threads.get(rec.threadId);
     t?.delete(rec.id);
     if (t && t.size === 0) this.threads.delete(rec.threadId);
