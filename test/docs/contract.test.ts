@@ -224,7 +224,8 @@ describe('the identity matrix of docs/deploy.md is the one the Terraform tests c
     const rows = tableRows(section(read('docs/deploy.md'), 'Identity matrix'), /^\| account \| grant \|/);
     const documented = rows.map((r) => ({ account: codeSpans(r[0] ?? '')[0], grant: codeSpans(r[1] ?? '')[0], covers: codeSpans(r[2] ?? ''), why: r[1]?.includes('`') ? r[3] : undefined }));
     // An account without grants has one row, whose grant is "none" (its why says what it is for).
-    const expected = Object.entries(IDENTITY_MATRIX).flatMap(([account, grants]) =>
+    type Row = { account: string | undefined; grant: string | undefined; covers: string[]; why: string | undefined };
+    const expected = Object.entries(IDENTITY_MATRIX).flatMap(([account, grants]): Row[] =>
       grants.length === 0 ? [{ account, grant: undefined, covers: [], why: undefined }] : grants.map((g) => ({ account, grant: g.grant, covers: [...g.covers], why: g.why })),
     );
     assert.deepEqual(documented, expected);
