@@ -79,8 +79,12 @@ async function refresh() {
     const actions = list((st.actions || {}).action);
     // An open action's figures come from Progress, which reads its mailboxes, so that the action's
     // total and its mailboxes' bars agree (GetStatus's list reads totals that may trail a second).
-    const live = await Promise.all(actions.map((a) => (a.status === 'Processing' || a.status === 'Queued' ? queue('Progress', { Token: a.token }).then((p) => p.progress || {}).catch(() => null) : Promise.resolve(null))));
-    const rows = actions.map((a, i) => {
+    const open = (a) => a.status === 'Processing' || a.status === 'Queued';
+    const live = await Promise.all(actions.map((a) => (open(a) ? queue('Progress', { Token: a.token }).then((p) => p.progress || {}).catch(() => null) : Promise.resolve(null))));
+    // Its counts too: GetStatus with its token sums its mailboxes now.
+    const exact = await Promise.all(actions.map((a) => (open(a) ? queue('GetStatus', { Token: a.token }).then((r) => list((r.actions || {}).action)[0] || a).catch(() => a) : Promise.resolve(a))));
+    const rows = actions.map((_, i) => {
+      const a = exact[i];
       const stages = live[i] ? list(live[i].stage) : null;
       const p = live[i] ? { percent: live[i].percent, messages: stages.reduce((n, s) => n + Number(s['@progress'] || 0), 0) } : a.progress || {};
       // Every task section of the action has a documentcount, whatever its end.
