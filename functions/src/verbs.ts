@@ -120,17 +120,22 @@ export async function queueFetch(deps: Deps, r: FetchRequest): Promise<{ token: 
 
 /**
  * The action's task could not be created, as far as the queue's answers tell. A creation that
- * took effect though its answer was lost leaves the task there: the action is queued, and the
- * client gets its token (told to try again, it would queue the action twice). Otherwise the
- * action ends `Error`, and the client is told to try again.
+ * took effect though its answers were lost left the task in the queue, or already delivered: the
+ * action is queued (or running), and the client gets its token (told to try again, it would run
+ * the action twice). Otherwise the action ends `Error`, and the client is told to try again; a
+ * delivery of a task that did exist then finds the action ended and runs nothing.
  */
 async function enqueueFailed(deps: Deps, token: string, e: unknown): Promise<void> {
+  const log = deps.log.with({ token });
   if (await deps.queue.exists(token).catch(() => false)) {
-    deps.log.with({ token }).warn('task creation answered a failure, but the task exists: the action is queued', { error: errorMessage(e) });
+    log.warn('task creation answered a failure, but the task exists: the action is queued', { error: errorMessage(e) });
     return;
   }
-  await deps.store.failQueued(token, `the Cloud Task could not be created: ${errorMessage(e)}`);
-  deps.log.with({ token }).error('task creation failed', { error: errorMessage(e) });
+  if (!(await deps.store.failQueued(token, `the Cloud Task could not be created: ${errorMessage(e)}`))) {
+    log.warn('task creation answered a failure, but the action has started: its task was delivered', { error: errorMessage(e) });
+    return;
+  }
+  log.error('task creation failed', { error: errorMessage(e) });
   throw unavailable('the fetch queue did not accept the action; try again later', e);
 }
 

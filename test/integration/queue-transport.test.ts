@@ -80,6 +80,12 @@ for (const transport of ['grpc', 'rest'] as TasksTransport[]) {
       assert.equal(await queue.exists('later'), true);
     });
 
+    test('a creation that took effect, then UNAVAILABLE for every retry: reported as failed, and the task exists', async () => {
+      emulator.injectFaultAfter('CreateTask', 1, 2);
+      await assert.rejects(queue.enqueue('lost-answer', { token: 'lost-answer' }), (e: unknown) => e instanceof QueueError && e.kind === 'unavailable');
+      assert.equal(await queue.exists('lost-answer'), true);
+    });
+
     test('UNAVAILABLE three times fails with a QueueError of kind "unavailable"', async () => {
       emulator.injectFault('GetTask', 'UNAVAILABLE', 3);
       await assert.rejects(queue.exists('later'), (e: unknown) => {

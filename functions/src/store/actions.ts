@@ -132,9 +132,11 @@ export class ActionStore {
     }, { maxAttempts: 20 });
   }
 
-  /** Ends an action `Error` if it is still queued (its task could not be created). */
-  async failQueued(token: string, message: string): Promise<void> {
-    await this.change(token, (a) => ({ result: undefined, update: a?.status === 'Queued' ? { status: 'Error', error: message, ...this.ended() } : undefined }));
+  /** Ends an action `Error` if it is still queued (its task could not be created); false when it had moved on. */
+  async failQueued(token: string, message: string): Promise<boolean> {
+    return this.change(token, (a) =>
+      a?.status === 'Queued' ? { result: true, update: { status: 'Error', error: message, ...this.ended() } } : { result: false },
+    );
   }
 
   /**

@@ -58,21 +58,31 @@ export class AccessControl {
     this.faults.set(rpc as ServedRpc, queue);
   }
 
-  /** Faults thrown after the call was carried out (see injectFaultAfter). */
-  private readonly after = new Map<string, number>();
+  /** Faults thrown after the call was carried out (see injectAfter). */
+  private readonly after = new Map<string, { times: number; then: number; match: RegExp | undefined }>();
+  /** Task names whose next creations are refused with UNAVAILABLE before they run, and how many. */
+  private readonly refused = new Map<string, number>();
 
-  /** The next `times` calls of `rpc` are carried out, then answered with UNAVAILABLE (the client cannot tell that they took effect). */
-  injectAfter(rpc: string, times: number): void {
+  /**
+   * The next `times` calls of `rpc` (whose task name matches `match`, when given) are carried
+   * out, then answered with UNAVAILABLE: the caller cannot tell that they took effect. For
+   * CreateTask, each is followed by `then` creations of the same name refused with UNAVAILABLE
+   * before they run, as a service that stays unavailable for the caller's retries.
+   */
+  injectAfter(rpc: string, times: number, then = 0, match?: RegExp): void {
     if (!(SERVED_RPCS as readonly string[]).includes(rpc)) throw new Error(`injectFaultAfter: "${rpc}" is not a Cloud Tasks RPC the emulator serves`);
-    this.after.set(rpc, (this.after.get(rpc) ?? 0) + times);
+    this.after.set(rpc, { times: (this.after.get(rpc)?.times ?? 0) + times, then, match });
   }
 
   /** Throws UNAVAILABLE for a call already carried out, when injectAfter asked for it. */
-  takeAfterFault(rpc: string): void {
-    const n = this.after.get(rpc) ?? 0;
-    if (n <= 0) return;
-    if (n === 1) this.after.delete(rpc);
-    else this.after.set(rpc, n - 1);
+  takeAfterFault(rpc: string, taskName?: unknown): void {
+    const a = this.after.get(rpc);
+    if (!a || a.times <= 0) return;
+    const name = typeof taskName === 'string' ? taskName : '';
+    if (a.match && !a.match.test(name)) return;
+    if (a.times === 1) this.after.delete(rpc);
+    else a.times--;
+    if (a.then > 0 && name) this.refused.set(name, a.then);
     throw new ApiError('UNAVAILABLE', FAULT_MESSAGES.UNAVAILABLE ?? `${rpc} failed: UNAVAILABLE (injected fault)`);
   }
 
@@ -89,6 +99,11 @@ export class AccessControl {
 
   /** Throws UNAVAILABLE while the creation of `taskName` has failed fewer times than flakyCreates asks. */
   takeCreateFault(taskName: unknown): void {
+    const refusals = typeof taskName === 'string' ? (this.refused.get(taskName) ?? 0) : 0;
+    if (refusals > 0) {
+      this.refused.set(taskName as string, refusals - 1);
+      throw new ApiError('UNAVAILABLE', FAULT_MESSAGES.UNAVAILABLE ?? 'CreateTask failed: UNAVAILABLE (injected fault)');
+    }
     if (this.flakyTimes === 0 || typeof taskName !== 'string' || taskName === '') return;
     const failed = this.flaky.get(taskName) ?? 0;
     if (failed >= this.flakyTimes) return;

@@ -172,7 +172,7 @@ export async function startGrpcFront(
         if (name === 'CreateTask') access.takeCreateFault((json['task'] as { name?: unknown } | undefined)?.name);
         const request = toRouteRequest(name, json);
         const answer = dispatchRoute(engine, request.route, request.method, toQuery(request.query), request.body);
-        access.takeAfterFault(name);
+        access.takeAfterFault(name, (json['task'] as { name?: unknown } | undefined)?.name);
         const message = fromProto3JSON(responseType, answer as JSONValue);
         if (!message) throw new ApiError('INTERNAL', `${name}: the answer could not be encoded`);
         callback(null, message);

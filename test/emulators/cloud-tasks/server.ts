@@ -47,8 +47,12 @@ export interface CloudTasksEmulator {
    * Faults are counted after authentication and before anything else.
    */
   injectFault(rpc: string, status: FaultStatus, times?: number): void;
-  /** The next `times` calls of `rpc` are carried out, then answered UNAVAILABLE: the caller cannot tell they took effect. */
-  injectFaultAfter(rpc: string, times?: number): void;
+  /**
+   * The next `times` calls of `rpc` are carried out, then answered UNAVAILABLE: the caller cannot
+   * tell they took effect; for CreateTask, each is followed by `then` creations of that task name
+   * refused with UNAVAILABLE before they run. `match`: only calls whose task name it matches.
+   */
+  injectFaultAfter(rpc: string, times?: number, then?: number, match?: RegExp): void;
   /** Makes the creation of every new task name fail `times` times with UNAVAILABLE before it goes through (a retried CreateTask then succeeds); 0 turns it off. */
   flakyCreates(times: number): void;
   /** Stops the dispatch loop, every attempt in flight and both servers. */
@@ -134,7 +138,7 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
     const body = method === 'GET' || method === 'DELETE' || method === 'HEAD' ? undefined : await readJson(req);
     if (rpc === 'CreateTask') access.takeCreateFault((body as { task?: { name?: unknown } } | undefined)?.task?.name);
     const answer = dispatchRoute(engine, route, method, url.searchParams, body);
-    access.takeAfterFault(rpc);
+    access.takeAfterFault(rpc, (body as { task?: { name?: unknown } } | undefined)?.task?.name);
     send(res, 200, answer);
   }
 
@@ -180,8 +184,8 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
     injectFault(rpc, status, times = 1) {
       access.inject(rpc, status, times);
     },
-    injectFaultAfter(rpc, times = 1) {
-      access.injectAfter(rpc, times);
+    injectFaultAfter(rpc, times = 1, then = 0, match) {
+      access.injectAfter(rpc, times, then, match);
     },
     flakyCreates(times) {
       access.flakyCreates(times);
