@@ -1,7 +1,7 @@
 /**
- * Retention: an action that ends, and each of its units when it ends, carry `expireAt` = the end
- * time + ACTION_RETENTION_DAYS, the field Firestore's TTL policies (infra/firestore.tf) delete
- * them by. Open actions and units carry none, nor does the sync state that shares the units'
+ * Retention: an action that ends carries `expireAt` = its end time + ACTION_RETENTION_DAYS, the
+ * field Firestore's TTL policies (infra/firestore.tf) delete it by, and its units then carry the
+ * same: their retention counts from their action's end. Open actions and units carry none, nor does the sync state that shares the units'
  * collection group, so neither is ever deleted.
  */
 import assert from 'node:assert/strict';
@@ -10,6 +10,7 @@ import type { Timestamp } from '@google-cloud/firestore';
 import { ConfigError, loadConfig } from '../../functions/src/config.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { writeMailbox } from '../support/mail.js';
+import { until } from '../support/checks.js';
 
 const DAYS = 7;
 const DAY_MS = 86_400_000;
@@ -47,14 +48,19 @@ function assertExpiry(what: string, data: FirebaseFirestore.DocumentData | undef
 }
 
 describe('expireAt', () => {
-  it('is set on a finished action and on each of its units, endedAt + ACTION_RETENTION_DAYS', async () => {
+  it('is set on a finished action, endedAt + ACTION_RETENTION_DAYS, and then on each of its units, the same', async () => {
     const token = await stack.synchronize('TEAM');
     const a = await stack.waitFor(token, ENDED);
     assert.equal(a.status, 'Finished', a.error ?? '');
-    assertExpiry('the action', (await stack.db.collection('actions').doc(token).get()).data());
-    const units = await stack.db.collection('actions').doc(token).collection('mailboxes').get();
-    assert.equal(units.size, 2);
-    for (const u of units.docs) assertExpiry(`unit ${u.id}`, u.data());
+    const action = (await stack.db.collection('actions').doc(token).get()).data();
+    assertExpiry('the action', action);
+    const expireAt = (action?.['expireAt'] as Timestamp).toMillis();
+    const units = await until(
+      'the units expire with their action',
+      async () => (await stack.db.collection('actions').doc(token).collection('mailboxes').get()).docs.map((u) => (u.get('expireAt') as Timestamp | undefined)?.toMillis()),
+      (times) => times.every((t) => t === expireAt),
+    );
+    assert.deepEqual(units, [expireAt, expireAt]);
   });
 
   it('is set on a cancelled action; an open one has none', async () => {
