@@ -5,7 +5,7 @@
  * - GetStatus of 100 actions over 10,000 units: the documents it reads (counted in the action
  *   function's process, bench/lib/count-reads.mjs) and its latency;
  * - the Firestore reads per minute of one action over 200 mailboxes, counted in both functions'
- *   processes, and what they cost at README's prices.
+ *   processes, and what they cost at docs/operations.md's prices.
  * The machine is shared: each figure carries the load average when it was taken.
  */
 import { randomBytes } from 'node:crypto';
@@ -27,7 +27,7 @@ const UNITS_EACH = 100;
 const RUN_MAILBOXES = 200;
 const RUN_MESSAGES = 50;
 const QUOTA = 15_000;
-/** README's assumed Firestore price: $0.06 per 100,000 reads. */
+/** docs/operations.md's assumed Firestore price: $0.06 per 100,000 reads. */
 const READ_PRICE = 0.06 / 100_000;
 const COUNTERS = ['seen', 'added', 'updated', 'unchanged', 'deleted', 'errors'];
 const COUNT_READS = join(ROOT, 'bench', 'lib', 'count-reads.mjs');

@@ -64,9 +64,11 @@ async function actionOf(c: AciClient, token: string): Promise<Json> {
 /** One row of the status table. */
 function statusRow(a: Json): string[] {
   const progress = (a.progress ?? {}) as Json;
+  // Each fetch action has its own counters (Synchronize: added, updated...; Identifiers:
+  // identifiers, errors): each is shown by its name.
   const counts = list((a.documentcounts as Json | undefined)?.documentcount)
-    .map((d) => `${String(d['@task'])}: +${String(d['@added'] ?? d['@identifiers'] ?? 0)} ~${String(d['@updated'] ?? 0)} -${String(d['@deleted'] ?? 0)} !${String(d['@errors'] ?? 0)}`)
-    .join(' ');
+    .map((d) => `${String(d['@task'])}: ${Object.entries(d).filter(([k]) => k.startsWith('@') && k !== '@task').map(([k, v]) => `${k.slice(1)}=${String(v)}`).join(' ')}`)
+    .join('; ');
   return [
     String(a.token ?? ''),
     String(a.status ?? ''),
@@ -78,7 +80,39 @@ function statusRow(a: Json): string[] {
     String(a.error ?? ''),
   ];
 }
-const STATUS_HEAD = ['TOKEN', 'STATUS', 'ACTION', 'QUEUED (UTC)', '%', 'MESSAGES', 'COUNTS (+added ~updated -deleted !errors)', 'ERROR'];
+const STATUS_HEAD = ['TOKEN', 'STATUS', 'ACTION', 'QUEUED (UTC)', '%', 'MESSAGES', 'COUNTS', 'ERROR'];
+/** The token and the counts are never cut. */
+const STATUS_WHOLE = [0, 6];
+
+/** How long `s` seconds is, as a bar shows it: `42s`, `3m05s`, `1h02m`. */
+function duration(s: number): string {
+  const t = Math.ceil(s);
+  if (t < 60) return `${t}s`;
+  if (t < 3600) return `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s`;
+  return `${Math.floor(t / 3600)}h${String(Math.floor((t % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/**
+ * The fields of one mailbox's bar: `430/1000` (or `430` while the mailbox's total is not known),
+ * the rate since the bar appeared (`--` in its first second), and the time left at that rate
+ * (`--` until there is a rate and a total; `0s` once the mailbox has ended).
+ */
+function barFields(stage: Json, value: number, maximum: number, b: { started: number; first: number }, now: number): Record<string, string> {
+  const secs = (now - b.started) / 1000;
+  const rate = secs >= 1 ? (value - b.first) / secs : undefined;
+  const status = String(stage['@status'] ?? '');
+  const ended = FINAL.has(status);
+  let left = '--';
+  if (ended) left = '0s';
+  else if (maximum > 0 && rate !== undefined && rate > 0) left = duration(Math.max(0, maximum - value) / rate);
+  return {
+    title: `${String(stage['@task'] ?? '')}/${String(stage['@title'] ?? '')}`,
+    count: maximum > 0 ? `${value}/${maximum}` : String(value),
+    rate: rate === undefined ? '--' : rate.toFixed(1),
+    left,
+    status,
+  };
+}
 
 /**
  * Polls the action until it ends, drawing one bar per mailbox (messages, rate, ETA) on stderr
@@ -89,7 +123,9 @@ async function watchAction(cli: Cli, c: AciClient, token: string): Promise<Json>
   const multi = live
     ? new cliProgress.MultiBar(
         {
-          format: ' {title} |{bar}| {value}/{total} messages | {rate} msg/s | ETA {eta_formatted} | {status}',
+          // Our own fields (cli-progress's own `total` and `eta` would show a total not known yet
+          // as 1, and an ETA it cannot compute as a placeholder).
+          format: ' {title} |{bar}| {count} messages | {rate} msg/s | ETA {left} | {status}',
           hideCursor: true,
           clearOnComplete: false,
           etaBuffer: 20,
@@ -102,24 +138,24 @@ async function watchAction(cli: Cli, c: AciClient, token: string): Promise<Json>
   let lastLine = '';
   try {
     for (;;) {
-      const progress = ((await queueInfo(c, 'Progress', { Token: token })).progress ?? {}) as Json;
+      // The action first: once it has ended, so have its mailboxes, and the bars' last frame says so.
       const action = await actionOf(c, token);
+      const progress = ((await queueInfo(c, 'Progress', { Token: token })).progress ?? {}) as Json;
       const status = String(action.status);
       for (const stage of list(progress.stage)) {
         const title = `${String(stage['@task'] ?? '')}/${String(stage['@title'] ?? '')}`;
         const value = Number(stage['@progress'] ?? 0);
-        const total = Number(stage['@maximum'] ?? 0) || Math.max(value, 1);
+        const maximum = Number(stage['@maximum'] ?? 0);
         let b = bars.get(title);
         const now = Date.now();
         if (!b && multi) {
-          b = { bar: multi.create(total, value, { title, rate: '0', status: stage['@status'] }), started: now, first: value };
+          const first = { started: now, first: value };
+          b = { bar: multi.create(Math.max(maximum, value, 1), value, barFields(stage, value, maximum, first, now)), ...first };
           bars.set(title, b);
         }
         if (b) {
-          const secs = (now - b.started) / 1000;
-          const rate = secs > 0 ? ((value - b.first) / secs).toFixed(1) : '0';
-          b.bar.setTotal(total);
-          b.bar.update(value, { rate, status: stage['@status'] });
+          b.bar.setTotal(Math.max(maximum, value, 1));
+          b.bar.update(value, barFields(stage, value, maximum, b, now));
         }
       }
       if (!multi && !cli.json) {
@@ -179,7 +215,7 @@ export function buildProgram(): { program: Command; run(argv: string[]): Promise
       if (!cli.json) note(`token ${token}`);
       const a = await watchAction(cli, cli.client(), token);
       code = a.status === 'Finished' ? 0 : EXIT_NOT_FINISHED;
-      cli.emit({ token, action: a }, () => table(STATUS_HEAD, [statusRow(a)]));
+      cli.emit({ token, action: a }, () => table(STATUS_HEAD, [statusRow(a)], STATUS_WHOLE));
     });
   fetchCmd
     .command('identifiers')
@@ -192,7 +228,7 @@ export function buildProgram(): { program: Command; run(argv: string[]): Promise
       if (a.status !== 'Finished') code = EXIT_NOT_FINISHED;
       const ids = await identifiersOf(c, token);
       cli.emit({ token, status: a.status, identifiers: ids }, () =>
-        table(['NAME', 'IDENTIFIER'], ids.map((i) => [i.name ?? '', i.id])),
+        table(['NAME', 'IDENTIFIER'], ids.map((i) => [i.name ?? '', i.id]), [1]),
       );
     });
 
@@ -208,7 +244,7 @@ export function buildProgram(): { program: Command; run(argv: string[]): Promise
         const data = await queueInfo(c, 'GetStatus', token ? { Token: token } : { MaxResults: o.max });
         const actions = list((data.actions as Json | undefined)?.action);
         if (o.watch && !cli.json && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
-        cli.emit(token ? actions[0] : { actions }, () => table(STATUS_HEAD, actions.map(statusRow)));
+        cli.emit(token ? actions[0] : { actions }, () => table(STATUS_HEAD, actions.map(statusRow), STATUS_WHOLE));
         if (!o.watch || (token && FINAL.has(String(actions[0]?.status)))) return;
         await sleep(cli.intervalMs);
       }
@@ -235,7 +271,9 @@ export function buildProgram(): { program: Command; run(argv: string[]): Promise
     .action(async (token: string) => {
       const p = ((await queueInfo(cli.client(), 'Progress', { Token: token })).progress ?? {}) as Json;
       cli.emit(p, () => {
-        const head = `${String(p.percent ?? 0)}% processing ${String(p.time_processing ?? 0)}s` + (p.estimated_time_remaining !== undefined ? `, about ${String(p.estimated_time_remaining)}s left` : '');
+        // The estimate is 0 once the action has ended, and absent while it cannot be made.
+        const left = Number(p.estimated_time_remaining ?? 0);
+        const head = `${String(p.percent ?? 0)}% processing ${String(p.time_processing ?? 0)}s` + (left > 0 ? `, about ${left}s left` : '');
         const rows = list(p.stage).map((s) => [String(s['@task'] ?? ''), String(s['@title'] ?? ''), String(s['@status'] ?? ''), `${String(s['@percent'] ?? 0)}%`, `${String(s['@progress'] ?? 0)}/${String(s['@maximum'] ?? '?')}`]);
         return `${head}\n${table(['TASK', 'MAILBOX', 'STATUS', '%', 'MESSAGES'], rows)}`;
       });
@@ -275,7 +313,7 @@ export function buildProgram(): { program: Command; run(argv: string[]): Promise
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new CommanderError(EXIT_USAGE, 'usage', `--limit must be a whole number from 1 to 10000, got "${o.limit}"`);
       const docs = await readSink({ project: o.project, task, user: o.user, limit });
       cli.emit({ documents: docs }, () =>
-        table(['ID', 'DATE', 'FROM', 'SUBJECT', 'LABELS'], docs.map((d) => [d.id, d.date ?? '', String(d.from ?? ''), String(d.subject ?? ''), (d.labels ?? []).join(',')])),
+        table(['ID', 'DATE', 'FROM', 'SUBJECT', 'LABELS'], docs.map((d) => [d.id, d.date ?? '', String(d.from ?? ''), String(d.subject ?? ''), (d.labels ?? []).join(',')]), [0]),
       );
     });
 

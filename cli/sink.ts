@@ -18,7 +18,9 @@ export async function readSink(q: { project: string; task: string; user?: string
   if (!process.env.FIRESTORE_EMULATOR_HOST) {
     throw new Error('docs reads the local stack only: set FIRESTORE_EMULATOR_HOST (npm start uses 127.0.0.1:8080)');
   }
-  const db = new Firestore({ projectId: q.project });
+  // The emulator takes no credentials. Naming the universe domain keeps the client from asking the
+  // metadata server for them, which would print a MetadataLookupWarning off Google Cloud.
+  const db = new Firestore({ projectId: q.project, universeDomain: 'googleapis.com' });
   try {
     let query = db.collection('documents').where('task', '==', q.task.toUpperCase());
     if (q.user) query = query.where('user', '==', q.user.toLowerCase());

@@ -1,5 +1,5 @@
 # Service accounts and what each may do: one account per job, each with exactly the rights its
-# code uses (README.md, "Identity matrix", lists every Google call behind each grant; the offline
+# code uses (docs/deploy.md, "Identity matrix", lists every Google call behind each grant; the offline
 # tests in test/infra/ hold the same matrix and fail when a grant is added or dropped here without
 # it).
 #

@@ -1,4 +1,4 @@
-# Gmail push (README.md, "Push"): Gmail publishes a notification to the topic when a watched
+# Gmail push (docs/push.md): Gmail publishes a notification to the topic when a watched
 # mailbox changes; the push subscription delivers it to the notify function with an OIDC token of
 # the push account; notify queues an incremental Synchronize of that mailbox. The worker watches
 # each address of a push task (users.watch names the topic) and renews every watch daily (the

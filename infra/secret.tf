@@ -4,7 +4,7 @@
 # What changes: action is invocable by allUsers at the Cloud Run layer, and the function itself
 # requires the secret in the X-ACI-Secret header (ACTION_SHARED_SECRET, from Secret Manager), or,
 # from Cloud Scheduler, an OIDC token of the scheduler account for ACTION_URL, which it verifies
-# itself (so the scheduler jobs carry no copy of the secret). What it trades away (README.md,
+# itself (so the scheduler jobs carry no copy of the secret). What it trades away (docs/deploy.md,
 # "Shared-secret mode"): anyone on the internet can reach the function and cost a cold start even
 # without the secret; the secret is a long-lived bearer credential with no per-caller identity,
 # expiry or audit trail. It is not in Terraform's state or plan: the variable is ephemeral and the

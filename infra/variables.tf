@@ -1,5 +1,5 @@
 # Inputs of the Gmail connector deployment. Only project_id and connector_config are required;
-# see terraform.tfvars.example and README.md.
+# see terraform.tfvars.example and docs/deploy.md.
 
 variable "project_id" {
   description = "Google Cloud project that hosts the connector (one deployment per project: the queue name and Firestore collections are fixed)."

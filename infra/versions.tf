@@ -24,7 +24,7 @@ terraform {
 
   # Remote state in a Cloud Storage bucket, configured at init time:
   #   terraform init -backend-config=backend.hcl
-  # with backend.hcl made from backend.hcl.example (README.md, "State bucket and backend").
+  # with backend.hcl made from backend.hcl.example (docs/deploy.md, "State bucket and backend").
   backend "gcs" {}
 }
 
@@ -32,7 +32,7 @@ terraform {
 # (X-Goog-User-Project). With user credentials (gcloud auth application-default login) some APIs,
 # Firebase Rules among them, refuse calls that name no quota project: "end user credentials ...
 # not supported". The project must have Service Usage and Cloud Resource Manager enabled before
-# the first plan (README.md, "First apply").
+# the first plan (docs/deploy.md, "Apply").
 provider "google" {
   project               = var.project_id
   region                = var.region

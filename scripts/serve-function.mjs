@@ -18,9 +18,21 @@ process.env.NODE_ENV ??= 'production';
 await import(entry ? pathToFileURL(resolve(entry)).href : '../functions/lib/index.js');
 const server = getTestServer(target);
 server.setTimeout(0);
+// A taken port exits with EADDRINUSE's number (98), which the stack reports with the variable
+// that sets the port, instead of restarting the function.
+server.once('error', (e) => {
+  console.error(e.code === 'EADDRINUSE' ? `port ${port} is already in use` : e.message);
+  process.exit(e.code === 'EADDRINUSE' ? 98 : 1);
+});
 server.listen(Number(port), '127.0.0.1', () => {
   console.error(`serving ${target} on http://127.0.0.1:${port}/`);
 });
-const stop = () => server.close(() => process.exit(0));
+// Stops at once: requests in flight (a worker's long delivery) are cut, as a platform's shutdown
+// would; the queue delivers them again.
+const stop = () => {
+  server.close();
+  server.closeAllConnections();
+  process.exit(0);
+};
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -4,14 +4,16 @@
  * `notify` functions through the Functions Framework (the worker as a child process that
  * is started again when it dies, as the platform would). Prints
  * `ready: http://127.0.0.1:<port>/` once when every part answers, and stops
- * everything on SIGINT or SIGTERM.
+ * everything on SIGINT or SIGTERM (`npm start` execs it, so npm passes both on), leaving nothing
+ * running or listening. A port taken before or while it starts stops it before `ready`, with a
+ * message naming the port and the variable that sets it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startCloudTasksEmulator } from '../test/emulators/cloud-tasks/index.js';
-import { freePort, startFirestoreEmulator } from '../test/emulators/firestore.js';
+import { freePort, startFirestoreEmulator, stopChild } from '../test/emulators/firestore.js';
 import { optionsFromEnv } from '../test/emulators/gmail/env.js';
 import { startGmailEmulator } from '../test/emulators/gmail/index.js';
 import { startGoogleAuthEmulator } from '../test/emulators/google-auth/index.js';
@@ -36,16 +38,20 @@ function intVar(name: string, def: number, max = 65535): number {
 const project = env.GCLOUD_PROJECT || 'demo-gmail-connector';
 const children = new Set<ChildProcess>();
 let stopping = false;
+let stopped: Promise<never> | undefined;
 const closers: (() => Promise<void>)[] = [];
 
-async function shutdown(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
-    for (const c of children) c.kill('SIGTERM');
+/** Ends every child (SIGTERM, then SIGKILL after 5 s) and closes every emulator, once; then exits. */
+function shutdown(code: number): Promise<never> {
+  stopping = true;
+  stopped ??= (async () => {
+    await Promise.all([...children].map((c) => stopChild(c)));
     for (const close of closers.reverse()) await close().catch(() => {});
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  return stopped;
 }
+// `npm start` execs this process, so npm's own SIGINT and SIGTERM reach it, as Ctrl-C does.
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
@@ -58,18 +64,56 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** The variable of each port the stack listens on, for the message when one is taken. */
+const portVariables = new Map<number, { variable: string; useExisting?: string }>();
+
+/** The message for a taken port; the stack then stops before `ready`. */
+function portTaken(port: number): string {
+  const v = portVariables.get(port);
+  if (!v) return `port ${port} is already in use`;
+  const existing = v.useExisting ? `, or set ${v.useExisting} to use the emulator already there` : '';
+  return `port ${port} (${v.variable}) is already in use: stop what holds it, or set ${v.variable} to another port (0 picks a free one)${existing}`;
+}
+
 /**
  * Every fixed port the stack will listen on must be free before anything starts: a taken port
  * would otherwise leave the stack talking to whatever holds it (another stack's Firestore, say).
  * A port of 0 is picked free; an emulator named by its *_EMULATOR_HOST variable is used, not started.
  */
 async function claimPorts(ports: { variable: string; port: number; useExisting?: string }[]): Promise<void> {
-  for (const { variable, port, useExisting } of ports) {
+  for (const { variable, port, useExisting } of ports) if (port !== 0) portVariables.set(port, { variable, useExisting });
+  for (const { port } of ports) {
     if (port === 0) continue;
     if (await portFree(port)) continue;
-    const existing = useExisting ? `, or set ${useExisting} to use the emulator already there` : '';
-    note(`port ${port} (${variable}) is already in use: stop what holds it, or set ${variable} to another port (0 picks a free one)${existing}`);
+    note(portTaken(port));
     process.exit(2);
+  }
+}
+
+/** A port of the stack that something else took after the check above, while the stack started. */
+class PortTaken extends Error {
+  constructor(readonly port: number) {
+    super(portTaken(port));
+  }
+}
+
+/** Whether an error is a failure to listen on a taken address: Node's, a Java emulator's, gRPC's. */
+function addressInUse(e: unknown): boolean {
+  const err = e as { code?: string; message?: string };
+  return err.code === 'EADDRINUSE' || /EADDRINUSE|address already in use|BindException|No address added/i.test(String(err.message ?? e));
+}
+
+/**
+ * Starts what listens on `port` (and, for the Cloud Tasks emulator, a second port): a failure to
+ * listen becomes {@link PortTaken} for the port it names (Node's errors carry it), else `port`.
+ */
+async function listening<T>(port: number, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (e) {
+    if (!addressInUse(e)) throw e;
+    const named = (e as { port?: unknown }).port;
+    throw new PortTaken(typeof named === 'number' && named !== 0 ? named : port);
   }
 }
 
@@ -86,19 +130,20 @@ try {
     { variable: 'NOTIFY_PORT', port: intVar('NOTIFY_PORT', 7702) },
     ...(env.PUBSUB_EMULATOR_HOST ? [] : [{ variable: 'PUBSUB_EMULATOR_PORT', port: intVar('PUBSUB_EMULATOR_PORT', 8085), useExisting: 'PUBSUB_EMULATOR_HOST' }]),
   ]);
-  const firestore = await startFirestoreEmulator({ port: intVar('FIRESTORE_EMULATOR_PORT', 8080) });
+  const firestore = await listening(intVar('FIRESTORE_EMULATOR_PORT', 8080), () => startFirestoreEmulator({ port: intVar('FIRESTORE_EMULATOR_PORT', 8080) }));
   closers.push(() => firestore.close());
-  const tasks = await startCloudTasksEmulator({
-    port: intVar('CLOUD_TASKS_EMULATOR_PORT', 8123),
-    grpcPort: intVar('CLOUD_TASKS_EMULATOR_GRPC_PORT', 8122),
-  });
+  const tasks = await listening(intVar('CLOUD_TASKS_EMULATOR_GRPC_PORT', 8122), () =>
+    startCloudTasksEmulator({ port: intVar('CLOUD_TASKS_EMULATOR_PORT', 8123), grpcPort: intVar('CLOUD_TASKS_EMULATOR_GRPC_PORT', 8122) }),
+  );
   closers.push(() => tasks.close());
   // Domain-wide delegation as in production: the functions' runtime identity (this emulator's
   // metadata server) signs claims for the delegated account, traded for per-user tokens.
   const runtimeAccount = `gmail-connector@${project}.iam.gserviceaccount.com`;
   const delegatedAccount = `gmail-delegate@${project}.iam.gserviceaccount.com`;
   const delegatedClientId = '100000000000000000001';
-  const auth = await startGoogleAuthEmulator({ port: intVar('AUTH_EMULATOR_PORT', 8126), projectId: project, runtimeServiceAccount: runtimeAccount });
+  const auth = await listening(intVar('AUTH_EMULATOR_PORT', 8126), () =>
+    startGoogleAuthEmulator({ port: intVar('AUTH_EMULATOR_PORT', 8126), projectId: project, runtimeServiceAccount: runtimeAccount }),
+  );
   closers.push(() => auth.close());
   auth.allowSigning(runtimeAccount, delegatedAccount);
   // View's read-only identity, signed for by the action function, granted gmail.readonly only.
@@ -127,25 +172,28 @@ try {
     process.exit(2);
   }
   // Gmail push: the official Pub/Sub emulator and the topic the Gmail emulator publishes to.
-  const pubsub = await startPubsubEmulator({ port: intVar('PUBSUB_EMULATOR_PORT', 8085) });
+  const pubsub = await listening(intVar('PUBSUB_EMULATOR_PORT', 8085), () => startPubsubEmulator({ port: intVar('PUBSUB_EMULATOR_PORT', 8085) }));
   closers.push(() => pubsub.close());
   const pushTopic = await createPushTopic(pubsub, project);
-  const gmail = await startGmailEmulator({
-    ...gmailOptions,
-    pubsubUrl: pubsub.url,
-    dataDir: resolve(gmailOptions.dataDir ?? 'test/fixtures/demo'),
-    tokenVerifier: auth.verifyAccessToken,
-  });
+  const gmail = await listening(gmailOptions.port ?? 0, () =>
+    startGmailEmulator({
+      ...gmailOptions,
+      pubsubUrl: pubsub.url,
+      dataDir: resolve(gmailOptions.dataDir ?? 'test/fixtures/demo'),
+      tokenVerifier: auth.verifyAccessToken,
+    }),
+  );
   closers.push(() => gmail.close());
   // Cloud Storage, where Collect writes: COLLECT_BUCKETS (default `collect-local`) exist from the start.
   const collectBuckets = (env.COLLECT_BUCKETS || 'collect-local').split(',').map((b) => b.trim()).filter((b) => b !== '');
-  const storage = await startStorageEmulator({ port: intVar('STORAGE_EMULATOR_PORT', 8125), buckets: collectBuckets });
+  const storage = await listening(intVar('STORAGE_EMULATOR_PORT', 8125), () => startStorageEmulator({ port: intVar('STORAGE_EMULATOR_PORT', 8125), buckets: collectBuckets }));
   closers.push(() => storage.close());
 
   const actionPort = intVar('ACI_PORT', 7700) || (await freePort());
   const workerPort = intVar('WORKER_PORT', 7701) || (await freePort());
   const workerUrl = `http://127.0.0.1:${workerPort}/`;
   const notifyPort = intVar('NOTIFY_PORT', 7702) || (await freePort());
+  for (const [variable, port] of [['ACI_PORT', actionPort], ['WORKER_PORT', workerPort], ['NOTIFY_PORT', notifyPort]] as const) portVariables.set(port, { variable });
   const notifyUrl = `http://127.0.0.1:${notifyPort}/`;
   const pushAccount = `gmail-push@${project}.iam.gserviceaccount.com`;
   const fnEnv: NodeJS.ProcessEnv = {
@@ -183,6 +231,7 @@ try {
   });
 
   const serveScript = resolve('scripts/serve-function.mjs');
+  const EXIT_PORT_TAKEN = 98;
   const serve = (target: string, port: number, restart: boolean): ChildProcess => {
     const child = spawn(process.execPath, [serveScript, target, String(port)], {
       env: fnEnv,
@@ -196,6 +245,12 @@ try {
     child.on('exit', (code, signal) => {
       children.delete(child);
       if (stopping) return;
+      // serve-function.mjs exits with EADDRINUSE's number when its port is taken: no restart.
+      if (code === EXIT_PORT_TAKEN) {
+        note(portTaken(port));
+        void shutdown(2);
+        return;
+      }
       note(`${target} exited (${signal ?? code})`);
       if (restart) setTimeout(() => !stopping && serve(target, port, restart), 200);
       else void shutdown(1);
@@ -240,8 +295,10 @@ try {
       `Gmail emulator ${gmail.url}, Cloud Storage emulator ${storage.url}, auth emulator ${auth.url}, Pub/Sub emulator ${pubsub.host}, ` +
       `worker ${workerUrl}, notify ${notifyUrl}`,
   );
+  // A function whose port was taken meanwhile is stopping the stack: no `ready` then.
+  if (stopping) await stopped;
   process.stdout.write(`ready: http://127.0.0.1:${actionPort}/\n`);
 } catch (e) {
   note((e as Error).message);
-  await shutdown(1);
+  await shutdown(e instanceof PortTaken ? 2 : 1);
 }

@@ -6,9 +6,10 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { CallerRefused, createCallerCheck } from './auth/oidc.js';
 import { actionName, ACTIONS, RawAnswer, readsOnly } from './aci/actions.js';
-import { AciError, toAciError, methodNotAllowed } from './aci/errors.js';
+import { AciError, toAciError, methodNotAllowed, withNearMisses } from './aci/errors.js';
+import { nearMisses, unknownParameterWarnings } from './aci/parameters.js';
 import { parseAciRequest, type AciParams } from './aci/request.js';
-import { chooseFormat, renderError, renderSuccess, type ResponseFormat } from './aci/response.js';
+import { chooseFormat, renderError, renderSuccess, warningHeader, type ResponseFormat } from './aci/response.js';
 import type { Deps } from './deps.js';
 import { isQueuePage, QUEUE_PAGE } from './page/queue.js';
 
@@ -77,6 +78,9 @@ export function createActionHandler(deps: Deps) {
         throw methodNotAllowed('HEAD', `action ${n} changes state: HEAD answers only actions that read`);
       }
       const data = await ACTIONS[n](params, deps);
+      // A parameter the request's action does not read is named, with the closest known one.
+      const warnings = unknownParameterWarnings(n, params);
+      if (warnings.length > 0) res.set('Warning', warningHeader(warnings));
       if (data instanceof RawAnswer) {
         // View with NoACI=true: the message's own bytes, as a download.
         res
@@ -86,9 +90,13 @@ export function createActionHandler(deps: Deps) {
           .send(data.body);
         return;
       }
-      send(renderSuccess(n, data, format));
+      send(renderSuccess(n, data, format, warnings));
     } catch (e) {
-      const err = toAciError(e);
+      let err = toAciError(e);
+      // A missing parameter the client probably misspelt: name what it sent instead.
+      if (err.id === 'GMAILCONNECTOR-MISSING-PARAMETER' && err.parameter !== undefined && params !== undefined) {
+        err = withNearMisses(err, nearMisses(name, params, err.parameter));
+      }
       if (!(e instanceof AciError) || err.status >= 500) {
         deps.log.error('action failed', { action: name, error: (e as Error).message, stack: (e as Error).stack });
       }

@@ -1,6 +1,6 @@
 /**
  * The identity matrix: which Google calls each function's code makes, the permission each needs,
- * and the grants the Terraform module gives each service account. README.md ("Identity matrix")
+ * and the grants the Terraform module gives each service account. docs/deploy.md ("Identity matrix")
  * shows the same table for people; IDENTITY_MATRIX below is the one the tests hold the module to.
  *
  * What the code needs is read from functions/src, not written down by hand: the files reachable

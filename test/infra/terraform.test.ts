@@ -48,7 +48,7 @@ import {
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ENV = { production: PRODUCTION_ENV_VARS, optional: OPTIONAL_ENV_VARS, emulator: EMULATOR_ENV_VARS };
 
-/** Each function's plain environment (README.md, "Identity matrix"); ACTION_SHARED_SECRET comes from Secret Manager. */
+/** Each function's plain environment (docs/deploy.md, "Environment of each function"); ACTION_SHARED_SECRET comes from Secret Manager. */
 const COMMON_ENV = ['GCLOUD_PROJECT', 'CONNECTOR_CONFIG', 'TASKS_LOCATION', 'TASKS_QUEUE', 'WORKER_URL', 'TASKS_INVOKER_SERVICE_ACCOUNT', 'ACTION_RETENTION_DAYS', 'COLLECT_BUCKETS'];
 const ENV_MATRIX: EnvMatrix = {
   action: {

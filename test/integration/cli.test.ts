@@ -139,6 +139,64 @@ describe('gmail-connector against a test stack', () => {
     assert.equal(((meta.json.metadata ?? {}) as Json).task, 'TEAM');
   });
 
+  it('fetch identifiers prints every identifier whole, in a pipe and at any terminal width; status names its counters', async () => {
+    const j = await cli(['--json', 'fetch', 'identifiers', 'TEAM']);
+    ok(j);
+    const ids = (j.json.identifiers as { id: string }[]).map((i) => i.id);
+    for (const columns of ['40', '200']) {
+      const r = await cli(['fetch', 'identifiers', 'TEAM'], { COLUMNS: columns });
+      ok(r);
+      assert.doesNotMatch(r.stdout, /…/);
+      const printed = r.stdout.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/).at(-1));
+      assert.deepEqual(new Set(printed), new Set(ids));
+    }
+    // The Identifiers action's own counters, by name: not a Synchronize's added/updated/deleted.
+    const status = await cli(['status', String(j.json.token)]);
+    ok(status);
+    assert.match(status.stdout, /^TOKEN\s+STATUS\s+ACTION\s+QUEUED \(UTC\)\s+%\s+MESSAGES\s+COUNTS\s+ERROR$/m);
+    assert.match(status.stdout, /TEAM: identifiers=40 errors=0/);
+    assert.doesNotMatch(status.stdout, /[+~!]\d/);
+    const sync = await cli(['status', token]);
+    assert.match(sync.stdout, /TEAM: seen=40 added=40 updated=0 unchanged=0 deleted=0 errors=0/);
+  });
+
+  it('progress of an ended action gives no time left; docs prints no MetadataLookupWarning', async () => {
+    const p = await cli(['progress', token]);
+    ok(p);
+    assert.match(p.stdout, /^100% processing \d+s\n/);
+    assert.doesNotMatch(p.stdout, /left/);
+    const d = await cli(['docs', 'TEAM', '--limit', '2', '--project', stack.project], { FIRESTORE_EMULATOR_HOST: stack.firestore.host });
+    ok(d);
+    assert.equal(d.stderr, '');
+    assert.match(d.stdout, /^ID\s+DATE/);
+    assert.match(d.stdout, new RegExp(`TEAM:${ANN}:[0-9a-f]+|TEAM:${BOB}:[0-9a-f]+`));
+  });
+
+  it('on a terminal, --wait draws bars whose every frame reads right: no total of 1, no ETA placeholder', async () => {
+    // `script` gives the CLI a pseudo-terminal, as a user's shell does.
+    const command = [process.execPath, BIN, '--endpoint', stack.actionUrl, '--interval', '0.2', 'fetch', 'synchronize', 'TEAM', '--wait'].map((a) => `'${a}'`).join(' ');
+    const r = await new Promise<{ code: number | null; out: string }>((res, rej) => {
+      // A terminal wide enough for a whole bar: cli-progress trims its last frame to the width.
+      const child = spawn('script', ['-qefc', `stty cols 200 rows 50; exec ${command}`, '/dev/null'], { cwd: ROOT, env: { ...process.env, TERM: 'xterm' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+      child.on('error', rej);
+      child.on('close', (code) => res({ code, out }));
+    });
+    assert.equal(r.code, 0, r.out);
+    const frames = r.out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '\n').split(/[\r\n]+/).filter((l) => l.includes(' messages | '));
+    assert.ok(frames.length > 0, r.out);
+    for (const f of frames) {
+      assert.match(f, /\| (\d+|\d+\/\d+) messages \| (--|\d+\.\d) msg\/s \| ETA (--|\d+s|\d+m\d\ds|\d+h\d\dm) \| \w+/, f);
+      assert.doesNotMatch(f, /\b\d+\/1 messages|NULL|LL|Infinity|NaN/, f);
+    }
+    // The last frame of each mailbox: ended, nothing left (a run after the first reads history: no total).
+    assert.match(frames.at(-1) ?? '', /\d+(\/\d+)? messages .*ETA 0s \| Finished$/);
+    // The first frame: a count, no rate yet, no estimate yet.
+    assert.match(frames[0] ?? '', /\| \d+(\/\d+)? messages \| -- msg\/s \| ETA -- \|/);
+  });
+
   it('refusals exit 1 with the ACI error in --json', async () => {
     const cancel = await cli(['--json', 'cancel', token]);
     ok(cancel, 1);

@@ -84,16 +84,40 @@ describe('the queue page in Chromium', { skip }, () => {
     await above(first);
     assert.ok((await value()) > first);
     assert.equal(await bar.getAttribute('max'), '600');
+    // The action's figures and its only mailbox's are read together: they agree.
+    const total = (await row.locator('.total').textContent()) ?? '';
+    const mailbox = (await row.locator(`[data-mailbox="${SLOW}"] .num`).textContent()) ?? '';
+    const [, percent, messages] = /(\d+)% · (\d+) messages/.exec(total) ?? [];
+    const [, applied] = /^(\d+) \/ 600 messages/.exec(mailbox) ?? [];
+    assert.equal(messages, applied, `${total} beside ${mailbox}`);
+    assert.equal(Number(percent), Math.min(99, Math.floor((Number(applied) * 100) / 600)), `${total} beside ${mailbox}`);
+    // The page's own time is UTC, as the queued times beside it.
+    assert.match((await page.textContent('#updated')) ?? '', /^updated \d\d:\d\d:\d\d UTC$/);
     if (process.env.UPDATE_SCREENSHOT === '1') {
       await page.screenshot({ path: resolve(import.meta.dirname, '../../docs/queue-page.png') });
     }
 
     await row.getByRole('button', { name: 'Stop' }).click();
     await page.locator(`tr[data-token="${token}"][data-status="Stopped"]`).waitFor();
+    // A Stopped row keeps its task section's name.
+    assert.equal((await row.locator('.action').textContent())?.trim(), 'SYNCHRONIZE SLOW');
     assert.equal((await stack.deps.store.get(token))?.status, 'Stopped');
     const units = await stack.units(token);
     assert.ok(units.every((u) => u.status === 'Stopped'), JSON.stringify(units.map((u) => u.status)));
     assert.deepEqual(problems, []);
+    await page.close();
+  });
+
+  it('a Cancelled row keeps its task section', async () => {
+    await stack.aci({ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'Pause' });
+    const token = await stack.synchronize('FAST');
+    await stack.aci({ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'Cancel', Token: token });
+    await stack.aci({ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'Resume' });
+    const page = await browser.newPage();
+    await page.goto(`${stack.actionUrl}queue`);
+    const row = page.locator(`tr[data-token="${token}"][data-status="Cancelled"]`);
+    await row.waitFor({ timeout: 30_000 });
+    assert.equal((await row.locator('.action').textContent())?.trim(), 'SYNCHRONIZE FAST');
     await page.close();
   });
 

@@ -391,7 +391,7 @@ describe('GetStatus filters', () => {
     const ja = ((rd(j.json).actions as Json).action as Json[])[0] as Json;
     assert.deepEqual(ja.token, { $: T.t1 });
     assert.deepEqual(ja.time_processing, { $: '290' });
-    // The path form, as README's example sends it: the IDOL time's space percent-encoded.
+    // The path form, as docs/using.md's example sends it: the IDOL time's space percent-encoded.
     const path = await fetch(`${stack.actionUrl}action=QueueInfo&QueueName=fetch&QueueAction=GetStatus&Queued-Before=2001-Jan-02%2000:00:00&ResponseFormat=simplejson`);
     assert.equal(path.status, 200);
     assert.deepEqual(((rd(await path.json()).actions as Json).action as Json[]).map((a) => a.token), [T.t1]);

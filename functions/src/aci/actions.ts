@@ -30,6 +30,7 @@ import {
 } from '../verbs.js';
 import { badParameter, gmailRefused, missingParameter, notFound, turnedOff, unavailable, unknownAction } from './errors.js';
 import { createAciParams, parseBoolParam, parseEnum, parseIntParam, requireParam, type AciParams } from './request.js';
+import { QUEUE_ACTION_PARAMETERS, type QueueActionName } from './parameters.js';
 import { formatAciTime, type AciTree } from './response.js';
 import { actionView, identifierView } from './status.js';
 import { totalsOfUnits } from '../store/totals.js';
@@ -41,7 +42,7 @@ export const VERSION = '0.1.0';
 
 /** The names a request may give its task sections under: IDOL's `TaskSections`, or one `ConfigSection`. */
 const SECTION_PARAMS = ['TaskSections', 'ConfigSection'] as const;
-const QUEUE_ACTIONS = ['GetStatus', 'Cancel', 'Stop', 'Pause', 'Resume', 'Progress', 'QueueStatus', 'Duplicate', 'GetActionParameters'] as const;
+const QUEUE_ACTIONS = Object.keys(QUEUE_ACTION_PARAMETERS) as QueueActionName[];
 /** The QueueInfo verbs that only read (HEAD may answer them). */
 const READING_QUEUE_ACTIONS: readonly string[] = ['getstatus', 'progress', 'queuestatus', 'getactionparameters'];
 const QUEUE_NAMES = ['fetch'] as const;

@@ -44,6 +44,8 @@ export interface AciErrorOptions {
   readonly description?: string;
   /** The underlying failure, for logs only: never rendered into a response. */
   readonly cause?: unknown;
+  /** The parameter a missing-parameter error is about. */
+  readonly parameter?: string;
 }
 
 /**
@@ -60,6 +62,8 @@ export class AciError extends Error {
   readonly code: number;
   /** Longer text for `errordescription`, if any. */
   readonly description: string | undefined;
+  /** The parameter a missing-parameter error is about (action.ts names a sent near miss of it). */
+  readonly parameter: string | undefined;
 
   constructor(status: AciErrorStatus, id: AciErrorId, message: string, options: AciErrorOptions = {}) {
     // The errorstring is one line, whatever text the caller built it from.
@@ -68,6 +72,7 @@ export class AciError extends Error {
     this.id = id;
     this.code = ACI_ERRORS[id];
     this.description = options.description;
+    this.parameter = options.parameter;
   }
 }
 
@@ -88,7 +93,20 @@ export function quote(text: string): string {
 /** A required parameter is absent (or empty). */
 export function missingParameter(name: string, hint?: string): AciError {
   const fix = hint ?? `add ${name}=... to the request`;
-  return new AciError(400, 'GMAILCONNECTOR-MISSING-PARAMETER', `Missing parameter ${name}: ${fix}.`);
+  return new AciError(400, 'GMAILCONNECTOR-MISSING-PARAMETER', `Missing parameter ${name}: ${fix}.`, { parameter: name });
+}
+
+/**
+ * The same missing-parameter error, naming what the request sent instead: names one or two
+ * letters away from the parameter (`TaskSection` for `TaskSections`).
+ */
+export function withNearMisses(error: AciError, sent: readonly string[]): AciError {
+  if (sent.length === 0 || error.parameter === undefined) return error;
+  const names = sent.map((n) => quote(n)).join(', ');
+  return new AciError(error.status, error.id, `${error.message} The request sent ${names}: did you mean ${error.parameter}?`, {
+    parameter: error.parameter,
+    description: error.description,
+  });
 }
 
 /** A parameter has a value outside what it accepts; `expected` says what it accepts. */

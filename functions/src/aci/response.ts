@@ -262,6 +262,16 @@ function renderJson(envelope: AciTree, wrap: boolean): string {
 // Envelope
 // ---------------------------------------------------------------------------
 
+/**
+ * Warnings as the value of an HTTP `Warning` header (code 299, agent `gmail-connector`), for every
+ * answer, View's raw bytes included: each a quoted string, non-ASCII escaped as in JSON.
+ */
+export function warningHeader(warnings: readonly string[]): string {
+  return warnings
+    .map((w) => `299 gmail-connector ${JSON.stringify(w).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}`)
+    .join(', ');
+}
+
 function render(status: number, envelope: AciTree, format: ResponseFormat): AciResponse {
   if (format === 'xml') return { status, contentType: XML_CONTENT_TYPE, body: renderXml(envelope) };
   return { status, contentType: JSON_CONTENT_TYPE, body: renderJson(envelope, format === 'json') };
@@ -269,11 +279,12 @@ function render(status: number, envelope: AciTree, format: ResponseFormat): AciR
 
 /**
  * A SUCCESS response (HTTP 200) for `action` (written upper-cased) with `data` as
- * `responsedata` (an empty `responsedata` when undefined). Throws TypeError when
+ * `responsedata` (an empty `responsedata` when undefined), and one `warning` element per
+ * warning (a list: always an array in JSON; left out when there is none). Throws TypeError when
  * `data` holds something that is not an {@link AciTree} (a bug in the caller).
  */
-export function renderSuccess(action: string, data: AciTree | undefined, format: ResponseFormat): AciResponse {
-  return render(200, { action: action.toUpperCase(), response: 'SUCCESS', responsedata: data ?? {} }, format);
+export function renderSuccess(action: string, data: AciTree | undefined, format: ResponseFormat, warnings: readonly string[] = []): AciResponse {
+  return render(200, { action: action.toUpperCase(), response: 'SUCCESS', warning: warnings, responsedata: data ?? {} }, format);
 }
 
 /**

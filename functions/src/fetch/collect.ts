@@ -420,6 +420,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
 export const collectAction: FetchActionSpec = {
   name: 'Collect',
   summary: 'copies each message, byte for byte as Gmail keeps it, to Cloud Storage (Destination=gs://bucket/prefix)',
+  parameters: ['Destination', 'Identifiers', 'IdentifiersXML', 'CollectAttachments'],
   parse,
   units: 'identifiers',
   namedMailboxes,

@@ -111,6 +111,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
 export const deleteAction: FetchActionSpec = {
   name: 'Delete',
   summary: 'moves the named messages to the Trash, or deletes them for good with Permanent=true (DryRun=true: shows what it would do); needs "writes": true',
+  parameters: ['Identifiers', 'IdentifiersXML', 'Permanent', 'DryRun'],
   parse,
   units: 'identifiers',
   namedMailboxes,

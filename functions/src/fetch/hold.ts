@@ -62,6 +62,7 @@ export function holdSpec(name: 'Hold' | 'ReleaseHold', summary: string): FetchAc
   return {
     name,
     summary,
+    parameters: ['Identifiers', 'IdentifiersXML'],
     parse: parseHoldTargets(name),
     units: 'identifiers',
     namedMailboxes,

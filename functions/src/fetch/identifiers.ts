@@ -145,6 +145,7 @@ function parse(p: AciParams) {
 export const identifiersAction: FetchActionSpec = {
   name: 'Identifiers',
   summary: 'lists the identifier of every message of the task sections, read with QueueInfo GetStatus',
+  parameters: ['ShowAttributes', 'Held'],
   parse,
   units: 'mailboxes',
   lock: false,

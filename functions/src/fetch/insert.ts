@@ -533,6 +533,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
 export const insertAction: FetchActionSpec = {
   name: 'Insert',
   summary: 'adds messages (InsertXML) to mailboxes of one task section (ConfigSection); needs "writes": true',
+  parameters: ['InsertXML'],
   parse,
   units: 'identifiers',
   namedMailboxes,

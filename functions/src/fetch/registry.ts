@@ -70,6 +70,13 @@ export interface FetchActionSpec {
   /** One line for errors and documentation. */
   readonly summary: string;
   /**
+   * The ACI parameters `parse` reads, beyond those of every Fetch (FetchAction, TaskSections,
+   * ConfigSection, Schedule, Sync, DryRun: aci/parameters.ts). A parameter a request sends that neither
+   * these nor Fetch's own name is unknown for that request: answered with a warning naming it.
+   * docs/CONTRACT.md §3 lists each; test/docs/contract.test.ts holds the two together.
+   */
+  readonly parameters: readonly string[];
+  /**
    * Reads the action's own parameters (beyond FetchAction, TaskSections and Schedule), throwing
    * an ACI error that names the parameter when one is wrong. Pure: no I/O.
    */

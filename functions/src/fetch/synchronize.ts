@@ -394,6 +394,7 @@ async function sweepPage(ctx: SyncContext, cp: Checkpoint): Promise<void> {
 export const synchronizeAction: FetchActionSpec = {
   name: 'Synchronize',
   summary: 'copies each mailbox of the task sections into the sink, and keeps it equal to the mailbox',
+  parameters: [],
   parse: () => ({}),
   units: 'mailboxes',
   // A push Synchronize (push/queue.ts) reads only the address that was notified.

@@ -134,6 +134,7 @@ async function run(ctx: UnitContext): Promise<UnitOutcome> {
 export const updateAction: FetchActionSpec = {
   name: 'Update',
   summary: 'changes the labels of the named messages (IdentifiersXML with ADD_LABELS / REMOVE_LABELS; DryRun=true: shows what it would do); needs "writes": true',
+  parameters: ['IdentifiersXML', 'DryRun'],
   parse,
   units: 'identifiers',
   namedMailboxes,

@@ -28,7 +28,7 @@ import { cloneProgress, listingCheckpoint, saveProgress } from './listing.js';
 import type { UnitContext, UnitOutcome } from './registry.js';
 
 const G = 'https://www.googleapis.com/auth/';
-/** The scopes of each mode (README, infra outputs): reading, changing, and deleting for good. */
+/** The scopes of each mode (docs/deploy.md, infra outputs): reading, changing, and deleting for good. */
 export const SCOPES = {
   readonly: `${G}gmail.readonly`,
   modify: `${G}gmail.modify`,

@@ -77,19 +77,28 @@ async function refresh() {
     $('queue').textContent = 'queue fetch: ' + (q['@paused'] === 'true' ? 'PAUSED' : 'running') + ' · pending ' + q.pending + ' · running ' + q.running + ' · completed ' + q.completed;
     document.body.dataset.paused = q['@paused'];
     const actions = list((st.actions || {}).action);
-    const stages = await Promise.all(actions.map((a) => (a.status === 'Processing' || a.status === 'Queued' ? queue('Progress', { Token: a.token }).then((p) => list((p.progress || {}).stage)).catch(() => []) : Promise.resolve(null))));
-    const rows = actions.map((a, i) => {
-      const p = a.progress || {};
+    // An open action's figures come from Progress, which reads its mailboxes, so that the action's
+    // total and its mailboxes' bars agree (GetStatus's list reads totals that may trail a second).
+    const open = (a) => a.status === 'Processing' || a.status === 'Queued';
+    const live = await Promise.all(actions.map((a) => (open(a) ? queue('Progress', { Token: a.token }).then((p) => p.progress || {}).catch(() => null) : Promise.resolve(null))));
+    // Its counts too: GetStatus with its token sums its mailboxes now.
+    const exact = await Promise.all(actions.map((a) => (open(a) ? queue('GetStatus', { Token: a.token }).then((r) => list((r.actions || {}).action)[0] || a).catch(() => a) : Promise.resolve(a))));
+    const rows = actions.map((_, i) => {
+      const a = exact[i];
+      const stages = live[i] ? list(live[i].stage) : null;
+      const p = live[i] ? { percent: live[i].percent, messages: stages.reduce((n, s) => n + Number(s['@progress'] || 0), 0) } : a.progress || {};
+      // Every task section of the action has a documentcount, whatever its end.
+      const sections = list((a.documentcounts || {}).documentcount).map((d) => d['@task']);
       const tr = el('tr', { 'data-token': a.token, 'data-status': a.status });
       const ops = el('td', { class: 'ops' });
       if (a.status === 'Processing') ops.append(button('Stop', () => act('Stop', a.token)));
       if (a.status === 'Queued') ops.append(button('Cancel', () => act('Cancel', a.token)));
       const prog = el('td', { class: 'progress' }, el('div', { class: 'total' }, el('progress', { max: '100', value: String(p.percent || 0) }), ' ' + (p.percent || 0) + '% · ' + (p.messages || 0) + ' messages'));
-      if (stages[i]) prog.append(mailboxes(stages[i]));
+      if (stages) prog.append(mailboxes(stages));
       tr.append(
         el('td', { class: 'token' }, a.token),
         el('td', { class: 'status s-' + a.status }, a.status + (a.stop_requested === 'true' && a.status === 'Processing' ? ' (stopping)' : '')),
-        el('td', {}, (a.fetchaction || '') + ' ' + [...list((a.tasks || {}).success), ...list((a.tasks || {}).failed)].join(',')),
+        el('td', { class: 'action' }, (a.fetchaction || '') + ' ' + sections.join(',')),
         el('td', {}, a.queued_time || ''),
         prog,
         el('td', { class: 'counts' }, counts(a)),
@@ -100,7 +109,8 @@ async function refresh() {
     });
     $('rows').replaceChildren(...rows);
     $('empty').hidden = rows.length > 0;
-    $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+    // In UTC, as the queued times beside it.
+    $('updated').textContent = 'updated ' + new Date().toISOString().slice(11, 19) + ' UTC';
   } catch (e) {
     say('refresh: ' + e.message, true);
   } finally {
