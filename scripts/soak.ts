@@ -7,27 +7,36 @@
 import { parseArgs } from 'node:util';
 import { startFirestoreEmulator } from '../test/emulators/firestore.js';
 import { runSeed, stepsOf } from '../test/support/model.js';
+import { runWriteSeed, writeStepsOf } from '../test/support/model-writes.js';
 
 const { values } = parseArgs({
-  options: { minutes: { type: 'string', default: '5' }, seed: { type: 'string' }, steps: { type: 'string', default: '16' } },
+  options: { minutes: { type: 'string', default: '5' }, seed: { type: 'string' }, steps: { type: 'string', default: '16' }, model: { type: 'string', default: 'sync' } },
 });
 const minutes = Number(values.minutes);
 const stepCount = Number(values.steps);
-if (!(minutes > 0) || !Number.isInteger(stepCount) || stepCount < 1) {
-  console.error('usage: npm run soak -- [--minutes N] [--seed S] [--steps K]');
+// `sync`: Synchronize, holds and the platform's faults (model.ts); `writes`: the fetch actions that
+// change mailboxes and an action's whole life (model-writes.ts).
+const MODELS = {
+  sync: { run: (seed: number, steps: number) => runSeed(seed, steps), steps: stepsOf },
+  writes: { run: (seed: number, steps: number) => runWriteSeed(seed, steps), steps: writeStepsOf },
+};
+const chosen = values.model === 'writes' || values.model === 'sync' ? MODELS[values.model] : undefined;
+if (!(minutes > 0) || !Number.isInteger(stepCount) || stepCount < 1 || !chosen) {
+  console.error('usage: npm run soak -- [--model sync|writes] [--minutes N] [--seed S] [--steps K]');
   process.exit(2);
 }
+const model = chosen;
 /** A seed that does not end in 5 minutes fails like one whose check fails. */
 async function play(seed: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const stuck = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const steps = stepsOf(seed, stepCount).map((c) => JSON.stringify(c));
+      const steps = model.steps(seed, stepCount).map((c) => JSON.stringify(c));
       reject(new Error(`seed ${seed} did not end within 5 minutes\nsteps:\n  ${steps.join('\n  ')}\nreplay: npm run soak -- --seed ${seed}`));
     }, 5 * 60_000);
   });
   try {
-    await Promise.race([runSeed(seed, stepCount), stuck]);
+    await Promise.race([model.run(seed, stepCount), stuck]);
   } finally {
     clearTimeout(timer);
   }
