@@ -42,7 +42,7 @@ type Cmd =
   | { k: 'update'; user: number; pick: number; dryRun: boolean }
   | { k: 'delete'; user: number; pick: number; dryRun: boolean; permanent: boolean }
   | { k: 'collect'; user: number; pick: number }
-  | { k: 'poll'; ms: number }
+  | { k: 'poll'; on: boolean }
   | { k: 'flaky'; on: boolean }
   | { k: 'lose' }
   | { k: 'hang'; on: boolean }
@@ -63,7 +63,7 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ k: fc.constant('update' as const), user, pick, dryRun: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('delete' as const), user, pick, dryRun: fc.boolean(), permanent: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('collect' as const), user, pick }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('poll' as const), ms: fc.integer({ min: 200, max: 1500 }) }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('poll' as const), on: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('flaky' as const), on: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('lose' as const) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('hang' as const), on: fc.boolean() }) },
@@ -156,6 +156,34 @@ class WriteRun {
     return recs.filter((a): a is ActionRecord => a !== null && !ENDED_STATUSES.has(a.status)).map((a) => a.token);
   }
 
+  private polling: { stop: boolean; done: Promise<void>; error?: unknown } | undefined;
+
+  startPolling(): void {
+    if (this.polling) return;
+    const p: { stop: boolean; done: Promise<void>; error?: unknown } = { stop: false, done: Promise.resolve() };
+    p.done = (async () => {
+      while (!p.stop) {
+        for (const token of await this.openTokens()) {
+          const r = await this.stack.aci({ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'GetStatus', Token: token });
+          assert.equal(r.status, 200, r.text);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })().catch((e: unknown) => {
+      p.error = e;
+    });
+    this.polling = p;
+  }
+
+  async stopPolling(): Promise<void> {
+    const p = this.polling;
+    this.polling = undefined;
+    if (!p) return;
+    p.stop = true;
+    await p.done;
+    if (p.error !== undefined) throw p.error;
+  }
+
   /** Deploys the worker again with the model's writes switch and selection. */
   async deploy(): Promise<void> {
     this.interruptions++;
@@ -231,15 +259,11 @@ class WriteRun {
         await this.fetch({ FetchAction: 'Collect', Destination: `gs://${BUCKET}/seed-${this.seed}`, Identifiers: encodeIdentifier({ task: TASK, address: u, messageId: id }) });
         return;
       }
-      case 'poll': {
-        // The queue page's poll: GetStatus of each open action (its lazy reconcile) while runs hand over.
-        const end = Date.now() + c.ms;
-        while (Date.now() < end) {
-          for (const token of await this.openTokens()) await s.aci({ action: 'QueueInfo', QueueName: 'fetch', QueueAction: 'GetStatus', Token: token });
-          await new Promise((r) => setTimeout(r, 100));
-        }
+      case 'poll':
+        // The queue page's poll: GetStatus of each open action (its lazy reconcile) every 100 ms, while runs hand over.
+        if (c.on) this.startPolling();
+        else await this.stopPolling();
         return;
-      }
       case 'flaky':
         s.tasks.flakyCreates(c.on ? 2 : 0);
         return;
@@ -339,6 +363,7 @@ class WriteRun {
     this.hangRate = 0;
     s.gmail.setHangRate(0);
     s.tasks.flakyCreates(0);
+    await this.stopPolling();
     return until(
       'every action ended',
       async () => {
@@ -404,60 +429,64 @@ async function assertSinkIsSelection(run: WriteRun): Promise<void> {
 /** Plays one seed on a new stack; throws with the seed and its steps when a check fails. */
 export async function runWriteSeed(seed: number, length = 16): Promise<{ requeues: number; interruptions: number }> {
   const steps = writeStepsOf(seed, length);
-  const { dir } = writeMailbox(USERS[0] as string, 30, { prefix: `w${seed}-` });
-  writeMailbox(USERS[1] as string, 20, { dir, prefix: `v${seed}-` });
+  const { dir } = writeMailbox(USERS[0] as string, 150, { prefix: `w${seed}-` });
+  writeMailbox(USERS[1] as string, 80, { dir, prefix: `v${seed}-` });
   const stack = await startTestStack({
     mailDir: dir,
     workerProcess: true,
     delegation: false,
     collectBuckets: [BUCKET],
-    gmail: { latencyMs: 2, searchLagMs: 3_000 },
-    env: { WORKER_LEASE_S: '2', WORKER_TIME_BUDGET_S: '2', GMAIL_CALL_TIMEOUT_S: '1', GMAIL_BACKOFF_MS: '10' },
+    gmail: { latencyMs: 5, searchLagMs: 3_000 },
+    // A one-second budget: a Synchronize of either mailbox hands over to continuations.
+    env: { WORKER_LEASE_S: '2', WORKER_TIME_BUDGET_S: '1', GMAIL_CALL_TIMEOUT_S: '1', GMAIL_BACKOFF_MS: '10' },
     connector: connector(true, 'all'),
   });
   const done: string[] = [];
+  let run: WriteRun | undefined;
   try {
     const g = testGmail(stack.gmail.url);
-    const run = new WriteRun(stack, g, seed);
+    const r = new WriteRun(stack, g, seed);
+    run = r;
     const first = await stack.synchronize(TASK);
     assert.equal((await stack.waitFor(first, [...ENDED_STATUSES], 120_000)).status, 'Finished');
     for (const c of steps) {
       done.push(JSON.stringify(c));
-      await run.step(c);
-      if (!run.writes) await run.checkWritesOff();
+      await r.step(c);
+      if (!r.writes) await r.checkWritesOff();
     }
     done.push('drain');
-    const ended = await run.drain();
-    await run.checkWritesOff();
+    const ended = await r.drain();
+    await r.checkWritesOff();
     for (const a of ended) {
-      if (run.unknown.has(a.token) && a.status === 'Error') assert.match(a.error ?? '', /unknown fetch action Frobnicate/, `${a.token}`);
+      if (r.unknown.has(a.token) && a.status === 'Error') assert.match(a.error ?? '', /unknown fetch action Frobnicate/, `${a.token}`);
     }
-    for (const t of run.tokens.filter((x) => run.unknown.has(x) && x.startsWith('ROLLBACK'))) {
+    for (const t of r.tokens.filter((x) => r.unknown.has(x) && x.startsWith('ROLLBACK'))) {
       const a = ended.find((x) => x.token === t);
       assert.equal(a?.status, 'Error', `${t} names an unknown fetch action`);
     }
     const requeues = (await Promise.all(ended.map((a) => stack.units(a.token)))).flat().reduce((n, u) => n + u.requeues, 0);
-    assert.ok(requeues <= run.interruptions, `reconcile re-enqueued ${requeues} tasks; only ${run.interruptions} were lost`);
-    await run.checkInserted();
+    assert.ok(requeues <= r.interruptions, `reconcile re-enqueued ${requeues} tasks; only ${r.interruptions} were lost`);
+    await r.checkInserted();
     // With writes on and the current selection, one run brings the sink level with the mailboxes...
     done.push('final');
-    if (!run.writes) await run.step({ k: 'writes', on: true });
+    if (!r.writes) await r.step({ k: 'writes', on: true });
     const syncs = async (what: string) => {
       done.push(what);
       const t = await stack.synchronize(TASK);
       const a = await stack.waitFor(t, [...ENDED_STATUSES], 120_000);
       assert.equal(a.status, 'Finished', a.error ?? '');
-      await assertSinkIsSelection(run);
+      await assertSinkIsSelection(r);
     };
     await syncs('final');
     // ...and so does one after the selection changes again.
-    await run.step({ k: 'select' });
+    await r.step({ k: 'select' });
     await syncs('after the selection changed');
-    return { requeues, interruptions: run.interruptions };
+    return { requeues, interruptions: r.interruptions };
   } catch (e) {
     const msg = (e as Error).message;
     throw new Error(`seed ${seed} failed at step ${done.length}: ${msg}\nsteps:\n  ${done.join('\n  ')}\nreplay: npm run soak -- --model writes --seed ${seed}`, { cause: e });
   } finally {
+    await run?.stopPolling().catch(() => undefined);
     await stack.close();
   }
 }
