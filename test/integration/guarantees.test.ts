@@ -99,7 +99,11 @@ async function loseTask(token: string): Promise<UnitRecord> {
   const u = await unitOf(token);
   assert.equal(await stack.deps.queue.remove(u.taskId), true, 'the unit had a task pending retry');
   await stack.worker.start();
-  return until('the lease lapsed', () => unitOf(token), (x) => x.lease === null || x.lease.expiresAt.toMillis() < Date.now());
+  const lapsed = await until('the lease lapsed', () => unitOf(token), (x) => x.lease === null || x.lease.expiresAt.toMillis() < Date.now());
+  // The task was named longer ago than anyone could still be creating it: its absence is a loss.
+  const longAgo = Timestamp.fromMillis(Date.now() - stack.deps.queue.longestEnqueueMs - 1000);
+  await stack.deps.units.ref(token, unitId(lapsed.task, lapsed.user)).update({ taskAt: longAgo });
+  return { ...lapsed, taskAt: longAgo };
 }
 
 /** A Synchronize that loses its task once it committed `messages`, Gmail slowed so that it is caught running. */
