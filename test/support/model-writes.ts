@@ -449,6 +449,10 @@ export async function runWriteSeed(seed: number, length = 16): Promise<{ requeue
     run = r;
     const first = await stack.synchronize(TASK);
     assert.equal((await stack.waitFor(first, [...ENDED_STATUSES], 120_000)).status, 'Finished');
+    // Every seed starts as a production queue often is: its page polling each open action, and
+    // Cloud Tasks answering each creation UNAVAILABLE twice; the steps may turn either off and on.
+    r.startPolling();
+    stack.tasks.flakyCreates(2);
     for (const c of steps) {
       done.push(JSON.stringify(c));
       await r.step(c);
