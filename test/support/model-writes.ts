@@ -128,6 +128,8 @@ class WriteRun {
   selection: Selection = 'all';
   /** Tasks really lost: dropped, or left behind by a worker killed or redeployed mid-run. */
   interruptions = 0;
+  /** The tasks the model removed from the queue. */
+  readonly dropped = new Set<string>();
   /** The mailboxes as they were when writes went off. */
   offSnapshot: Map<string, Map<string, string>> | undefined;
   inserts = 0;
@@ -321,7 +323,10 @@ class WriteRun {
         const open: { taskId: string }[] = [];
         for (const t of await this.openTokens()) open.push(...(await s.deps.units.open(t)));
         const u = open[c.pick % Math.max(1, open.length)];
-        if (u && (await s.deps.queue.remove(u.taskId))) this.interruptions++;
+        if (u && (await s.deps.queue.remove(u.taskId))) {
+          this.interruptions++;
+          this.dropped.add(u.taskId);
+        }
         return;
       }
       case 'change': {
@@ -468,8 +473,14 @@ export async function runWriteSeed(seed: number, length = 16): Promise<{ requeue
       const a = ended.find((x) => x.token === t);
       assert.equal(a?.status, 'Error', `${t} names an unknown fetch action`);
     }
-    const requeues = (await Promise.all(ended.map((a) => stack.units(a.token)))).flat().reduce((n, u) => n + u.requeues, 0);
+    const allUnits = (await Promise.all(ended.map((a) => stack.units(a.token)))).flat();
+    const requeues = allUnits.reduce((n, u) => n + u.requeues, 0);
     assert.ok(requeues <= r.interruptions, `reconcile re-enqueued ${requeues} tasks; only ${r.interruptions} were lost`);
+    // A task counts as lost only when it really was: never created (a worker killed between a
+    // hand-over and its task), or removed from the queue.
+    for (const u of allUnits) {
+      for (const lost of u.lostTasks ?? []) assert.ok(!stack.tasks.wasCreated(lost) || r.dropped.has(lost), `reconcile counted task ${lost} lost, but it was created and nobody removed it`);
+    }
     await r.checkInserted();
     // With writes on and the current selection, one run brings the sink level with the mailboxes...
     done.push('final');

@@ -87,7 +87,8 @@ export function createReconciler(deps: Pick<Deps, 'store' | 'units' | 'queue' | 
     // Should the enqueue fail, the next pass finds the new task missing and tries again.
     const next = u.generation + 1;
     const taskId = unitTaskId(a.token, u.key, next);
-    const moved = await units.requeue(a.token, id, next, taskId, { requeues: u.requeues + 1, lease: null, lastError: lostCause(u) });
+    const lostTasks = [...(u.lostTasks ?? []), u.taskId].slice(-10);
+    const moved = await units.requeue(a.token, id, next, taskId, { requeues: u.requeues + 1, lease: null, lastError: lostCause(u), lostTasks });
     if (!moved) return;
     await queue.enqueue(taskId, { token: a.token, unit: id, generation: next });
     r.requeued++;

@@ -153,6 +153,8 @@ export interface UnitRecord {
   lastError: string | null;
   /** Times reconcile re-enqueued the unit after its task disappeared. */
   requeues: number;
+  /** The names of the tasks reconcile found lost (the last 10), for whoever asks what was lost. */
+  lostTasks?: string[];
   /** Why the unit ended as it did, when that needs saying (another run synchronized the mailbox since). */
   note: string | null;
   /** The unit's figures as already added to its action's totals (store/totals.ts); absent until first added. */

@@ -301,8 +301,17 @@ export class TasksEngine {
     }
     const task = new Task(queue, id, input.httpRequest, input.dispatchDeadlineMs, input.scheduleTime);
     queue.tasks.set(id, task);
+    this.created.add(id);
     this.enqueue(task, task.scheduleTime / 1000);
     return task;
+  }
+
+  /** Task ids created since the emulator started, in any queue (for tests of what was really lost). */
+  private readonly created = new Set<string>();
+
+  /** Whether a task with this id was ever created, in any queue. */
+  wasCreated(id: string): boolean {
+    return this.created.has(id);
   }
 
   getTask(name: string): Task {

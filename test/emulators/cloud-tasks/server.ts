@@ -53,6 +53,8 @@ export interface CloudTasksEmulator {
    * refused with UNAVAILABLE before they run. `match`: only calls whose task name it matches.
    */
   injectFaultAfter(rpc: string, times?: number, then?: number, match?: RegExp): void;
+  /** Whether a task with this id (the last part of its name) was ever created. */
+  wasCreated(taskId: string): boolean;
   /** Makes the creation of every new task name fail `times` times with UNAVAILABLE before it goes through (a retried CreateTask then succeeds); 0 turns it off. */
   flakyCreates(times: number): void;
   /** Stops the dispatch loop, every attempt in flight and both servers. */
@@ -186,6 +188,9 @@ export async function startCloudTasksEmulator(opts: CloudTasksEmulatorOptions = 
     },
     injectFaultAfter(rpc, times = 1, then = 0, match) {
       access.injectAfter(rpc, times, then, match);
+    },
+    wasCreated(taskId) {
+      return engine.wasCreated(taskId);
     },
     flakyCreates(times) {
       access.flakyCreates(times);
