@@ -186,6 +186,21 @@ class WriteRun {
     if (p.error !== undefined) throw p.error;
   }
 
+  /** Expiries asked for and not yet made. */
+  expireWanted = 0;
+
+  /** Deletes, as many times as asked for, the record of an ended unit of an action still running. */
+  async tryExpire(pickN = 0): Promise<void> {
+    for (const token of await this.openTokens()) {
+      if (this.expireWanted === 0) return;
+      const ended = (await this.stack.units(token)).filter((u) => ENDED_STATUSES.has(u.status));
+      const u = ended[pickN % Math.max(1, ended.length)];
+      if (!u) continue;
+      await this.stack.deps.units.ref(token, `${u.task}:${u.user}`).delete();
+      this.expireWanted--;
+    }
+  }
+
   /** Deploys the worker again with the model's writes switch and selection. */
   async deploy(): Promise<void> {
     this.interruptions++;
@@ -201,6 +216,7 @@ class WriteRun {
     this.stack.gmail.setHangRate(0);
     try {
       await this.play(c);
+      if (this.expireWanted > 0) await this.tryExpire();
     } finally {
       this.stack.gmail.setHangRate(this.hangRate);
     }
@@ -277,17 +293,12 @@ class WriteRun {
         this.hangRate = c.on ? 0.1 : 0;
         s.gmail.setHangRate(this.hangRate);
         return;
-      case 'expire': {
-        // Firestore's TTL policy deletes an ended unit record of an action still running.
-        for (const token of await this.openTokens()) {
-          const ended = (await s.units(token)).filter((u) => ENDED_STATUSES.has(u.status));
-          const u = ended[c.pick % Math.max(1, ended.length)];
-          if (!u) continue;
-          await s.deps.units.ref(token, `${u.task}:${u.user}`).delete();
-          return;
-        }
+      case 'expire':
+        // Firestore's TTL policy deletes an ended unit record of an action still running: now, or
+        // as soon as a step finds one (see tryExpire).
+        this.expireWanted++;
+        await this.tryExpire(c.pick);
         return;
-      }
       case 'rollback': {
         const { store, queue } = s.deps;
         if (c.fresh) {
@@ -372,6 +383,7 @@ class WriteRun {
     return until(
       'every action ended',
       async () => {
+        if (this.expireWanted > 0) await this.tryExpire();
         await s.reconcile();
         const all = await Promise.all(this.tokens.map((t) => s.deps.store.get(t)));
         return all.filter((a): a is ActionRecord => a !== null);
