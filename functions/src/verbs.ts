@@ -14,6 +14,7 @@ import type { ActionTotals } from './store/totals.js';
 import { ENDED_STATUSES, STATUSES, fanOutTaskId, unitId, type ActionRecord, type Status, type UnitRecord } from './store/model.js';
 import { ResultStore, type ResultEntry } from './store/results.js';
 import { AciError, conflict, notFound, unavailable } from './aci/errors.js';
+import { errorMessage } from './log.js';
 
 /** One parameter of a request, as the client sent it. */
 export interface SentParameter {
@@ -296,9 +297,4 @@ export async function sentParameters(deps: Deps, token: string): Promise<SentPar
     throw conflict(`action ${token} was stored without the parameters it was sent with (it predates them being kept): send a new Fetch instead`);
   }
   return a.request;
-}
-
-/** An unknown error's message. */
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

@@ -9,20 +9,9 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { after, test } from 'node:test';
 import { startFirestoreEmulator, type FirestoreEmulator } from '../emulators/firestore.js';
-import { portFree, portsFor } from '../support/ports.js';
+import { STACK_PORT_VARIABLES, portFree, portsFor } from '../support/ports.js';
 
-const VARIABLES = [
-  'FIRESTORE_EMULATOR_PORT',
-  'CLOUD_TASKS_EMULATOR_PORT',
-  'CLOUD_TASKS_EMULATOR_GRPC_PORT',
-  'GMAIL_EMULATOR_PORT',
-  'STORAGE_EMULATOR_PORT',
-  'AUTH_EMULATOR_PORT',
-  'ACI_PORT',
-  'WORKER_PORT',
-  'NOTIFY_PORT',
-  'PUBSUB_EMULATOR_PORT',
-];
+const VARIABLES = STACK_PORT_VARIABLES;
 
 function hold(port: number): Promise<Server> {
   return new Promise((res, rej) => {

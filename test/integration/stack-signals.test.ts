@@ -9,21 +9,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
-import { portFree, portsFor } from '../support/ports.js';
+import { STACK_PORT_VARIABLES, portFree, portsFor } from '../support/ports.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const PORTS = [
-  'FIRESTORE_EMULATOR_PORT',
-  'CLOUD_TASKS_EMULATOR_PORT',
-  'CLOUD_TASKS_EMULATOR_GRPC_PORT',
-  'GMAIL_EMULATOR_PORT',
-  'STORAGE_EMULATOR_PORT',
-  'AUTH_EMULATOR_PORT',
-  'ACI_PORT',
-  'WORKER_PORT',
-  'NOTIFY_PORT',
-  'PUBSUB_EMULATOR_PORT',
-];
+const PORTS = STACK_PORT_VARIABLES;
 
 /** Whether any process of the group `pgid` is still running. */
 function groupAlive(pgid: number): boolean {

@@ -40,3 +40,17 @@ export async function portsFor(variables: readonly string[]): Promise<Record<str
   const ports = await fixedPorts(variables.length);
   return Object.fromEntries(variables.map((v, i) => [v, String(ports[i])]));
 }
+
+/** The variables naming the local stack's ports (scripts/stack.ts). */
+export const STACK_PORT_VARIABLES = [
+  'FIRESTORE_EMULATOR_PORT',
+  'CLOUD_TASKS_EMULATOR_PORT',
+  'CLOUD_TASKS_EMULATOR_GRPC_PORT',
+  'GMAIL_EMULATOR_PORT',
+  'STORAGE_EMULATOR_PORT',
+  'AUTH_EMULATOR_PORT',
+  'ACI_PORT',
+  'WORKER_PORT',
+  'NOTIFY_PORT',
+  'PUBSUB_EMULATOR_PORT',
+] as const;

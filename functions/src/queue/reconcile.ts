@@ -17,6 +17,7 @@
 import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
 import { ENDED_STATUSES, fanOutTaskId, unitId, unitTaskId, type ActionRecord, type UnitRecord } from '../store/model.js';
+import { errorMessage } from '../log.js';
 
 /** Times a lost unit or fan-out is re-enqueued before it ends `Error`. */
 export const MAX_REQUEUES = 3;
@@ -204,9 +205,5 @@ export function createReconciler(deps: Pick<Deps, 'store' | 'units' | 'queue' | 
   };
 }
 
-/** An unknown error's message. */
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 export type Reconciler = ReturnType<typeof createReconciler>;
