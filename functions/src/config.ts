@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { errorMessage } from './error-message.js';
 
 /** Variables the deployed functions read; Terraform sets each on the functions whose code reads it (test/infra/ holds the per-function lists). */
 export const PRODUCTION_ENV_VARS = [
@@ -267,14 +268,14 @@ export function parseConnectorConfig(value: string): ConnectorConfig {
     try {
       text = readFileSync(value, 'utf8');
     } catch (e) {
-      throw new ConfigError(`${where} cannot be read: ${(e as Error).message}`, { cause: e });
+      throw new ConfigError(`${where} cannot be read: ${errorMessage(e)}`, { cause: e });
     }
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${where} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new ConfigError(`${where} is not valid JSON: ${errorMessage(e)}`, { cause: e });
   }
   const parsed = connectorSchema.safeParse(json);
   if (!parsed.success) {

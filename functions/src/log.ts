@@ -45,8 +45,3 @@ export function createLogger(
 
 /** A logger that drops everything (tests that do not look at logs). */
 export const silentLogger: Logger = createLogger({}, () => {});
-
-/** The message of an unknown error: an Error's own, anything else as a string. */
-export function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}

@@ -107,7 +107,7 @@ function add(n: CodeNeeds, need: string, where: string): void {
   n.evidence.set(need, [...(n.evidence.get(need) ?? []), where]);
 }
 
-/** What the code reachable from `entry` (e.g. functions/src/action.ts) needs. */
+/** What the code reachable from `entry` (e.g. functions/src/entry/aci.ts) needs. */
 export function codeNeeds(root: string, entry: string): CodeNeeds {
   const n: CodeNeeds = { entry, files: [], needs: new Set(), evidence: new Map() };
   const files = reachableFiles(resolvePath(root, entry));

@@ -119,9 +119,9 @@ before(async () => {
     backendExample = undefined;
   }
   needs = new Map([
-    ['action', codeNeeds(ROOT, 'functions/src/action.ts').needs],
-    ['worker', codeNeeds(ROOT, 'functions/src/worker.ts').needs],
-    ['notify', codeNeeds(ROOT, 'functions/src/notify.ts').needs],
+    ['action', codeNeeds(ROOT, 'functions/src/entry/aci.ts').needs],
+    ['worker', codeNeeds(ROOT, 'functions/src/entry/worker.ts').needs],
+    ['notify', codeNeeds(ROOT, 'functions/src/entry/notify.ts').needs],
   ]);
 });
 

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import { Timestamp } from '@google-cloud/firestore';
 import { createGoogleAccess } from '../../functions/src/gmail/client.js';
-import { createWork } from '../../functions/src/fetch/work.js';
+import { createWork } from '../../functions/src/engine/work.js';
 import { createReconciler } from '../../functions/src/queue/reconcile.js';
 import { synchronizeAction } from '../../functions/src/fetch/synchronize.js';
 import { ENDED_STATUSES, unitId, type ActionRecord } from '../../functions/src/store/model.js';

@@ -1,5 +1,5 @@
 /**
- * Fetching ahead while committing (fetch/pipeline.ts), broken on purpose on the
+ * Fetching ahead while committing (fetch/shared/pipeline.ts), broken on purpose on the
  * real stack: a lease taken over mid-run, and a Stop mid-run, each while later
  * batches are being fetched ahead. What was committed stays a consistent
  * prefix (the sink holds exactly what the counts say), the run that lost its

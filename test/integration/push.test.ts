@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ConnectorConfig } from '../../functions/src/config.js';
-import { createWatcher } from '../../functions/src/push/watcher.js';
+import { createWatcher } from '../../functions/src/push/watch-renewal.js';
 import { mailboxState, rawMessage, testGmail } from '../support/gmail.js';
 import { writeMailbox } from '../support/mail.js';
 import { startTestStack, type TestStack } from '../support/stack.js';

@@ -1,5 +1,5 @@
 /**
- * The worker's stop watch (fetch/stopwatch.ts) over the Firestore emulator: however many units of
+ * The worker's stop watch (engine/stopwatch.ts) over the Firestore emulator: however many units of
  * an action a process runs, each pass reads each watched action once; a Stop reaches every unit of
  * its action and no other, and a Cancel too; a unit that stopped watching is not told.
  */
@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Firestore, Timestamp } from '@google-cloud/firestore';
-import { createStopWatch } from '../../functions/src/fetch/stopwatch.js';
+import { createStopWatch } from '../../functions/src/engine/stopwatch.js';
 import { ActionStore } from '../../functions/src/store/actions.js';
 import { startFirestoreEmulator, type FirestoreEmulator } from '../emulators/firestore.js';
 import { until } from '../support/checks.js';

@@ -14,7 +14,7 @@ import type { Firestore } from '@google-cloud/firestore';
 import type { ConnectorConfig, Env } from '../../functions/src/config.js';
 import type { Deps } from '../../functions/src/deps.js';
 import { silentLogger } from '../../functions/src/log.js';
-import { registerFunctions } from '../../functions/src/register.js';
+import { registerFunctions } from '../../functions/src/entry/register.js';
 import type { ActionRecord, UnitRecord } from '../../functions/src/store/model.js';
 import { startCloudTasksEmulator, type CloudTasksEmulator } from '../emulators/cloud-tasks/index.js';
 import { freePort, startFirestoreEmulator, type FirestoreEmulator } from '../emulators/firestore.js';

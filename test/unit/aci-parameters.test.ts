@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { knownParameters, nearMisses, unknownParameterWarnings } from '../../functions/src/aci/parameters.js';
+import { knownParameters, nearMisses, unknownParameterWarnings } from '../../functions/src/app/request-parameters.js';
 import { createAciParams } from '../../functions/src/aci/request.js';
 
 const params = (q: Record<string, string>) => createAciParams(Object.entries(q));

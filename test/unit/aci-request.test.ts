@@ -16,10 +16,10 @@ import {
   missingParameter,
   notFound,
   quote,
-  toAciError,
   tooLarge,
   unavailable,
 } from '../../functions/src/aci/errors.js';
+import { toAciError } from '../../functions/src/app/failures.js';
 import {
   createAciParams,
   parameterKey,

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { safeAttachmentName, uniqueName } from '../../functions/src/fetch/attachments.js';
+import { safeAttachmentName, uniqueName } from '../../functions/src/fetch/shared/attachments.js';
 
 describe('attachment names', () => {
   it('keeps ordinary names and makes the others safe', () => {

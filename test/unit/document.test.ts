@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildDocument, cutUtf8 } from '../../functions/src/fetch/document.js';
+import { buildDocument, cutUtf8 } from '../../functions/src/fetch/shared/document.js';
 
 function msg(raw: string, extra: Record<string, unknown> = {}) {
   return { id: '18c0ffee', threadId: '18c0ffee', historyId: '42', internalDate: '1700000000000', labelIds: ['INBOX', 'IMPORTANT'], snippet: 's', raw: Buffer.from(raw).toString('base64url'), ...extra };

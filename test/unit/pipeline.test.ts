@@ -1,5 +1,5 @@
 /**
- * Fetching ahead while committing (fetch/pipeline.ts): commits stay in order,
+ * Fetching ahead while committing (fetch/shared/pipeline.ts): commits stay in order,
  * a batch that did not fully apply commits its prefix and nothing after it, a
  * failed commit ends everything, and nothing of the run goes on once it has
  * returned. Random runs (fast-check) against the plain rule: what is committed
@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { fetchAhead } from '../../functions/src/fetch/pipeline.js';
+import { fetchAhead } from '../../functions/src/fetch/shared/pipeline.js';
 import { GmailCaller } from '../../functions/src/gmail/caller.js';
 import { QuotaPacer, RunAborted } from '../../functions/src/gmail/pacing.js';
 

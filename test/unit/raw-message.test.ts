@@ -1,13 +1,13 @@
 /**
  * A `format=raw` answer read as it arrives (gmail/raw.ts) and its source parsed
- * as it arrives (fetch/document.ts): whatever the pieces the answer comes in,
+ * as it arrives (fetch/shared/document.ts): whatever the pieces the answer comes in,
  * the source bytes and the other fields are exactly those of the whole answer;
  * attachments are counted, not kept.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { buildDocument, documentOf, MimeReader } from '../../functions/src/fetch/document.js';
+import { buildDocument, documentOf, MimeReader } from '../../functions/src/fetch/shared/document.js';
 import { RawMessageScanner, readRawMessage } from '../../functions/src/gmail/raw.js';
 
 /** `text` cut at the given points, in order. */

@@ -28,6 +28,7 @@
  *   identifiers, are refused.
  */
 import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
+import { errorMessage } from '../error-message.js';
 
 /** Most identifiers one `Identifiers` or `IdentifiersXML` parameter may name. */
 export const MAX_IDENTIFIERS = 10000;
@@ -241,7 +242,7 @@ function readXml(text: string): Element {
     nodes = parser.parse(text);
   } catch (e) {
     if (e instanceof IdentifierError) throw e;
-    throw new IdentifierError(`not XML: ${e instanceof Error ? e.message : String(e)}`);
+    throw new IdentifierError(`not XML: ${errorMessage(e)}`);
   }
   const roots = elements(nodes, 'the document');
   if (roots.length !== 1) throw new IdentifierError(`the document must have exactly one root element, got ${roots.length}`);

@@ -9,8 +9,14 @@
  * sent a name one or two letters away from it gets that name in its error.
  */
 import { distance } from 'fastest-levenshtein';
-import { fetchActionNamed } from '../fetch/registry.js';
 import { foldCase, parameterKey, type AciParams } from './request.js';
+
+/**
+ * The fetch action a `FetchAction=` value names (any case), with its canonical name and the
+ * parameters it reads: the registry's answer (fetch/registry.ts), given by the caller so that
+ * this module stays protocol only.
+ */
+export type FetchActionLookup = (name: string) => { readonly name: string; readonly parameters: readonly string[] } | undefined;
 
 /** Parameters every action takes (IDOL's standard action parameters the connector honours). */
 export const STANDARD_PARAMETERS: readonly string[] = ['action', 'ResponseFormat', 'ActionID'];
@@ -54,12 +60,12 @@ function named<T extends string>(p: AciParams, name: string, among: readonly T[]
  * parameters it may carry, in their documented spelling. An unknown fetch action or verb adds
  * nothing (the request fails on it anyway).
  */
-export function knownParameters(action: string, p: AciParams): { what: string; names: string[] } {
+export function knownParameters(action: string, p: AciParams, fetchActions: FetchActionLookup): { what: string; names: string[] } {
   const own: readonly string[] = (ACTION_PARAMETERS as Record<string, readonly string[]>)[action] ?? [];
   const names = [...STANDARD_PARAMETERS, ...own];
   let what = action;
   if (action === 'Fetch') {
-    const spec = fetchActionNamed(p.get('FetchAction')?.trim() ?? '');
+    const spec = fetchActions(p.get('FetchAction')?.trim() ?? '');
     if (spec) {
       names.push(...spec.parameters);
       what += ` ${spec.name}`;
@@ -103,8 +109,8 @@ function closestKnown(name: string, known: readonly string[]): string {
  * One warning per parameter the request sent that is unknown for it, in request order:
  * `Unknown parameter "Tokn" for QueueInfo GetStatus, ignored: the closest known parameter is Token.`
  */
-export function unknownParameterWarnings(action: string, p: AciParams): string[] {
-  const { what, names } = knownParameters(action, p);
+export function unknownParameterWarnings(action: string, p: AciParams, fetchActions: FetchActionLookup): string[] {
+  const { what, names } = knownParameters(action, p, fetchActions);
   const keys = new Set(names.map(parameterKey));
   return p
     .names()
@@ -116,8 +122,8 @@ export function unknownParameterWarnings(action: string, p: AciParams): string[]
  * The names the request sent that differ from `missing` by one or two letters (case aside) and
  * are not known parameters of the request: what the client probably meant to send as `missing`.
  */
-export function nearMisses(action: string | undefined, p: AciParams, missing: string): string[] {
-  const known = new Set(action === undefined ? STANDARD_PARAMETERS.map(parameterKey) : knownParameters(action, p).names.map(parameterKey));
+export function nearMisses(action: string | undefined, p: AciParams, missing: string, fetchActions: FetchActionLookup): string[] {
+  const known = new Set(action === undefined ? STANDARD_PARAMETERS.map(parameterKey) : knownParameters(action, p, fetchActions).names.map(parameterKey));
   const want = parameterKey(missing);
   return p.names().filter((n) => {
     const key = parameterKey(n);

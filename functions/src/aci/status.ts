@@ -1,11 +1,10 @@
 /**
  * How an action looks in QueueInfo GetStatus (docs/CONTRACT.md): its record and its
  * totals (summed over its units, or as its shards hold them), as the simplejson-shaped tree the ACI renderer takes;
- * the counters are the fetch action's own (see fetch/registry.ts).
+ * the counters are the fetch action's own (`FetchActionSpec` in fetch/spec.ts), given by the caller.
  */
 import type { Timestamp } from '@google-cloud/firestore';
-import { fetchActionNamed } from '../fetch/registry.js';
-import { zeroCounts, type ActionRecord, type Counts } from '../store/model.js';
+import type { ActionRecord, Counts } from '../store/model.js';
 import type { ActionTotals } from '../store/totals.js';
 import type { ResultEntry } from '../store/results.js';
 import { formatAciTime, type AciTree } from './response.js';
@@ -15,14 +14,25 @@ function secondsBetween(a: Timestamp | null, b: number | null): number | undefin
   return Math.max(0, Math.floor((b - a.toMillis()) / 1000));
 }
 
+/** What GetStatus shows of an action's fetch action: its counters and its kind of results; undefined for one this version does not know. */
+export interface FetchActionShape {
+  readonly counters: readonly string[];
+  readonly results?: 'identifiers' | 'tasks';
+}
+
+/** Every counter at zero. */
+function zeroCounts(counters: readonly string[]): Counts {
+  return Object.fromEntries(counters.map((k) => [k, 0]));
+}
+
 /** The GetStatus element of one action, from its totals (store/totals.ts). */
 export function actionView(
   a: ActionRecord,
+  spec: FetchActionShape | undefined,
   totals: ActionTotals,
   now: number,
   results?: { entries: ResultEntry[]; start: number; total: number },
 ): AciTree {
-  const spec = fetchActionNamed(a.fetchAction);
   const counters = spec?.counters ?? [];
   const ended = a.endedAt?.toMillis() ?? null;
   const started = a.startedAt?.toMillis() ?? null;

@@ -5,6 +5,7 @@
  * URL; `action`, in shared-secret mode, Cloud Scheduler's account for its own URL.
  */
 import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { errorMessage } from '../error-message.js';
 
 const ISSUERS = ['https://accounts.google.com', 'accounts.google.com'];
 
@@ -22,7 +23,7 @@ export function createCallerCheck(opts: { jwksUrl: string; audience: string; ser
     try {
       ({ payload } = await jwtVerify(m[1], keys, { issuer: ISSUERS, audience: opts.audience }));
     } catch (e) {
-      throw new CallerRefused(`token refused: ${(e as Error).message}`, { cause: e });
+      throw new CallerRefused(`token refused: ${errorMessage(e)}`, { cause: e });
     }
     if (payload.email !== opts.serviceAccount || payload.email_verified !== true) {
       throw new CallerRefused('token is not from the expected service account');

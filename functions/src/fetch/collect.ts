@@ -5,7 +5,7 @@
  * name), or every message of the task sections' mailboxes (`TaskSections`, one unit per mailbox).
  * Results, read with QueueInfo GetStatus, are `<tasks><success>ID</success><failed message="why">ID</failed></tasks>`.
  * With `CollectAttachments=true` each attachment is also copied, beside its message, as
- * `<prefix>/<address>/<messageId>/<name>` (names made safe by fetch/attachments.ts), from the
+ * `<prefix>/<address>/<messageId>/<name>` (names made safe by fetch/shared/attachments.ts), from the
  * same read of the message: its bytes are split out of the stream as they pass.
  *
  * Streamed: Gmail's answer is read as it arrives, the `raw` field's base64 decoded piece by
@@ -25,7 +25,7 @@ import { Readable, Transform, Writable, type TransformCallback } from 'node:stre
 import { pipeline } from 'node:stream/promises';
 import type { File } from '@google-cloud/storage';
 import pLimit from 'p-limit';
-import { decodeIdentifier, encodeIdentifier, IdentifierError, parseIdentifierList, parseIdentifiersXml } from '../aci/identifiers.js';
+import { decodeIdentifier, encodeIdentifier } from '../aci/identifiers.js';
 import { badParameter, missingParameter } from '../aci/errors.js';
 import { parseBoolParam, type AciParams } from '../aci/request.js';
 import type { Config } from '../config.js';
@@ -35,16 +35,16 @@ import { RunAborted, sleep } from '../gmail/pacing.js';
 import { RawMessageScanner } from '../gmail/raw.js';
 import type { Checkpoint } from '../store/model.js';
 import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
-import { AttachmentSplitter, Fork, type AttachmentOut } from './attachments.js';
-import { cloneProgress, listingCheckpoint, listNextPage, pastItems, saveProgress } from './listing.js';
-import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './registry.js';
+import { AttachmentSplitter, Fork, type AttachmentOut } from './shared/attachments.js';
+import { namedMailboxes, namedOf, parseNamed } from './shared/named.js';
+import { cloneProgress, listingCheckpoint, listNextPage, pastItems, saveProgress } from './shared/listing.js';
+import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './spec.js';
+import { errorMessage } from '../error-message.js';
 
 /** Results committed together; the run's end is checked between batches. */
 const BATCH = MAX_RESULT_BATCH;
 /** Messages copied at once per mailbox: each streams, so memory stays a few buffers per copy. */
 const CONCURRENCY = 8;
-/** The most identifiers one Collect may name (they are kept on the action). */
-export const MAX_COLLECT_IDENTIFIERS = 1000;
 /** Tries of one message's copy when Cloud Storage or the stream fails transiently. */
 const TRIES = 3;
 /** The longest one message's copy may take before it is abandoned and tried again. */
@@ -69,58 +69,6 @@ export function attachmentObjectName(prefix: string, address: string, messageId:
   return `${prefix ? `${prefix}/` : ''}${address}/${messageId}/${name}`;
 }
 
-/** The identifiers an action names, by task and mailbox (kept as sent, so results echo them). */
-export type Named = Record<string, Record<string, string[]>>;
-
-/** Whether `address` is one of the task's mailboxes: one of its users, or of its domain. */
-export function belongsTo(task: Config['connector']['tasks'][string], address: string): boolean {
-  if (task.users?.length) return task.users.some((u) => u.toLowerCase() === address);
-  return task.domain !== undefined && address.endsWith(`@${task.domain.toLowerCase()}`);
-}
-
-/**
- * Reads `Identifiers` or `IdentifiersXML`: each must be of a configured task and one of its
- * mailboxes. `metadata`, when given, receives each identifier's `<metadata>` (IdentifiersXML).
- */
-export function parseNamed(p: AciParams, config: Config, metadata?: Map<string, Record<string, string>>): Named | undefined {
-  const list = p.get('Identifiers');
-  const xml = p.get('IdentifiersXML');
-  if (list !== undefined && xml !== undefined) throw badParameter('IdentifiersXML', xml, 'left out when Identifiers is given');
-  if (list === undefined && xml === undefined) return undefined;
-  const param = list !== undefined ? 'Identifiers' : 'IdentifiersXML';
-  let ids: string[];
-  try {
-    const entries = list !== undefined ? parseIdentifierList(list).map((identifier) => ({ identifier, metadata: {} })) : parseIdentifiersXml(xml ?? '');
-    for (const e of entries) metadata?.set(e.identifier, e.metadata);
-    ids = entries.map((e) => e.identifier);
-  } catch (e) {
-    if (e instanceof IdentifierError) throw badParameter(param, list ?? xml ?? '', `identifiers as FetchAction=Identifiers lists them: ${e.message}`);
-    throw e;
-  }
-  if (ids.length === 0) throw missingParameter(param, 'at least one identifier');
-  if (ids.length > MAX_COLLECT_IDENTIFIERS) throw badParameter(param, `${ids.length} identifiers`, `at most ${MAX_COLLECT_IDENTIFIERS} identifiers; send several requests`);
-  const tasks = config.connector.tasks;
-  const named: Named = {};
-  for (const id of ids) {
-    let d;
-    try {
-      d = decodeIdentifier(id);
-    } catch (e) {
-      if (e instanceof IdentifierError) throw badParameter(param, id, `an identifier as FetchAction=Identifiers lists them: ${e.message}`);
-      throw e;
-    }
-    const task = Object.keys(tasks).find((t) => t.toLowerCase() === d.task.toLowerCase());
-    if (task === undefined) throw badParameter(param, id, `an identifier of a configured task (${Object.keys(tasks).join(', ')}), not of task ${d.task}`);
-    if (!belongsTo(tasks[task] as Config['connector']['tasks'][string], d.address)) {
-      throw badParameter(param, id, `an identifier of one of task ${task}'s mailboxes, not of ${d.address}`);
-    }
-    const mailboxes = (named[task] ??= {});
-    const listed = (mailboxes[d.address] ??= []);
-    if (!listed.includes(id)) listed.push(id);
-  }
-  return named;
-}
-
 function parse(p: AciParams, config: Config): FetchParams {
   const raw = p.get('Destination');
   if (raw === undefined || raw.trim() === '') throw missingParameter('Destination', 'gs://bucket[/prefix]');
@@ -133,20 +81,6 @@ function parse(p: AciParams, config: Config): FetchParams {
   const attachments = parseBoolParam(p, 'CollectAttachments', false);
   const named = parseNamed(p, config);
   return { bucket: dest.bucket, prefix: dest.prefix, ...(attachments ? { attachments } : {}), ...(named ? { identifiers: JSON.stringify(named) } : {}) };
-}
-
-/** The mailboxes an action's identifiers name, by task; undefined when it was given task sections. */
-export function namedMailboxes(params: FetchParams): Record<string, string[]> | undefined {
-  const raw = params['identifiers'];
-  if (typeof raw !== 'string') return undefined;
-  const named = JSON.parse(raw) as Named;
-  return Object.fromEntries(Object.entries(named).map(([t, m]) => [t, Object.keys(m).sort()]));
-}
-
-export function namedOf(ctx: UnitContext): string[] | undefined {
-  const raw = ctx.params['identifiers'];
-  if (typeof raw !== 'string') return undefined;
-  return (JSON.parse(raw) as Named)[ctx.task]?.[ctx.user] ?? [];
 }
 
 /**
@@ -222,7 +156,7 @@ function storageStatus(e: unknown): number | undefined {
 
 function storageFailure(e: unknown, what: string): CopyFailed {
   const status = storageStatus(e);
-  const message = `${what}: ${status ? `${status} ` : ''}${e instanceof Error ? e.message : String(e)}`;
+  const message = `${what}: ${status ? `${status} ` : ''}${errorMessage(e)}`;
   return new CopyFailed(message, status === undefined || status === 408 || status === 429 || status >= 500, status);
 }
 
@@ -324,7 +258,7 @@ async function streamed(ctx: UnitContext, id: string, check: () => void, sink: W
     if (e instanceof RunAborted || ctx.shouldEnd()) throw new RunAborted();
     if (e instanceof CopyFailed) throw e;
     if (what !== undefined && storageStatus(e) !== undefined) throw storageFailure(e, what);
-    throw new CopyFailed(`reading message ${id} of ${ctx.user}: ${e instanceof Error ? e.message : String(e)}`, true);
+    throw new CopyFailed(`reading message ${id} of ${ctx.user}: ${errorMessage(e)}`, true);
   }
 }
 

@@ -22,9 +22,9 @@ import { badParameter, missingParameter } from '../aci/errors.js';
 import { parseBoolParam, type AciParams } from '../aci/request.js';
 import type { Config } from '../config.js';
 import { PermanentGmailError } from '../gmail/errors.js';
-import { namedMailboxes, namedOf, parseNamed } from './collect.js';
-import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './registry.js';
-import { SCOPES, existing, gmailItemFailure, parseDryRun, requireWrites, runItems, type ItemOutcome, type WriteGuard } from './writes.js';
+import { namedMailboxes, namedOf, parseNamed } from './shared/named.js';
+import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './spec.js';
+import { SCOPES, existing, gmailItemFailure, parseDryRun, requireWrites, runItems, type ItemOutcome, type WriteGuard } from './shared/writes.js';
 
 const TRASH_SCOPES = [SCOPES.modify];
 const PERMANENT_SCOPES = [SCOPES.full];

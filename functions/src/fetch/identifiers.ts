@@ -17,9 +17,9 @@ import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
 import type { Checkpoint } from '../store/model.js';
 import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
-import { heldIdentifiers } from './holds.js';
-import { cloneProgress, listingCheckpoint, listMessages, listNextPage, pastItems, saveProgress } from './listing.js';
-import type { FetchActionSpec, UnitContext, UnitOutcome } from './registry.js';
+import { heldIdentifiers } from './shared/held-documents.js';
+import { cloneProgress, listingCheckpoint, listMessages, listNextPage, pastItems, saveProgress } from './shared/listing.js';
+import type { FetchActionSpec, UnitContext, UnitOutcome } from './spec.js';
 
 /** Entries fetched, then committed, together; the run's end is checked between batches. */
 const BATCH = MAX_RESULT_BATCH;

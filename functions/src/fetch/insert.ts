@@ -50,9 +50,9 @@ import type { GmailMethod } from '../gmail/caller.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
 import { ResultStore, type ResultEntry } from '../store/results.js';
-import { belongsTo } from './collect.js';
-import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './registry.js';
-import { SCOPES, failedEntry, gmailItemFailure, requireWrites, runItems, type ItemOutcome } from './writes.js';
+import { belongsTo } from './shared/named.js';
+import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './spec.js';
+import { SCOPES, failedEntry, gmailItemFailure, requireWrites, runItems, type ItemOutcome } from './shared/writes.js';
 
 const INSERT_SCOPES = [SCOPES.insert, SCOPES.readonly];
 /**

@@ -26,18 +26,18 @@ import { RunAborted } from '../gmail/pacing.js';
 import { selectionOf, sameSelection, type RunStanding, type Selection } from '../store/mailboxes.js';
 import { COLLECTIONS, documentId, type Checkpoint, type Counts } from '../store/model.js';
 import { QUERIES } from '../store/queries.js';
-import { estimateBytes, fetchDocument, type SinkDocument } from './document.js';
-import { HOLD_FIELDS, holdStateOf, releasedPage, sweptUnderHold, underHold } from './holds.js';
-import { PAGE_SIZE, cloneProgress, listMessages, saveProgress } from './listing.js';
-import { fetchAhead } from './pipeline.js';
-import type { FetchActionSpec, UnitContext, UnitOutcome } from './registry.js';
+import { estimateBytes, fetchDocument, type SinkDocument } from './shared/document.js';
+import { HOLD_FIELDS, holdStateOf, releasedPage, sweptUnderHold, underHold } from './shared/held-documents.js';
+import { PAGE_SIZE, cloneProgress, listMessages, saveProgress } from './shared/listing.js';
+import { fetchAhead } from './shared/pipeline.js';
+import type { FetchActionSpec, UnitContext, UnitOutcome } from './spec.js';
 
 /** The counters of a Synchronize, per task section. */
 export const SYNC_COUNTERS = ['seen', 'added', 'updated', 'unchanged', 'deleted', 'errors'] as const;
 
 /** Messages fetched, then committed, together; the run's end is checked between batches. */
 const BATCH = 50;
-/** Batches fetched while the one before them commits (fetch/pipeline.ts). */
+/** Batches fetched while the one before them commits (fetch/shared/pipeline.ts). */
 const AHEAD = 2;
 /**
  * Messages fetched at once: CONCURRENCY, and up to BURST_CONCURRENCY while the address's quota has
@@ -149,7 +149,7 @@ function advance(cp: Checkpoint, done: number): { cp: Checkpoint; pageDone: bool
   if (done < cp.items.length) return { cp: { ...cp, done }, pageDone: false };
   const base = { ...cp, items: [], done: 0, next: null };
   if (cp.next) return { cp: { ...base, phase: 'listing', pageToken: cp.next }, pageDone: true };
-  // An incremental run also "sweeps": it examines the mailbox's released documents (fetch/holds.ts).
+  // An incremental run also "sweeps": it examines the mailbox's released documents (fetch/shared/held-documents.ts).
   return { cp: { ...base, phase: 'sweeping', pageToken: null }, pageDone: true };
 }
 
@@ -236,7 +236,7 @@ function writeBytes(r: ItemResult): number {
 
 /**
  * Applies the listed page's items from `done` on, in batches, fetching ahead
- * while the batch before commits (fetch/pipeline.ts); each batch's finished
+ * while the batch before commits (fetch/shared/pipeline.ts); each batch's finished
  * prefix is committed with its counts, in order. False when the run must end.
  */
 async function applyItems(ctx: SyncContext, cp0: Checkpoint): Promise<boolean> {
@@ -339,7 +339,7 @@ async function applyOne(ctx: SyncContext, cp: Checkpoint, item: string, labels: 
       // A full listing marks what it saw, so that its sweep keeps it.
       return { write: cp.mode === 'full' ? { op: 'mark' } : null, counts: { seen: 1, unchanged: 1 } };
     }
-    // Read and parsed as it arrives, attachments streamed past (fetch/document.ts).
+    // Read and parsed as it arrives, attachments streamed past (fetch/shared/document.ts).
     const got = await ctx.caller.call('messages.get', what, (o) => fetchDocument(ctx.gmail, ctx.task, ctx.user, id, o));
     if (!wanted(ctx, got.labels)) return { write: null, counts: { seen: 1 } };
     return { write: { op: 'set', doc: got.doc }, counts: { seen: 1, added: 1 } };

@@ -23,9 +23,9 @@ import { decodeIdentifier } from '../aci/identifiers.js';
 import { badParameter, missingParameter } from '../aci/errors.js';
 import type { AciParams } from '../aci/request.js';
 import type { Config } from '../config.js';
-import { namedMailboxes, namedOf, parseNamed } from './collect.js';
-import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './registry.js';
-import { SCOPES, existing, failedEntry, gmailItemFailure, parseDryRun, requireWrites, runItems, type ItemOutcome, type WriteGuard } from './writes.js';
+import { namedMailboxes, namedOf, parseNamed } from './shared/named.js';
+import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './spec.js';
+import { SCOPES, existing, failedEntry, gmailItemFailure, parseDryRun, requireWrites, runItems, type ItemOutcome, type WriteGuard } from './shared/writes.js';
 
 const UPDATE_SCOPES = [SCOPES.modify];
 const GUARD: WriteGuard = { action: 'Update', scopes: UPDATE_SCOPES };

@@ -8,6 +8,7 @@
 import { setMaxListeners } from 'node:events';
 import { classify, PermanentGmailError, TransientGmailError } from './errors.js';
 import { QuotaPacer, RunAborted, sleep } from './pacing.js';
+import { errorMessage } from '../error-message.js';
 
 /** Gmail's quota cost of each call we make, in units. */
 export const GMAIL_COSTS = {
@@ -68,7 +69,7 @@ export function withScopeAdvice(err: PermanentGmailError, advice: string | undef
 function tooManyConcurrent(e: unknown): boolean {
   for (let c: unknown = e, i = 0; c && i < 4; c = (c as { cause?: unknown }).cause, i++) {
     const data = (c as { response?: { data?: { error?: { message?: string } } } }).response?.data;
-    if (/concurrent requests/i.test(`${String((c as Error).message ?? '')} ${data?.error?.message ?? ''}`)) return true;
+    if (/concurrent requests/i.test(`${errorMessage(c)} ${data?.error?.message ?? ''}`)) return true;
   }
   return false;
 }

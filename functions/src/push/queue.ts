@@ -15,6 +15,7 @@ import type { ActionRecord } from '../store/model.js';
 import { WatchStore } from '../store/watches.js';
 import type { PushNotification } from './notification.js';
 import { pushTasksOf } from './tasks.js';
+import { errorMessage } from '../error-message.js';
 
 /** What a notification did for one task. */
 export type PushOutcome =
@@ -124,7 +125,7 @@ async function joinOrCreate(deps: Deps, watches: WatchStore, task: string, addre
   try {
     await deps.queue.enqueue(token, { token });
   } catch (e) {
-    await deps.store.failQueued(token, `the Cloud Task could not be created: ${(e as Error).message}`);
+    await deps.store.failQueued(token, `the Cloud Task could not be created: ${errorMessage(e)}`);
     throw e;
   }
   deps.log.with({ token, task, user: address }).info('push sync queued');

@@ -17,7 +17,7 @@
 import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
 import { ENDED_STATUSES, fanOutTaskId, unitId, unitTaskId, type ActionRecord, type UnitRecord } from '../store/model.js';
-import { errorMessage } from '../log.js';
+import { errorMessage } from '../error-message.js';
 
 /** Times a lost unit or fan-out is re-enqueued before it ends `Error`. */
 export const MAX_REQUEUES = 3;

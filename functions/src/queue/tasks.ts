@@ -17,7 +17,7 @@ export interface WorkPayload {
   /**
    * When the action function wrote the action's record and this task at once
    * (ms since the epoch; the action's own task only): a delivery that finds no
-   * record yet waits for it, then asks to be delivered again (fetch/work.ts).
+   * record yet waits for it, then asks to be delivered again (engine/fan-out.ts).
    */
   queuedAt?: number;
 }

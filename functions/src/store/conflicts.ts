@@ -5,6 +5,7 @@
  */
 import type { Firestore, Transaction } from '@google-cloud/firestore';
 import pRetry from 'p-retry';
+import { errorMessage } from '../error-message.js';
 
 /** gRPC codes of a refused conditional write. */
 export const CODES = {
@@ -34,7 +35,7 @@ const GONE = /transaction (is invalid|has expired|is no longer valid)/i;
 
 /** Whether `e` says the transaction it ran in is gone: nothing of it was written. */
 export function transactionGone(e: unknown): boolean {
-  return refusedWith(e, CODES.INVALID_ARGUMENT) && GONE.test((e as Error).message ?? '');
+  return refusedWith(e, CODES.INVALID_ARGUMENT) && GONE.test(errorMessage(e) ?? '');
 }
 
 /** Times a transaction refused as gone is run again afresh. */

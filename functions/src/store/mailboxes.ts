@@ -25,15 +25,10 @@
  */
 import { FieldValue, Timestamp, type DocumentReference, type DocumentSnapshot, type Firestore } from '@google-cloud/firestore';
 import type { TaskConfig } from '../config.js';
-import { COLLECTIONS } from './model.js';
+import { COLLECTIONS, type Selection } from './model.js';
 
-/** What a task selects of a mailbox, in canonical form: two equal selections are equal field by field. */
-export interface Selection {
-  query: string;
-  /** Sorted, each once. */
-  labels: string[];
-  includeSpamTrash: boolean;
-}
+export type { Selection } from './model.js';
+
 
 /** The selection of a task's configuration, canonical: a reordering of its labels is the same selection. */
 export function selectionOf(t: Pick<TaskConfig, 'query' | 'labels' | 'includeSpamTrash'>): Selection {

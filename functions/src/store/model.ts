@@ -10,8 +10,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { Timestamp } from '@google-cloud/firestore';
-import type { Selection } from './mailboxes.js';
-import type { ActionTotals, UnitTally } from './totals.js';
 
 /** Statuses of actions and of their mailbox units. */
 export const STATUSES = ['Queued', 'Processing', 'Finished', 'Cancelled', 'Stopped', 'Error'] as const;
@@ -192,4 +190,44 @@ export function fanOutTaskId(token: string, generation: number): string {
 /** The id of a sink document (docs/CONTRACT.md). */
 export function documentId(task: string, user: string, messageId: string): string {
   return `${task.toUpperCase()}:${user.toLowerCase()}:${messageId}`;
+}
+
+/** What a task selects of a mailbox, in canonical form: two equal selections are equal field by field. */
+export interface Selection {
+  query: string;
+  /** Sorted, each once. */
+  labels: string[];
+  includeSpamTrash: boolean;
+}
+
+/** One unit's share of its action's totals. */
+export interface UnitTally {
+  pages: number;
+  messages: number;
+  retries: number;
+  attempts: number;
+  /** Sum of the known `total`s, and 1 when the unit's total is known. */
+  total: number;
+  known: number;
+  finished: number;
+  failed: number;
+  /** 1 once the unit has ended, whatever its end. */
+  ended: number;
+  counts: Counts;
+}
+
+/** An action's totals over its units. */
+export interface ActionTotals {
+  /** Units counted (every unit, once the action has ended). */
+  units: number;
+  pages: number;
+  messages: number;
+  retries: number;
+  attempts: number;
+  total: number;
+  /** Units whose total is known. */
+  known: number;
+  /** Units that have ended: once they are every unit, the action should end too. */
+  ended: number;
+  tasks: Record<string, { units: number; finished: number; failed: number; counts: Counts }>;
 }

@@ -11,28 +11,15 @@
  * exactly what its units hold.
  */
 import { FieldValue, type DocumentReference, type WriteBatch } from '@google-cloud/firestore';
-import { COLLECTIONS, ENDED_STATUSES, type Counts, type Status } from './model.js';
+import { COLLECTIONS, ENDED_STATUSES, type ActionTotals, type Counts, type Status, type UnitTally } from './model.js';
+
+export type { ActionTotals, UnitTally } from './model.js';
 
 /** Shards per action: GetStatus reads at most this many documents besides the action's. */
 export const TOTAL_SHARDS = 16;
 /** Units of all actions that run at once at most: the queue's default concurrent dispatches (infra/queue.tf). */
 const MAX_RUNNING = 80;
 
-/** One unit's share of its action's totals. */
-export interface UnitTally {
-  pages: number;
-  messages: number;
-  retries: number;
-  attempts: number;
-  /** Sum of the known `total`s, and 1 when the unit's total is known. */
-  total: number;
-  known: number;
-  finished: number;
-  failed: number;
-  /** 1 once the unit has ended, whatever its end. */
-  ended: number;
-  counts: Counts;
-}
 
 /** What a unit holds that its tally is made of. */
 export interface Tallied {
@@ -46,21 +33,6 @@ export interface Tallied {
   counts: Counts;
 }
 
-/** An action's totals over its units. */
-export interface ActionTotals {
-  /** Units counted (every unit, once the action has ended). */
-  units: number;
-  pages: number;
-  messages: number;
-  retries: number;
-  attempts: number;
-  total: number;
-  /** Units whose total is known. */
-  known: number;
-  /** Units that have ended: once they are every unit, the action should end too. */
-  ended: number;
-  tasks: Record<string, { units: number; finished: number; failed: number; counts: Counts }>;
-}
 
 export function tallyOf(u: Tallied): UnitTally {
   return {

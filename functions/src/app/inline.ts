@@ -10,7 +10,7 @@ import { PermanentGmailError } from '../gmail/errors.js';
 import { pacerFor } from '../gmail/pacing.js';
 import { zeroCounts } from '../store/model.js';
 import type { ResultEntry } from '../store/results.js';
-import type { FetchParams, FetchActionSpec } from './registry.js';
+import type { FetchParams, FetchActionSpec } from '../fetch/spec.js';
 
 export type NowResult =
   | { kind: 'entries'; entries: ResultEntry[] }

@@ -12,6 +12,7 @@ import { GmailCaller } from '../gmail/caller.js';
 import { pacerFor } from '../gmail/pacing.js';
 import { WatchStore, type WatchRecord } from '../store/watches.js';
 import { pushTasksOf, watchLabels } from './tasks.js';
+import { errorMessage } from '../error-message.js';
 
 /** A watch that expires sooner than this is renewed after a Synchronize (Google asks for a daily renewal). */
 const RENEW_WITHIN_MS = 86_400_000;
@@ -62,7 +63,7 @@ export function createWatcher(deps: Deps) {
       log.with({ user: address }).info('watched', { expiration: res.data.expiration });
       return store.get(address);
     } catch (e) {
-      await store.failed(address, { topic, labelIds }, (e as Error).message);
+      await store.failed(address, { topic, labelIds }, errorMessage(e));
       throw e;
     }
   }
@@ -73,7 +74,7 @@ export function createWatcher(deps: Deps) {
     try {
       await caller.call('stop', `users.stop of ${address}`, (o) => api.users.stop({ userId: address }, o));
     } catch (e) {
-      await store.failed(address, rec, `users.stop: ${(e as Error).message}`);
+      await store.failed(address, rec, `users.stop: ${errorMessage(e)}`);
       throw e;
     }
     await store.remove(address);
@@ -100,7 +101,7 @@ export function createWatcher(deps: Deps) {
           rec.labelIds.join(',') === labels.join(',');
         if (!current) await watch(address);
       } catch (e) {
-        log.with({ task, user: address }).warn('users.watch failed; the renewal pass tries again', { error: (e as Error).message });
+        log.with({ task, user: address }).warn('users.watch failed; the renewal pass tries again', { error: errorMessage(e) });
       }
     },
     /** The renewal pass (daily, from Cloud Scheduler): renews every watch, and stops those no push task includes. */
@@ -124,7 +125,7 @@ export function createWatcher(deps: Deps) {
                 }
               } catch (e) {
                 report.failed++;
-                log.with({ user: rec.address }).warn('watch renewal failed', { error: (e as Error).message });
+                log.with({ user: rec.address }).warn('watch renewal failed', { error: errorMessage(e) });
               }
             }),
           ),

@@ -6,11 +6,11 @@
  */
 import type { Config } from '../config.js';
 import type { Deps } from '../deps.js';
-import { runNow } from '../fetch/now.js';
+import { runNow } from './inline.js';
 import { FETCH_ACTION_NAMES, fetchActionNamed, fetchActionOf } from '../fetch/registry.js';
-import { viewMessage, ViewRefused } from '../view.js';
+import { viewMessage, ViewRefused } from './view.js';
 import { watchStatus } from '../push/status.js';
-import { decodeIdentifier, IdentifierError, type Identifier } from './identifiers.js';
+import { decodeIdentifier, IdentifierError, type Identifier } from '../aci/identifiers.js';
 import type { ActionListQuery } from '../store/actions.js';
 import { STATUSES, TOKEN_PATTERN, type Status } from '../store/model.js';
 import {
@@ -27,12 +27,12 @@ import {
   stop,
   type ActionProgress,
   type FetchRequest,
-} from '../verbs.js';
-import { badParameter, gmailRefused, missingParameter, notFound, turnedOff, unavailable, unknownAction } from './errors.js';
-import { createAciParams, parseBoolParam, parseEnum, parseIntParam, requireParam, type AciParams } from './request.js';
-import { QUEUE_ACTION_PARAMETERS, type QueueActionName } from './parameters.js';
-import { formatAciTime, type AciTree } from './response.js';
-import { actionView, identifierView } from './status.js';
+} from './verbs.js';
+import { badParameter, gmailRefused, missingParameter, notFound, turnedOff, unavailable, unknownAction } from '../aci/errors.js';
+import { createAciParams, parseBoolParam, parseEnum, parseIntParam, requireParam, type AciParams } from '../aci/request.js';
+import { QUEUE_ACTION_PARAMETERS, type QueueActionName } from '../aci/parameters.js';
+import { formatAciTime, type AciTree } from '../aci/response.js';
+import { actionView, identifierView } from '../aci/status.js';
 import { totalsOfUnits } from '../store/totals.js';
 
 /** The product name GetVersion reports. */
@@ -223,15 +223,15 @@ async function queueInfo(p: AciParams, deps: Deps): Promise<AciTree> {
     case 'GetStatus': {
       if (p.has('Token')) {
         const { action, units, results } = await actionStatus(deps, tokenParam(p));
-        if (!results) return { actions: { action: [actionView(action, totalsOfUnits(units), deps.now())] } };
+        if (!results) return { actions: { action: [actionView(action, fetchActionNamed(action.fetchAction), totalsOfUnits(units), deps.now())] } };
         // Results are paged: Start is 1-based, as in IDOL.
         const start = parseIntParam(p, 'Start', { min: 1, max: 1_000_000_000, default: 1 });
         const max = parseIntParam(p, 'MaxResults', { min: 1, max: MAX_RESULTS_PAGE, default: 100 });
         const page = await resultsPage(deps, action, units, start, max);
-        return { actions: { action: [actionView(action, totalsOfUnits(units), deps.now(), page)] } };
+        return { actions: { action: [actionView(action, fetchActionNamed(action.fetchAction), totalsOfUnits(units), deps.now(), page)] } };
       }
       const list = await listActions(deps, listQuery(p));
-      return { actions: { action: list.map(({ action, totals }) => actionView(action, totals, deps.now())) } };
+      return { actions: { action: list.map(({ action, totals }) => actionView(action, fetchActionNamed(action.fetchAction), totals, deps.now())) } };
     }
     case 'Cancel':
       return cancel(deps, tokenParam(p));
@@ -281,7 +281,7 @@ async function getStatus(_p: AciParams, deps: Deps): Promise<AciTree> {
         },
       ],
     },
-    // Gmail watches of push tasks (push/watcher.ts): expiry, last renewal, last error.
+    // Gmail watches of push tasks (push/watch-renewal.ts): expiry, last renewal, last error.
     watches: {
       '@count': String(watched.count),
       watch: watched.watches.map((w) => ({

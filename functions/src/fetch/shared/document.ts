@@ -14,8 +14,8 @@ import { Timestamp } from '@google-cloud/firestore';
 import type { gmail_v1 } from 'googleapis/build/src/apis/gmail/index.js';
 import { compile } from 'html-to-text';
 import { MailParser, type AddressObject, type EmailAddress, type HeaderLines, type Headers } from 'mailparser';
-import type { CallOptions } from '../gmail/caller.js';
-import { readRawMessage } from '../gmail/raw.js';
+import type { CallOptions } from '../../gmail/caller.js';
+import { readRawMessage } from '../../gmail/raw.js';
 
 /** One document of collection `documents`. */
 export interface SinkDocument {

@@ -3,11 +3,11 @@
  * `index.ts` calls it with the process environment; tests call it with theirs.
  */
 import * as functions from '@google-cloud/functions-framework';
-import { createActionHandler } from './action.js';
-import { loadConfig, type Env } from './config.js';
-import { createDeps, type Deps } from './deps.js';
-import { outsideDomain } from './domain.js';
-import type { Logger } from './log.js';
+import { createActionHandler } from './aci.js';
+import { loadConfig, type Env } from '../config.js';
+import { createDeps, type Deps } from '../deps.js';
+import { outsideDomain } from './outside-domain.js';
+import type { Logger } from '../log.js';
 import { createNotifyHandler } from './notify.js';
 import { createWorkerHandler } from './worker.js';
 

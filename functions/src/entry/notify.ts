@@ -6,11 +6,12 @@
  * its own failures are 5xx, so that Pub/Sub delivers the message again.
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { createCallerCheck } from './auth/oidc.js';
-import type { Deps } from './deps.js';
-import { callerAdmitted, jsonBody } from './http.js';
-import { parsePushBody } from './push/notification.js';
-import { queuePushSyncs } from './push/queue.js';
+import { createCallerCheck } from '../auth/oidc.js';
+import type { Deps } from '../deps.js';
+import { callerAdmitted, jsonBody } from './internal-request.js';
+import { parsePushBody } from '../push/notification.js';
+import { queuePushSyncs } from '../push/queue.js';
+import { errorMessage } from '../error-message.js';
 
 export function createNotifyHandler(deps: Deps) {
   const { config, log } = deps;
@@ -43,7 +44,7 @@ export function createNotifyHandler(deps: Deps) {
       const outcomes = await queuePushSyncs(deps, n);
       res.status(200).json({ emailAddress: n.emailAddress, historyId: n.historyId, tasks: outcomes });
     } catch (e) {
-      log.with({ user: n.emailAddress }).error('notification not handled; Pub/Sub will deliver it again', { error: (e as Error).message });
+      log.with({ user: n.emailAddress }).error('notification not handled; Pub/Sub will deliver it again', { error: errorMessage(e) });
       res.status(503).json({ error: 'the notification could not be handled; it will be delivered again' });
     }
   };

@@ -15,12 +15,12 @@
  * Pure decisions plus one page query; the writes are made by Synchronize's own commits.
  */
 import { FieldPath, FieldValue, type DocumentSnapshot } from '@google-cloud/firestore';
-import { encodeIdentifier } from '../aci/identifiers.js';
-import { RunAborted } from '../gmail/pacing.js';
-import { COLLECTIONS, type Checkpoint, type Counts } from '../store/model.js';
-import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
+import { encodeIdentifier } from '../../aci/identifiers.js';
+import { RunAborted } from '../../gmail/pacing.js';
+import { COLLECTIONS, type Checkpoint, type Counts } from '../../store/model.js';
+import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../../store/results.js';
 import { cloneProgress, listingCheckpoint, saveProgress } from './listing.js';
-import type { UnitContext, UnitOutcome } from './registry.js';
+import type { UnitContext, UnitOutcome } from '../spec.js';
 
 /** The sink document's fields that Synchronize reads to apply holds. */
 export const HOLD_FIELDS = ['held', 'released'] as const;

@@ -13,19 +13,19 @@
  * items fail with the reason. A missing grant is only known when the worker asks for a token, and
  * fails each item with what an administrator must grant.
  */
-import { badParameter, turnedOff } from '../aci/errors.js';
-import type { AciParams } from '../aci/request.js';
-import type { Config } from '../config.js';
-import { PermanentGmailError, classify } from '../gmail/errors.js';
-import { RunAborted } from '../gmail/pacing.js';
-import type { Checkpoint } from '../store/model.js';
-import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../store/results.js';
+import { badParameter, turnedOff } from '../../aci/errors.js';
+import type { AciParams } from '../../aci/request.js';
+import type { Config } from '../../config.js';
+import { PermanentGmailError, classify } from '../../gmail/errors.js';
+import { RunAborted } from '../../gmail/pacing.js';
+import type { Checkpoint } from '../../store/model.js';
+import { MAX_RESULT_BATCH, ResultStore, type ResultEntry } from '../../store/results.js';
 import type { WriteBatch } from '@google-cloud/firestore';
 import pLimit from 'p-limit';
-import { decodeIdentifier } from '../aci/identifiers.js';
-import { belongsTo } from './collect.js';
+import { decodeIdentifier } from '../../aci/identifiers.js';
+import { belongsTo } from './named.js';
 import { cloneProgress, listingCheckpoint, saveProgress } from './listing.js';
-import type { UnitContext, UnitOutcome } from './registry.js';
+import type { UnitContext, UnitOutcome } from '../spec.js';
 
 const G = 'https://www.googleapis.com/auth/';
 /** The scopes of each mode (docs/deploy.md, infra outputs): reading, changing, and deleting for good. */

@@ -6,15 +6,16 @@
  * a request or builds a response tree.
  */
 import { randomBytes } from 'node:crypto';
-import type { Deps } from './deps.js';
-import { fetchActionNamed, type FetchParams } from './fetch/registry.js';
-import { createReconciler, type Reconciler } from './queue/reconcile.js';
-import type { ActionListQuery } from './store/actions.js';
-import type { ActionTotals } from './store/totals.js';
-import { ENDED_STATUSES, STATUSES, fanOutTaskId, unitId, type ActionRecord, type Status, type UnitRecord } from './store/model.js';
-import { ResultStore, type ResultEntry } from './store/results.js';
-import { AciError, conflict, notFound, unavailable } from './aci/errors.js';
-import { errorMessage } from './log.js';
+import type { Deps } from '../deps.js';
+import { fetchActionNamed } from '../fetch/registry.js';
+import type { FetchParams } from '../fetch/spec.js';
+import { createReconciler, type Reconciler } from '../queue/reconcile.js';
+import type { ActionListQuery } from '../store/actions.js';
+import type { ActionTotals } from '../store/totals.js';
+import { ENDED_STATUSES, STATUSES, fanOutTaskId, unitId, type ActionRecord, type Status, type UnitRecord } from '../store/model.js';
+import { ResultStore, type ResultEntry } from '../store/results.js';
+import { AciError, conflict, notFound, unavailable } from '../aci/errors.js';
+import { errorMessage } from '../error-message.js';
 
 /** One parameter of a request, as the client sent it. */
 export interface SentParameter {
@@ -106,7 +107,7 @@ export async function queueFetch(deps: Deps, r: FetchRequest): Promise<{ token: 
     await deps.queue.enqueue(token, { token }).catch((e: unknown) => enqueueFailed(deps, token, e));
   } else {
     // The record and the task are written at once, one round trip instead of two: a delivery
-    // that overtakes the record waits for it (fetch/work.ts claimWritten).
+    // that overtakes the record waits for it (engine/fan-out.ts claimWritten).
     const [made, queued] = await Promise.allSettled([deps.store.create(record), deps.queue.enqueue(token, { token, queuedAt: deps.now() })]);
     if (made.status === 'rejected') {
       // No record: the task must not run. One that escapes removal finds no record and ends.

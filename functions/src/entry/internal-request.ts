@@ -1,6 +1,6 @@
 /** What the internal HTTP functions (worker, notify) share in reading a request. */
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { CallerRefused } from './auth/oidc.js';
+import { CallerRefused } from '../auth/oidc.js';
 
 /**
  * The request's JSON body. Callers may send it without a JSON content type, so the framework

@@ -2,18 +2,19 @@
  * The `worker` HTTP function: the Cloud Tasks target. It checks the caller,
  * reads the task's payload and hands it to the work module. `POST /reconcile`
  * (Cloud Scheduler, with the same identity) runs one reconcile pass; `POST /watches`
- * renews every Gmail watch (push/watcher.ts).
+ * renews every Gmail watch (push/watch-renewal.ts).
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { createCallerCheck } from './auth/oidc.js';
-import type { Deps } from './deps.js';
-import { callerAdmitted, jsonBody } from './http.js';
-import { createWork } from './fetch/work.js';
-import { createWatcher } from './push/watcher.js';
-import { createReconciler } from './queue/reconcile.js';
-import type { WorkPayload } from './queue/tasks.js';
-import type { DeliveryInfo } from './store/units.js';
-import { TOKEN_PATTERN } from './store/model.js';
+import { createCallerCheck } from '../auth/oidc.js';
+import type { Deps } from '../deps.js';
+import { callerAdmitted, jsonBody } from './internal-request.js';
+import { createWork } from '../engine/work.js';
+import { createWatcher } from '../push/watch-renewal.js';
+import { createReconciler } from '../queue/reconcile.js';
+import type { WorkPayload } from '../queue/tasks.js';
+import type { DeliveryInfo } from '../store/units.js';
+import { TOKEN_PATTERN } from '../store/model.js';
+import { errorMessage } from '../error-message.js';
 
 function parsePayload(body: unknown): WorkPayload | string {
   if (typeof body !== 'object' || body === null) return 'the body must be a JSON object';
@@ -60,7 +61,7 @@ export function createWorkerHandler(deps: Deps) {
       try {
         res.status(200).json(await reconciler.pass());
       } catch (e) {
-        deps.log.error('reconcile failed', { error: (e as Error).message });
+        deps.log.error('reconcile failed', { error: errorMessage(e) });
         res.status(503).json({ error: 'reconcile did not complete; the next pass continues' });
       }
       return;
@@ -69,7 +70,7 @@ export function createWorkerHandler(deps: Deps) {
       try {
         res.status(200).json(await watcher.renewAll());
       } catch (e) {
-        deps.log.error('watch renewal failed', { error: (e as Error).message });
+        deps.log.error('watch renewal failed', { error: errorMessage(e) });
         res.status(503).json({ error: 'watch renewal did not complete; the next run continues' });
       }
       return;
@@ -88,7 +89,7 @@ export function createWorkerHandler(deps: Deps) {
       const result = await work.handle(payload, deliveryInfo(req));
       res.status(result.status).json({ message: result.message });
     } catch (e) {
-      deps.log.with({ token: payload.token }).error('delivery failed; the queue will retry', { error: (e as Error).message });
+      deps.log.with({ token: payload.token }).error('delivery failed; the queue will retry', { error: errorMessage(e) });
       res.status(500).json({ error: 'internal error; the queue will retry' });
     }
   };

@@ -4,11 +4,11 @@
  * describe it. The identifier has been decoded and checked by the caller; this module checks
  * that it names a mailbox of a configured task, and reads.
  */
-import type { Config } from './config.js';
-import type { Identifier } from './aci/identifiers.js';
-import { buildDocument, type SinkDocument } from './fetch/document.js';
-import { classify, PermanentGmailError } from './gmail/errors.js';
-import type { GoogleAccess } from './gmail/client.js';
+import type { Config } from '../config.js';
+import type { Identifier } from '../aci/identifiers.js';
+import { buildDocument, type SinkDocument } from '../fetch/shared/document.js';
+import { classify, PermanentGmailError } from '../gmail/errors.js';
+import type { GoogleAccess } from '../gmail/client.js';
 
 /** Why a View cannot be answered, in terms the ACI layer maps to its errors. */
 export class ViewRefused extends Error {

@@ -3,10 +3,10 @@
  * section selects them (its query, labels and whether spam and trash count), the checkpoint of a
  * listing, and committing a unit's progress.
  */
-import { selectionOf, type Selection } from '../store/mailboxes.js';
-import type { Checkpoint } from '../store/model.js';
-import type { UnitProgress } from '../store/units.js';
-import type { UnitContext } from './registry.js';
+import { selectionOf, type Selection } from '../../store/mailboxes.js';
+import type { Checkpoint } from '../../store/model.js';
+import type { UnitProgress } from '../../store/units.js';
+import type { UnitContext } from '../spec.js';
 
 /** Gmail's largest page of messages.list. */
 export const PAGE_SIZE = 500;

@@ -4,14 +4,16 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { CallerRefused, createCallerCheck } from './auth/oidc.js';
-import { actionName, ACTIONS, RawAnswer, readsOnly } from './aci/actions.js';
-import { AciError, toAciError, methodNotAllowed, withNearMisses } from './aci/errors.js';
-import { nearMisses, unknownParameterWarnings } from './aci/parameters.js';
-import { parseAciRequest, type AciParams } from './aci/request.js';
-import { chooseFormat, renderError, renderSuccess, warningHeader, type ResponseFormat } from './aci/response.js';
-import type { Deps } from './deps.js';
-import { isQueuePage, QUEUE_PAGE } from './page/queue.js';
+import { CallerRefused, createCallerCheck } from '../auth/oidc.js';
+import { actionName, ACTIONS, RawAnswer, readsOnly } from '../app/dispatch.js';
+import { AciError, methodNotAllowed, withNearMisses } from '../aci/errors.js';
+import { toAciError } from '../app/failures.js';
+import { nearMisses, unknownParameterWarnings } from '../app/request-parameters.js';
+import { parseAciRequest, type AciParams } from '../aci/request.js';
+import { chooseFormat, renderError, renderSuccess, warningHeader, type ResponseFormat } from '../aci/response.js';
+import type { Deps } from '../deps.js';
+import { isQueuePage, QUEUE_PAGE } from '../page/queue.js';
+import { errorMessage } from '../error-message.js';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -98,7 +100,7 @@ export function createActionHandler(deps: Deps) {
         err = withNearMisses(err, nearMisses(name, params, err.parameter));
       }
       if (!(e instanceof AciError) || err.status >= 500) {
-        deps.log.error('action failed', { action: name, error: (e as Error).message, stack: (e as Error).stack });
+        deps.log.error('action failed', { action: name, error: errorMessage(e), stack: (e as Error).stack });
       }
       send(renderError(name ?? params?.get('action'), err, format, new Date(deps.now())));
     }

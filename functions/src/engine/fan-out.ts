@@ -1,44 +1,27 @@
 /**
- * What the worker does with one delivery of a task (docs/CONTRACT.md):
- * - the action's own task fans out to one unit task per task section and mailbox;
- * - a unit task claims the unit's lease and mailbox, runs its fetch action with
- *   the lease renewed and the stop flag watched, then ends the unit or hands it
- *   over to a continuation task before the time budget runs out.
+ * The fan-out: the first delivery of an action's own task claims the action (`Processing`), lists
+ * its mailboxes (a task's users, or its domain's through the Directory API, or the mailboxes its
+ * identifiers name), writes one unit per task section and mailbox, and creates each unit's task.
+ * A later delivery (after a crash) lists nothing again: it queues the units still to queue.
  */
-import { randomBytes } from 'node:crypto';
-import { Timestamp } from '@google-cloud/firestore';
 import pLimit from 'p-limit';
 import type { Deps } from '../deps.js';
+import { fetchActionNamed, unknownFetchAction } from '../fetch/registry.js';
 import { withScopeAdvice } from '../gmail/caller.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { sleep } from '../gmail/pacing.js';
-import type { WorkPayload } from '../queue/tasks.js';
-import { ENDED_STATUSES, unitId, unitKey, unitTaskId, type ActionRecord, type UnitRecord } from '../store/model.js';
-import type { DeliveryInfo, UnitProgress } from '../store/units.js';
-import { createWatcher } from '../push/watcher.js';
-import { fetchActionNamed, unknownFetchAction } from './registry.js';
-import { createStopWatch } from './stopwatch.js';
-import { UnitRun, type WorkResult } from './unit-run.js';
+import { ENDED_STATUSES, unitId, unitKey, unitTaskId, type ActionRecord } from '../store/model.js';
+import type { WorkResult } from './unit-run.js';
 
-export type { WorkResult } from './unit-run.js';
-
-/** How long an action waits before trying again when another works on its mailbox: half a lease, at most 30 s. */
-function overlapDelayS(leaseS: number): number {
-  return Math.min(30, Math.max(1, Math.ceil(leaseS / 2)));
-}
 /** Unit tasks a fan-out creates at once. */
 const FAN_OUT_CONCURRENCY = 64;
 /** How long after its task was queued an action's record may still be on its way (see claimWritten). */
 export const RECORD_GRACE_MS = 60_000;
-/** How often a worker process reads the stop flags of the actions its units run (one read per action). */
-const STOP_POLL_MS = 400;
 
-export function createWork(deps: Deps) {
+/** Fans out one action: `fanOut(token, queuedAt)` for each delivery of the action's own task. */
+export function createFanOut(deps: Deps) {
   const { store, units, queue, config, log } = deps;
-  const leaseMs = config.leaseS * 1000;
   const callTimeoutMs = config.gmailCallTimeoutS * 1000;
-  const stops = createStopWatch((tokens) => store.stopFlags(tokens), STOP_POLL_MS);
-  const watcher = createWatcher(deps);
 
   /** Lists a task's mailboxes: its users, or its domain's through the Directory API. */
   async function mailboxes(task: string): Promise<string[]> {
@@ -80,7 +63,7 @@ export function createWork(deps: Deps) {
   /**
    * The action to fan out, claimed; null when it ended, or when its record was
    * never written. The action function writes the record and creates this task
-   * at once (verbs.ts queueFetch), so a delivery can overtake the record: it
+   * at once (app/verbs.ts queueFetch), so a delivery can overtake the record: it
    * reads again for a few seconds (the queue's own retry would come 30 s
    * later), then asks to be delivered again, until `RECORD_GRACE_MS` after the
    * task was queued.
@@ -159,80 +142,5 @@ export function createWork(deps: Deps) {
     return { status: 200, message: `${queued.length} mailboxes queued` };
   }
 
-  function progressOf(u: UnitRecord): UnitProgress {
-    return {
-      pages: u.pages,
-      messages: u.messages,
-      total: u.total,
-      retries: u.retries,
-      counts: { ...u.counts },
-      checkpoint: u.checkpoint,
-      messageErrors: [...u.messageErrors],
-    };
-  }
-
-  async function runUnit(token: string, id: string, generation: number, delivery: DeliveryInfo): Promise<WorkResult> {
-    const holder = randomBytes(12).toString('base64url');
-    const claim = await units.claim(token, id, holder, generation, leaseMs, delivery);
-    if (claim.kind === 'done') return { status: 200, message: `nothing to do: ${claim.why}` };
-    if (claim.kind === 'busy') {
-      const message = `another delivery holds the lease until ${new Date(claim.until).toISOString()}`;
-      await units.noteError(token, id, message, delivery);
-      return { status: 409, message };
-    }
-    if (claim.kind === 'overlap') {
-      const next = generation + 1;
-      const taskId = unitTaskId(token, claim.unit.key, next);
-      const delay = overlapDelayS(config.leaseS);
-      await queue.enqueue(taskId, { token, unit: id, generation: next }, { delaySeconds: delay });
-      await units.requeue(token, id, next, taskId);
-      return { status: 200, message: `action ${claim.other} is working on this mailbox; retrying in ${delay} s` };
-    }
-    const { unit, action } = claim;
-    const ulog = log.with({ token, task: unit.task, user: unit.user });
-    const progress = progressOf(unit);
-    // A claimant that read its action `Queued` moves it to `Processing`, beside the run's own start.
-    const marking = action.status === 'Queued' ? store.markStarted(token, unit.startedAt ?? Timestamp.fromMillis(deps.now())) : Promise.resolve(action.status);
-    // Settled at once so that a failure waits, unhandled, for no one: it is thrown where the run awaits it.
-    const started = marking.then(
-      (s) => () => s,
-      (e: unknown) => () => {
-        throw e;
-      },
-    );
-    // What the run needs and may not have: its fetch action (a record written by a newer version
-    // names one this version does not know, after a rollback) and its Gmail identity. Either
-    // missing ends the unit `Error` with the cause, before anything that would outlive it starts.
-    const spec = fetchActionNamed(action.fetchAction);
-    let mailbox: ReturnType<Deps['google']['gmail']> | undefined;
-    let unusable: string | undefined;
-    if (!spec) unusable = unknownFetchAction(action.fetchAction);
-    else {
-      try {
-        mailbox = deps.google.gmail(unit.user, spec.scopesFor?.(action.params ?? {}) ?? spec.scopes);
-      } catch (e) {
-        if (!(e instanceof PermanentGmailError)) throw e;
-        unusable = e.message;
-      }
-    }
-    if (unusable !== undefined || !spec || !mailbox) {
-      const error = unusable ?? 'the run cannot start';
-      const status = (await started)();
-      await units.end(token, id, holder, status === 'Cancelled' ? 'Cancelled' : 'Error', { ...progress, ...(status === 'Cancelled' ? {} : { error }) });
-      ulog.error('unit failed', { error });
-      return { status: 200, message: error };
-    }
-    const run = new UnitRun({ deps, stops, watcher, token, id, generation, holder, unit, action, spec, mailbox, progress, started, leaseMs, callTimeoutMs, log: ulog });
-    return run.go();
-  }
-
-  return {
-    /** Handles one delivery. */
-    async handle(p: WorkPayload, delivery: DeliveryInfo = { retryCount: 0, previousResponse: null }): Promise<WorkResult> {
-      if (p.unit === undefined) return fanOut(p.token, p.queuedAt);
-      return runUnit(p.token, p.unit, p.generation ?? 0, delivery);
-    },
-  };
+  return fanOut;
 }
-
-export type Work = ReturnType<typeof createWork>;

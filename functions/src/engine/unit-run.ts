@@ -18,9 +18,10 @@ import { pacerFor, RunAborted } from '../gmail/pacing.js';
 import { unitTaskId, type ActionRecord, type Status, type UnitRecord } from '../store/model.js';
 import { flushEveryMs } from '../store/totals.js';
 import { LeaseLost, type Holding, type UnitProgress } from '../store/units.js';
-import type { createWatcher } from '../push/watcher.js';
-import type { FetchActionSpec, UnitOutcome } from './registry.js';
+import type { createWatcher } from '../push/watch-renewal.js';
+import type { FetchActionSpec, UnitOutcome } from '../fetch/spec.js';
 import type { createStopWatch } from './stopwatch.js';
+import { errorMessage } from '../error-message.js';
 
 /** The worker's answer: an HTTP status for Cloud Tasks (2xx: done; else: retry later). */
 export interface WorkResult {
@@ -214,7 +215,7 @@ export class UnitRun {
     switch (outcome.kind) {
       case 'finished':
         await end('Finished', progress, outcome.epoch === undefined ? undefined : { epoch: outcome.epoch, historyId: outcome.historyId ?? null, selection: outcome.selection ?? null });
-        // A push task's mailbox is watched once it has been synchronized (push/watcher.ts).
+        // A push task's mailbox is watched once it has been synchronized (push/watch-renewal.ts).
         await this.o.watcher.afterSync(unit.task, unit.user, action.fetchAction);
         return;
       case 'superseded':
@@ -258,7 +259,7 @@ export class UnitRun {
       log.warn('lease lost: another delivery took over');
       return { status: 200, message: 'lease lost to another delivery' };
     }
-    const message = e instanceof Error ? e.message : String(e);
+    const message = errorMessage(e);
     log.warn('unit interrupted; the queue will retry', { error: message });
     try {
       progress.retries = this.caller.retries;
