@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
+import { FIRST_COMMIT_WITHIN } from '../../functions/src/fetch/synchronize.js';
 import { writeMailbox } from '../support/mail.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -54,11 +55,12 @@ describe('the queue page in Chromium', { skip }, () => {
     assert.equal(r?.status(), 200);
     await page.locator(`tr[data-token="${done}"][data-status="Finished"]`).waitFor();
 
-    // The emulator lets the run read 100 messages, then holds it; 100 more once the bar has moved.
-    // So the bar moves twice whatever the machine's load, and the run is still reading at the Stop:
-    // a mailbox that finished before the Stop reached it would rightly keep its Finished.
-    const firstHundred = stack.gmail.holdCalls(SLOW, 'messages.get', 100);
-    const releases = [firstHundred];
+    // The emulator lets the run read as many messages as its first commit may need (the first batch
+    // and the batches fetched ahead, which may be read first), then holds it; as many more once the
+    // bar has moved. So the bar moves twice whatever the machine's load, and the run is still
+    // reading at the Stop: a mailbox that finished before the Stop reached it keeps its Finished.
+    const firstGate = stack.gmail.holdCalls(SLOW, 'messages.get', FIRST_COMMIT_WITHIN);
+    const releases = [firstGate];
     t.after(() => releases.forEach((release) => release()));
     await page.fill('#tasks', 'SLOW');
     await page.click('#submit button[type=submit]');
@@ -79,8 +81,8 @@ describe('the queue page in Chromium', { skip }, () => {
     await above(0);
     const first = await value();
     // A new gate replaces the first; opening the first lets its held calls through.
-    releases.push(stack.gmail.holdCalls(SLOW, 'messages.get', 100));
-    firstHundred();
+    releases.push(stack.gmail.holdCalls(SLOW, 'messages.get', FIRST_COMMIT_WITHIN));
+    firstGate();
     await above(first);
     assert.ok((await value()) > first);
     assert.equal(await bar.getAttribute('max'), '600');

@@ -29,6 +29,16 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SERVE = resolve(ROOT, 'scripts/serve-function.mjs');
 const ENTRY = resolve(ROOT, 'functions/src/index.ts');
 
+/**
+ * How a worker process is started: from the functions `npm test` built before the run
+ * (TEST_FUNCTIONS_BUILT=1, functions/lib), which starts in two thirds of the CPU time; otherwise
+ * (one file run by hand) from the sources, through tsx, so that it never runs stale code.
+ */
+function workerCommand(port: number): string[] {
+  if (process.env['TEST_FUNCTIONS_BUILT'] === '1') return [SERVE, 'worker', String(port)];
+  return ['--import', 'tsx', SERVE, 'worker', String(port), ENTRY];
+}
+
 export interface StackOptions {
   /** The connector configuration (docs/CONTRACT.md). */
   connector: ConnectorConfig | Record<string, unknown>;
@@ -252,7 +262,7 @@ export async function startTestStack(opts: StackOptions): Promise<TestStack> {
   const startChild = async (settings: WorkerSettings = {}) => {
     if (!opts.workerProcess) throw new Error('the worker runs in this process: start the stack with workerProcess: true to start it with other settings');
     const own: Env = { ...env, ...settings.env, ...(settings.connector ? { CONNECTOR_CONFIG: JSON.stringify(settings.connector) } : {}) };
-    child = spawn(process.execPath, ['--import', 'tsx', SERVE, 'worker', String(workerPort), ENTRY], {
+    child = spawn(process.execPath, workerCommand(workerPort), {
       env: { ...process.env, ...own },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -48,6 +48,8 @@ export interface GmailEmulatorOptions {
   latencyMs?: number;
   /** Fraction (0..1) of Gmail calls answered with 429, 403 rate limit, 500 or 503. Default 0. */
   faultRate?: number;
+  /** The Retry-After of those answers, in seconds (fractions allowed). Default: 1 or 2, at random. */
+  faultRetryAfterS?: number;
   /**
    * Fraction (0..1) of Gmail calls (not Directory or health calls) that are never answered: the
    * request is read and the response held open until the client gives up or the emulator closes.
@@ -191,7 +193,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
     mailboxes,
     quota: new QuotaManager(opts.quotaUnitsPerMinute ?? 15000, opts.quotaBurstSeconds ?? 60),
     quotaStatus: opts.quotaStatus ?? 429,
-    faults: new FaultInjector(fraction(opts.faultRate ?? 0), opts.seed ?? 1),
+    faults: new FaultInjector(fraction(opts.faultRate ?? 0), opts.seed ?? 1, opts.faultRetryAfterS),
     hangs: new HangInjector(fraction(opts.hangRate ?? 0), opts.seed ?? 1),
     latencyMs: Math.max(0, opts.latencyMs ?? 0),
     calls: {},

@@ -105,9 +105,14 @@ const FAULT_KINDS: readonly FaultKind[] = ['429', '403', '500', '503'];
 export class FaultInjector {
   private rng: Rng;
 
+  /**
+   * `retryAfterS`: the Retry-After every fault carries, in seconds (a fraction for tests that
+   * must not wait whole seconds); by default 1 or 2 s, drawn at random as Gmail's vary.
+   */
   constructor(
     public rate: number,
     seed: number,
+    private readonly retryAfterS?: number,
   ) {
     this.rng = createRng(seed ^ 0x5eed);
   }
@@ -116,7 +121,9 @@ export class FaultInjector {
     if (this.rate <= 0) return null;
     if (this.rate < 1 && this.rng() >= this.rate) return null;
     const kind = FAULT_KINDS[Math.floor(this.rng() * FAULT_KINDS.length)] ?? '500';
-    return fault(kind, 1 + Math.floor(this.rng() * 2));
+    // Drawn whether or not it is used, so that the sequence of faults is the same either way.
+    const drawn = 1 + Math.floor(this.rng() * 2);
+    return fault(kind, this.retryAfterS ?? drawn);
   }
 }
 
