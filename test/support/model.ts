@@ -449,3 +449,13 @@ export async function runSeed(seed: number, length = 16): Promise<SeedReport> {
     await stack.close();
   }
 }
+
+/** The title of a seed's test. */
+export function seedTitle(seed: number): string {
+  return `seed ${seed}: every action ends and every Finished Synchronize leaves the sink equal to the mailbox plus the held documents`;
+}
+
+/** The last check of a file of seeds: they met held documents, so that the hold checks are not vacuous. */
+export function assertHoldsChecked(seeds: readonly number[], checksWithHolds: number): void {
+  assert.ok(checksWithHolds > 0, `no sink check of seeds ${seeds.join(', ')} had a held document`);
+}

@@ -38,6 +38,11 @@ export interface GmailEmulatorOptions {
   /** Seconds of quota a user may burst (the bucket's size). Default 60: a minute's worth. */
   quotaBurstSeconds?: number;
   /**
+   * The clock the quota refills by, in milliseconds (default: performance.now). A test that counts
+   * the calls a bucket admits stops it, so that a slow machine does not refill it meanwhile.
+   */
+  quotaClock?: () => number;
+  /**
    * Gmail calls one user may have in flight at once (counted from arrival to answer); more are
    * answered 429 "Too many concurrent requests for user", which costs no quota. Default 0: no limit.
    */
@@ -191,7 +196,7 @@ export async function startGmailEmulator(opts: GmailEmulatorOptions = {}): Promi
   const timers = new Map<NodeJS.Timeout, (done: boolean) => void>();
   const state: EmulatorState = {
     mailboxes,
-    quota: new QuotaManager(opts.quotaUnitsPerMinute ?? 15000, opts.quotaBurstSeconds ?? 60),
+    quota: new QuotaManager(opts.quotaUnitsPerMinute ?? 15000, opts.quotaBurstSeconds ?? 60, opts.quotaClock),
     quotaStatus: opts.quotaStatus ?? 429,
     faults: new FaultInjector(fraction(opts.faultRate ?? 0), opts.seed ?? 1, opts.faultRetryAfterS),
     hangs: new HangInjector(fraction(opts.hangRate ?? 0), opts.seed ?? 1),
