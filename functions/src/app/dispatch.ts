@@ -39,6 +39,8 @@ import { totalsOfUnits } from '../store/totals.js';
 export const PRODUCT = 'gmail-connector';
 /** The connector's version (kept equal to package.json's). */
 export const VERSION = '0.1.0';
+/** The Cloud Functions as the deployment names them (infra/locals.tf and infra/push.tf; test/infra holds them equal). */
+export const FUNCTION_NAMES = { action: 'gmail-connector-action', worker: 'gmail-connector-worker', notify: 'gmail-connector-notify' } as const;
 
 /** The names a request may give its task sections under: IDOL's `TaskSections`, or one `ConfigSection`. */
 const SECTION_PARAMS = ['TaskSections', 'ConfigSection'] as const;
@@ -270,12 +272,18 @@ async function getVersion(): Promise<AciTree> {
 async function getStatus(_p: AciParams, deps: Deps): Promise<AciTree> {
   const [{ paused, counts }, watched] = await Promise.all([serverStatus(deps), watchStatus(deps)]);
   return {
+    product: PRODUCT,
     version: VERSION,
+    // The commit the deployment says it built from (BUILD_COMMIT): the deployed source has no .git.
+    build: deps.config.buildCommit ?? 'unknown',
     uptime: Math.floor((deps.now() - deps.startedAt) / 1000),
+    functions: { ...FUNCTION_NAMES },
     queues: {
       queue: [
         {
           name: 'fetch',
+          // The Cloud Tasks queue behind QueueName=fetch, as gcloud names it.
+          tasks_queue: deps.queue.queuePath,
           paused,
           actions: Object.fromEntries(STATUSES.map((s) => [`@${s.toLowerCase()}`, String(counts[s])])),
         },
