@@ -702,8 +702,9 @@ void describe('retention', () => {
       'no TTL policy on expireAt in collection group locks',
       'no TTL policy on expireAt in collection group totals',
       'no TTL policy on expireAt in collection group gmailAddresses',
+      'no TTL policy on expireAt in collection group actionIds',
     );
-    const n = await withText('firestore.tf', 'for_each = toset(["actions", "mailboxes", "results", "locks", "totals", "gmailAddresses"])', 'for_each = toset(["actions", "state", "results", "locks", "totals", "gmailAddresses"])');
+    const n = await withText('firestore.tf', 'for_each = toset(["actions", "mailboxes", "results", "locks", "totals", "gmailAddresses", "actionIds"])', 'for_each = toset(["actions", "state", "results", "locks", "totals", "gmailAddresses", "actionIds"])');
     assertReports(await checkRetention(n, indexesFile), 'no TTL policy on expireAt in collection group mailboxes');
     const o = await withText('firestore.tf', 'field      = "expireAt"', 'field      = "expiresAt"');
     assertReports(await checkRetention(o, indexesFile), 'the TTL field is expiresAt');
