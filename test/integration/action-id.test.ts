@@ -127,7 +127,7 @@ describe('a Fetch with an ActionID', () => {
 
   it('repeated with other parameters: a 409 naming the ActionID, nothing queued', async () => {
     const before = await actionCount();
-    for (const other of [
+    for (const other of <Record<string, string>[]>[
       { action: 'Fetch', FetchAction: 'Synchronize', TaskSections: 'BOB', ActionID: 'job-1' },
       { action: 'Fetch', FetchAction: 'Identifiers', TaskSections: 'ANN', ActionID: 'job-1' },
       { action: 'Fetch', FetchAction: 'Synchronize', TaskSections: 'ANN', Schedule: 'false', ActionID: 'job-1' },
@@ -156,12 +156,18 @@ describe('a Fetch with an ActionID', () => {
   });
 
   it('without ActionID: each Fetch is a new action, as always', async () => {
-    const a = tokenOf(await sync('ANN'));
-    const b = tokenOf(await sync('ANN'));
-    assert.notEqual(a, b);
-    const record = (await stack.db.collection('actions').doc(a).get()).data() as ActionRecord;
-    assert.equal(record.actionId, undefined);
-    await Promise.all([a, b].map((t) => stack.waitFor(t, ['Finished', 'Error', 'Stopped'], 120_000)));
+    // Paused, so that both stay queued and are cancelled before they run.
+    await queue('Pause');
+    try {
+      const a = tokenOf(await sync('ANN'));
+      const b = tokenOf(await sync('ANN'));
+      assert.notEqual(a, b);
+      const record = (await stack.db.collection('actions').doc(a).get()).data() as ActionRecord;
+      assert.equal(record.actionId, undefined);
+      for (const t of [a, b]) assert.equal((await queue('Cancel', { Token: t })).status, 200);
+    } finally {
+      await queue('Resume');
+    }
   });
 
   it('answered 503 (the queue refused its task): the ActionID is released, and the retry queues the action', async () => {
