@@ -136,7 +136,7 @@ describe('a Fetch with an ActionID', () => {
       assert.equal(r.status, 409, r.text);
       const error = rd(r.json).error as Json;
       assert.equal(error.errorid, 'GMAILCONNECTOR-CONFLICT');
-      assert.match(error.errorstring as string, new RegExp(`^ActionID "job-1" was sent within the last 24 hours with other parameters \\(action ${token}\\): its parameters differ`));
+      assert.match(error.errorstring as string, new RegExp(`^ActionID job-1 was sent within the last 24 hours with other parameters \\(action ${token}\\): the parameters differ\\. `));
       assert.equal(envelope(r.json).actionid, 'job-1');
     }
     assert.equal(await actionCount(), before);

@@ -141,7 +141,7 @@ function answered(made: Exclude<CreateOutcome, { kind: 'created' }>, actionId: s
       return made.coalesced ? { token: made.token, coalesced: true } : { token: made.token };
     case 'differs':
       throw conflict(
-        `ActionID ${JSON.stringify(actionId ?? '')} was sent within the last 24 hours with other parameters (action ${made.token}): its parameters differ from this request's. Send the same parameters to get that action's token, or use another ActionID`,
+        `ActionID ${actionId ?? ''} was sent within the last 24 hours with other parameters (action ${made.token}): the parameters differ. Send the same parameters to get the token of that action, or use another ActionID`,
       );
   }
 }
