@@ -93,9 +93,10 @@ resource "google_firestore_field" "override" {
 # single-field indexing: nothing queries it, and an index on a timestamp written in time order
 # would only add cost. The hold documents of Gmail addresses (gmailAddresses/{address}, one per
 # address read) carry expireAt = an hour past their hold's end, so an address nobody reads any
-# more is deleted too.
+# more is deleted too. A Fetch's ActionID (actionIds/{hash}) carries expireAt = a day after the
+# Fetch: after that the ActionID names a new action.
 resource "google_firestore_field" "expire_at" {
-  for_each = toset(["actions", "mailboxes", "results", "locks", "totals", "gmailAddresses"])
+  for_each = toset(["actions", "mailboxes", "results", "locks", "totals", "gmailAddresses", "actionIds"])
 
   project    = var.project_id
   database   = google_firestore_database.default.name

@@ -69,10 +69,11 @@ locals {
   }
 
   # action: its own URL and the scheduler's account, to check the scheduler's OIDC token itself in
-  # shared-secret mode (where Cloud Run lets everyone in).
+  # shared-secret mode (where Cloud Run lets everyone in); the commit GetStatus reports.
   action_only_env = {
     ACTION_URL                = local.action_url
     SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
+    BUILD_COMMIT              = var.build_commit
   }
 
   # action, when view_enabled: the read-only delegated account of the synchronous View.

@@ -46,6 +46,17 @@ variable "action_retention_days" {
   }
 }
 
+variable "build_commit" {
+  description = "The commit the functions are built from, which GetStatus reports as build (BUILD_COMMIT; the uploaded source has no .git), e.g. -var build_commit=$(git rev-parse HEAD). Empty: GetStatus says unknown."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.build_commit == "" || can(regex("^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$", var.build_commit))
+    error_message = "build_commit must be a commit id: at most 64 letters, digits and . _ + -."
+  }
+}
+
 variable "connector_config" {
   description = <<-EOT
     The connector configuration (DESIGN §5), as a JSON string (the content of a config/*.json file)

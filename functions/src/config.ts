@@ -39,6 +39,7 @@ export const OPTIONAL_ENV_VARS = [
   'PUSH_TOPIC',
   'NOTIFY_URL',
   'PUSH_SERVICE_ACCOUNT',
+  'BUILD_COMMIT',
 ] as const;
 
 /** Variables that point the functions at emulators; never set in production. */
@@ -179,6 +180,8 @@ export interface Config {
   readonly notifyUrl: string | undefined;
   /** The account the push subscription's OIDC tokens are issued to. */
   readonly pushServiceAccount: string | undefined;
+  /** The commit the deployment built the functions from, for GetStatus (the deployed source has no .git). */
+  readonly buildCommit: string | undefined;
 }
 
 /** A configuration that cannot be used; the message names the field. */
@@ -256,6 +259,16 @@ function clientIdOf(env: Env, name: EnvName): string | undefined {
   const v = env[name];
   if (v === undefined || v === '') return undefined;
   if (!/^\d{10,30}$/.test(v)) throw new ConfigError(`${name} must be the service account's numeric client id (unique id), got "${v}"`);
+  return v;
+}
+
+/** An optional build label: a commit id, or a name such as `v0.1.0-3-gabc1234`. */
+function buildLabel(env: Env, name: EnvName): string | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/.test(v)) {
+    throw new ConfigError(`${name} must be a commit id (at most 64 letters, digits and . _ + -), got "${v}"`);
+  }
   return v;
 }
 
@@ -349,5 +362,6 @@ export function loadConfig(env: Env): Config {
     pushTopic: topic(env, 'PUSH_TOPIC'),
     notifyUrl: url(env, 'NOTIFY_URL'),
     pushServiceAccount: serviceAccount(env, 'PUSH_SERVICE_ACCOUNT'),
+    buildCommit: buildLabel(env, 'BUILD_COMMIT'),
   });
 }

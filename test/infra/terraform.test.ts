@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 import { EMULATOR_ENV_VARS, OPTIONAL_ENV_VARS, PRODUCTION_ENV_VARS } from '../../functions/src/config.js';
 import { QUERIES } from '../../functions/src/store/queries.js';
+import { FUNCTION_NAMES } from '../../functions/src/app/dispatch.js';
 import { FETCH_REGISTRY } from '../../functions/src/fetch/registry.js';
 import { GMAIL_SCOPES } from '../../functions/src/gmail/client.js';
 import { codeNeeds, IDENTITY_MATRIX, unknownGoogleCalls, type MatrixGrant } from './identity.js';
@@ -52,7 +53,7 @@ const ENV = { production: PRODUCTION_ENV_VARS, optional: OPTIONAL_ENV_VARS, emul
 const COMMON_ENV = ['GCLOUD_PROJECT', 'CONNECTOR_CONFIG', 'TASKS_LOCATION', 'TASKS_QUEUE', 'WORKER_URL', 'TASKS_INVOKER_SERVICE_ACCOUNT', 'ACTION_RETENTION_DAYS', 'COLLECT_BUCKETS'];
 const ENV_MATRIX: EnvMatrix = {
   action: {
-    always: [...COMMON_ENV, 'ACTION_URL', 'SCHEDULER_SERVICE_ACCOUNT'],
+    always: [...COMMON_ENV, 'ACTION_URL', 'SCHEDULER_SERVICE_ACCOUNT', 'BUILD_COMMIT'],
     gated: { view_enabled: ['GMAIL_VIEW_SERVICE_ACCOUNT', 'GMAIL_VIEW_CLIENT_ID'] },
   },
   worker: { always: [...COMMON_ENV, 'WORKER_TIME_BUDGET_S', 'GMAIL_DELEGATED_SERVICE_ACCOUNT', 'GMAIL_DELEGATED_CLIENT_ID', 'PUSH_TOPIC'] },
@@ -286,6 +287,12 @@ void describe('no public access but the opt-in', () => {
 void describe('the functions environment', () => {
   void it("is exactly each function's variables of the matrix, plus ACTION_SHARED_SECRET from the opt-in secret", async () => {
     assert.deepEqual(await checkFunctionEnvironment(parsed, ENV, ENV_MATRIX), []);
+  });
+
+  void it('GetStatus names the functions as deployed, and reports the commit given as var.build_commit (default empty: unknown)', () => {
+    assert.deepEqual({ action: parsed.locals['action_name'], worker: parsed.locals['worker_name'], notify: parsed.locals['notify_name'] }, FUNCTION_NAMES);
+    assert.equal(envLocal(parsed, 'action_only_env')['BUILD_COMMIT'], '${var.build_commit}');
+    assert.equal(parsed.variable['build_commit']?.[0]?.['default'], '');
   });
 
   void it('reports a missing variable', async () => {
@@ -695,8 +702,9 @@ void describe('retention', () => {
       'no TTL policy on expireAt in collection group locks',
       'no TTL policy on expireAt in collection group totals',
       'no TTL policy on expireAt in collection group gmailAddresses',
+      'no TTL policy on expireAt in collection group actionIds',
     );
-    const n = await withText('firestore.tf', 'for_each = toset(["actions", "mailboxes", "results", "locks", "totals", "gmailAddresses"])', 'for_each = toset(["actions", "state", "results", "locks", "totals", "gmailAddresses"])');
+    const n = await withText('firestore.tf', 'for_each = toset(["actions", "mailboxes", "results", "locks", "totals", "gmailAddresses", "actionIds"])', 'for_each = toset(["actions", "state", "results", "locks", "totals", "gmailAddresses", "actionIds"])');
     assertReports(await checkRetention(n, indexesFile), 'no TTL policy on expireAt in collection group mailboxes');
     const o = await withText('firestore.tf', 'field      = "expireAt"', 'field      = "expiresAt"');
     assertReports(await checkRetention(o, indexesFile), 'the TTL field is expiresAt');

@@ -1512,7 +1512,7 @@ export async function checkFirestoreLocation(m: TfModule): Promise<string[]> {
 // --- invariant: retention -------------------------------------------------------------------------
 
 /** The collection groups whose ended records expire, and the field the code writes. */
-export const TTL_COLLECTION_GROUPS = ['actions', 'mailboxes', 'results', 'locks', 'totals', 'gmailAddresses'] as const;
+export const TTL_COLLECTION_GROUPS = ['actions', 'mailboxes', 'results', 'locks', 'totals', 'gmailAddresses', 'actionIds'] as const;
 export const TTL_FIELD = 'expireAt';
 
 /**

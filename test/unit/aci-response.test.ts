@@ -256,6 +256,25 @@ describe('renderSuccess: tree rules', () => {
   });
 });
 
+describe('renderSuccess and renderError: the ActionID', () => {
+  it('is echoed as actionid right after action, in every format; left out when undefined', () => {
+    assert.match(renderSuccess('Fetch', { token: 't' }, 'xml', [], 'job-1').body, /\n {2}<action>FETCH<\/action>\n {2}<actionid>job-1<\/actionid>\n {2}<response>SUCCESS<\/response>\n/);
+    assert.equal(
+      renderSuccess('Fetch', { token: 't' }, 'simplejson', ['w'], 'job-1').body,
+      '{"autnresponse":{"action":"FETCH","actionid":"job-1","response":"SUCCESS","warning":["w"],"responsedata":{"token":"t"}}}\n',
+    );
+    assert.equal(
+      renderSuccess('Fetch', { token: 't' }, 'json', [], 'job-1').body,
+      '{"autnresponse":{"action":{"$":"FETCH"},"actionid":{"$":"job-1"},"response":{"$":"SUCCESS"},"responsedata":{"token":{"$":"t"}}}}\n',
+    );
+    assert.doesNotMatch(renderSuccess('Fetch', { token: 't' }, 'xml').body, /actionid/);
+    const now = new Date(Date.UTC(2022, 10, 3, 19, 19, 37));
+    const e = renderError('Fetch', new AciError(409, 'GMAILCONNECTOR-CONFLICT', 'no'), 'simplejson', now, 'job-1');
+    assert.match(e.body, /^\{"autnresponse":\{"action":"FETCH","actionid":"job-1","response":"ERROR",/);
+    assert.doesNotMatch(renderError(undefined, new AciError(409, 'GMAILCONNECTOR-CONFLICT', 'no'), 'xml', now).body, /actionid/);
+  });
+});
+
 // ---------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------

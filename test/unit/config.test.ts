@@ -51,6 +51,12 @@ describe('loadConfig', () => {
     assert.deepEqual(readers, ['functions/src/index.ts']);
   });
 
+  it('BUILD_COMMIT: the commit GetStatus reports; unset or empty, none', () => {
+    assert.equal(loadConfig({ ...GOOD, BUILD_COMMIT: '3fdff56c0a1b' }).buildCommit, '3fdff56c0a1b');
+    assert.equal(loadConfig({ ...GOOD, BUILD_COMMIT: '' }).buildCommit, undefined);
+    assert.equal(loadConfig(GOOD).buildCommit, undefined);
+  });
+
   const bad: [Partial<Env>, RegExp][] = [
     [{ GCLOUD_PROJECT: '' }, /GCLOUD_PROJECT/],
     [{ WORKER_URL: 'ftp://x' }, /WORKER_URL/],
@@ -61,6 +67,8 @@ describe('loadConfig', () => {
     [{ FIRESTORE_EMULATOR_HOST: 'localhost' }, /FIRESTORE_EMULATOR_HOST/],
     [{ ACTION_SHARED_SECRET: 'short' }, /ACTION_SHARED_SECRET/],
     [{ GMAIL_DELEGATED_SERVICE_ACCOUNT: 'x' }, /GMAIL_DELEGATED_SERVICE_ACCOUNT/],
+    [{ BUILD_COMMIT: 'abc 123' }, /BUILD_COMMIT must be a commit id/],
+    [{ BUILD_COMMIT: 'x'.repeat(65) }, /BUILD_COMMIT/],
     [{ CONNECTOR_CONFIG: '{nope' }, /not valid JSON/],
     [{ CONNECTOR_CONFIG: '/no/such/file.json' }, /cannot be read/],
     [{ CONNECTOR_CONFIG: '{"tasks":{}}' }, /at least one task/],

@@ -280,22 +280,31 @@ function render(status: number, envelope: AciTree, format: ResponseFormat): AciR
 /**
  * A SUCCESS response (HTTP 200) for `action` (written upper-cased) with `data` as
  * `responsedata` (an empty `responsedata` when undefined), and one `warning` element per
- * warning (a list: always an array in JSON; left out when there is none). Throws TypeError when
- * `data` holds something that is not an {@link AciTree} (a bug in the caller).
+ * warning (a list: always an array in JSON; left out when there is none). `actionId`, the
+ * request's ActionID, is echoed as `actionid` after `action` (left out when undefined). Throws
+ * TypeError when `data` holds something that is not an {@link AciTree} (a bug in the caller).
  */
-export function renderSuccess(action: string, data: AciTree | undefined, format: ResponseFormat, warnings: readonly string[] = []): AciResponse {
-  return render(200, { action: action.toUpperCase(), response: 'SUCCESS', warning: warnings, responsedata: data ?? {} }, format);
+export function renderSuccess(
+  action: string,
+  data: AciTree | undefined,
+  format: ResponseFormat,
+  warnings: readonly string[] = [],
+  actionId?: string,
+): AciResponse {
+  return render(200, { action: action.toUpperCase(), actionid: actionId, response: 'SUCCESS', warning: warnings, responsedata: data ?? {} }, format);
 }
 
 /**
  * An ERROR response with the error's HTTP status:
  * `responsedata/error/{errorid, errorstring, errordescription, errorcode, errortime}`.
  * `errordescription` is the error's description, else its message; the cause is
- * never written. `autnresponse/action` is left out when `action` is unknown.
+ * never written. `autnresponse/action` is left out when `action` is unknown, `actionid` when the
+ * request gave no well-formed ActionID.
  */
-export function renderError(action: string | undefined, error: AciError, format: ResponseFormat, now: Date): AciResponse {
+export function renderError(action: string | undefined, error: AciError, format: ResponseFormat, now: Date, actionId?: string): AciResponse {
   const envelope: AciTree = {
     action: action?.toUpperCase(),
+    actionid: actionId,
     response: 'ERROR',
     responsedata: {
       error: {

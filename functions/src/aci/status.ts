@@ -59,6 +59,7 @@ export function actionView(
   };
   const view: AciTree = {
     token: a.token,
+    actionid: a.actionId,
     status: a.status,
     queued_time: formatAciTime(a.queuedAt.toDate()),
     time_in_queue: secondsBetween(a.queuedAt, started ?? ended ?? now),

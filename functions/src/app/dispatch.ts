@@ -29,7 +29,8 @@ import {
   type FetchRequest,
 } from './verbs.js';
 import { badParameter, gmailRefused, missingParameter, notFound, turnedOff, unavailable, unknownAction } from '../aci/errors.js';
-import { createAciParams, parseBoolParam, parseEnum, parseIntParam, requireParam, type AciParams } from '../aci/request.js';
+import { createAciParams, parameterKey, parseBoolParam, parseEnum, parseIntParam, requireParam, type AciParams } from '../aci/request.js';
+import { parseActionId } from '../aci/action-id.js';
 import { QUEUE_ACTION_PARAMETERS, type QueueActionName } from '../aci/parameters.js';
 import { formatAciTime, type AciTree } from '../aci/response.js';
 import { actionView, identifierView } from '../aci/status.js';
@@ -39,6 +40,8 @@ import { totalsOfUnits } from '../store/totals.js';
 export const PRODUCT = 'gmail-connector';
 /** The connector's version (kept equal to package.json's). */
 export const VERSION = '0.1.0';
+/** The Cloud Functions as the deployment names them (infra/locals.tf and infra/push.tf; test/infra holds them equal). */
+export const FUNCTION_NAMES = { action: 'gmail-connector-action', worker: 'gmail-connector-worker', notify: 'gmail-connector-notify' } as const;
 
 /** The names a request may give its task sections under: IDOL's `TaskSections`, or one `ConfigSection`. */
 const SECTION_PARAMS = ['TaskSections', 'ConfigSection'] as const;
@@ -63,13 +66,19 @@ function tokenParam(p: AciParams): string {
   return t;
 }
 
+/** Parameters a request carries that are not what the action does: how it is answered, and the client's label (kept apart). */
+const NOT_KEPT = new Set(['responseformat', 'actionid']);
+
 /** The request's parameters as sent, for GetActionParameters and Duplicate (never a secret: those travel in headers). */
 function requestOf(p: AciParams): { name: string; value: string }[] {
-  return p.names().filter((n) => n.toLowerCase() !== 'responseformat').map((name) => ({ name, value: p.get(name) ?? '' }));
+  return p.names().filter((n) => !NOT_KEPT.has(parameterKey(n))).map((name) => ({ name, value: p.get(name) ?? '' }));
 }
 
-/** A Fetch's parameters, checked against the configuration: what `queueFetch` is given. Pure: no I/O. */
-function parseFetch(p: AciParams, config: Config): FetchRequest {
+/**
+ * A Fetch's parameters, checked against the configuration: what `queueFetch` is given. Pure: no
+ * I/O. `actionId`: the request's own, or for Duplicate the Duplicate request's.
+ */
+function parseFetch(p: AciParams, config: Config, actionId = parseActionId(p)): FetchRequest {
   const raw = requireParam(p, 'FetchAction');
   const spec = fetchActionNamed(raw);
   if (!spec) throw badParameter('FetchAction', raw, `one of the supported fetch actions: ${FETCH_ACTION_NAMES.join(', ')}`);
@@ -97,7 +106,7 @@ function parseFetch(p: AciParams, config: Config): FetchRequest {
   if (schedule && tasks.length !== 1) throw badParameter(sectionParam, sections.join(','), 'exactly one task with Schedule=true');
   // Only an action that joins scheduled runs is found by its task (see ActionStore.activeOfTask).
   const scheduleKey = spec.coalesces && tasks.length === 1 ? (tasks[0] ?? null) : null;
-  return { fetchAction: spec.name, tasks, scheduleKey, params, request: requestOf(p), schedule };
+  return { fetchAction: spec.name, tasks, scheduleKey, params, request: requestOf(p), schedule, actionId };
 }
 
 async function fetchAction(p: AciParams, deps: Deps): Promise<AciTree> {
@@ -185,7 +194,9 @@ function listQuery(p: AciParams): ActionListQuery {
   const descending = parseEnum(p, 'Sort-Order', SORT_ORDERS, 'descending') === 'descending';
   // Origin=push lists the syncs push notifications queued, Origin=all everything; by default, not those.
   const origin = p.get('Origin') ? parseEnum(p, 'Origin', ORIGINS) : undefined;
-  return { status, queued, ended, sortBy, descending, limit, origin };
+  // ActionID, echoed in every answer, here also selects the actions that were given it.
+  const actionId = parseActionId(p);
+  return { status, queued, ended, sortBy, descending, limit, origin, actionId };
 }
 
 /** How Progress names a unit's status: IDOL's `Pending` for one not yet started. */
@@ -249,8 +260,9 @@ async function queueInfo(p: AciParams, deps: Deps): Promise<AciTree> {
     }
     case 'Duplicate': {
       // The original's parameters go through Fetch's checks again, against today's configuration.
-      const sent = await sentParameters(deps, tokenParam(p));
-      return queueFetch(deps, parseFetch(createAciParams(sent.map((s) => [s.name, s.value] as const)), deps.config));
+      // The duplicate is a new action: it takes this request's ActionID, never the original's.
+      const sent = (await sentParameters(deps, tokenParam(p))).filter((s) => !NOT_KEPT.has(parameterKey(s.name)));
+      return queueFetch(deps, parseFetch(createAciParams(sent.map((s) => [s.name, s.value] as const)), deps.config, parseActionId(p)));
     }
     case 'GetActionParameters': {
       const sent = await sentParameters(deps, tokenParam(p));
@@ -270,12 +282,18 @@ async function getVersion(): Promise<AciTree> {
 async function getStatus(_p: AciParams, deps: Deps): Promise<AciTree> {
   const [{ paused, counts }, watched] = await Promise.all([serverStatus(deps), watchStatus(deps)]);
   return {
+    product: PRODUCT,
     version: VERSION,
+    // The commit the deployment says it built from (BUILD_COMMIT): the deployed source has no .git.
+    build: deps.config.buildCommit ?? 'unknown',
     uptime: Math.floor((deps.now() - deps.startedAt) / 1000),
+    functions: { ...FUNCTION_NAMES },
     queues: {
       queue: [
         {
           name: 'fetch',
+          // The Cloud Tasks queue behind QueueName=fetch, as gcloud names it.
+          tasks_queue: deps.queue.queuePath,
           paused,
           actions: Object.fromEntries(STATUSES.map((s) => [`@${s.toLowerCase()}`, String(counts[s])])),
         },

@@ -10,11 +10,12 @@ import type { Deps } from '../deps.js';
 import { fetchActionNamed } from '../fetch/registry.js';
 import type { FetchParams } from '../fetch/spec.js';
 import { createReconciler, type Reconciler } from '../queue/reconcile.js';
-import type { ActionListQuery } from '../store/actions.js';
+import type { ActionIdClaim, ActionListQuery, CreateOutcome } from '../store/actions.js';
 import type { ActionTotals } from '../store/totals.js';
 import { ENDED_STATUSES, STATUSES, fanOutTaskId, unitId, type ActionRecord, type Status, type UnitRecord } from '../store/model.js';
 import { ResultStore, type ResultEntry } from '../store/results.js';
 import { AciError, conflict, notFound, unavailable } from '../aci/errors.js';
+import { parametersDigest } from '../aci/action-id.js';
 import { errorMessage } from '../error-message.js';
 
 /** One parameter of a request, as the client sent it. */
@@ -37,6 +38,8 @@ export interface FetchRequest {
   request: SentParameter[];
   /** Schedule=true: join a `Queued` or `Processing` action of the one task instead of queueing another. */
   schedule: boolean;
+  /** The client's ActionID: kept on the action, and a repeat of the request within a day answers the same token. */
+  actionId?: string;
 }
 
 function newToken(): string {
@@ -93,18 +96,27 @@ function endedConflict(token: string, status: Status, verb: string): AciError {
 /**
  * Fetch: writes the action `Queued`, then creates its Cloud Task; with `schedule`, answers the
  * task's open action instead when there is one (`coalesced`). A queue that refuses the task ends
- * the action `Error` and is a 503.
+ * the action `Error` and is a 503. With an ActionID, a repeat of the request within a day answers
+ * what the first was answered, and queues nothing; the same ActionID with other parameters is a 409.
  */
 export async function queueFetch(deps: Deps, r: FetchRequest): Promise<{ token: string; coalesced?: true }> {
   const token = newToken();
-  const record = { token, fetchAction: r.fetchAction, tasks: r.tasks, scheduleKey: r.scheduleKey, params: r.params, request: r.request };
+  const record = { token, fetchAction: r.fetchAction, tasks: r.tasks, scheduleKey: r.scheduleKey, params: r.params, request: r.request, actionId: r.actionId };
+  // The parameters as sent, not as parsed: a retry sends the same request, whatever it parses to today.
+  const claim: ActionIdClaim | undefined = r.actionId === undefined ? undefined : { actionId: r.actionId, digest: parametersDigest(r.request) };
   if (r.schedule && r.scheduleKey) {
     // Never coalesce onto an action that lost its tasks: reconcile it first.
     const active = await deps.store.activeOfTask(r.scheduleKey);
     if (active) await reconcilerOf(deps).action(active.token, true);
-    const created = await deps.store.createScheduled({ ...record, scheduleKey: r.scheduleKey });
-    if (!created.created) return { token: created.record.token, coalesced: true };
-    await deps.queue.enqueue(token, { token }).catch((e: unknown) => enqueueFailed(deps, token, e));
+    const made = await deps.store.createScheduled({ ...record, scheduleKey: r.scheduleKey }, claim);
+    if (made.kind !== 'created') return answered(made, r.actionId);
+    await deps.queue.enqueue(token, { token }).catch((e: unknown) => enqueueFailed(deps, token, e, r.actionId));
+  } else if (claim) {
+    // The record and its ActionID are written first, in one transaction, so that simultaneous
+    // repeats make one action; the task after, as for a scheduled run.
+    const made = await deps.store.createOnce({ ...record, actionId: claim.actionId }, claim);
+    if (made.kind !== 'created') return answered(made, r.actionId);
+    await deps.queue.enqueue(token, { token }).catch((e: unknown) => enqueueFailed(deps, token, e, r.actionId));
   } else {
     // The record and the task are written at once, one round trip instead of two: a delivery
     // that overtakes the record waits for it (engine/fan-out.ts claimWritten).
@@ -116,8 +128,22 @@ export async function queueFetch(deps: Deps, r: FetchRequest): Promise<{ token: 
     }
     if (queued.status === 'rejected') await enqueueFailed(deps, token, queued.reason);
   }
-  deps.log.with({ token, task: r.tasks.join(',') }).info('action queued', { fetchAction: r.fetchAction, schedule: r.schedule });
+  deps.log.with({ token, task: r.tasks.join(',') }).info('action queued', { fetchAction: r.fetchAction, schedule: r.schedule, actionId: r.actionId });
   return { token };
+}
+
+/** The answer of a Fetch that queued nothing: the open action it joined, or its ActionID's first answer. */
+function answered(made: Exclude<CreateOutcome, { kind: 'created' }>, actionId: string | undefined): { token: string; coalesced?: true } {
+  switch (made.kind) {
+    case 'joined':
+      return { token: made.record.token, coalesced: true };
+    case 'repeated':
+      return made.coalesced ? { token: made.token, coalesced: true } : { token: made.token };
+    case 'differs':
+      throw conflict(
+        `ActionID ${actionId ?? ''} was sent within the last 24 hours with other parameters (action ${made.token}): the parameters differ. Send the same parameters to get the token of that action, or use another ActionID`,
+      );
+  }
 }
 
 /**
@@ -125,9 +151,10 @@ export async function queueFetch(deps: Deps, r: FetchRequest): Promise<{ token: 
  * took effect though its answers were lost left the task in the queue, or already delivered: the
  * action is queued (or running), and the client gets its token (told to try again, it would run
  * the action twice). Otherwise the action ends `Error`, and the client is told to try again; a
- * delivery of a task that did exist then finds the action ended and runs nothing.
+ * delivery of a task that did exist then finds the action ended and runs nothing, and its
+ * ActionID, if any, is released.
  */
-async function enqueueFailed(deps: Deps, token: string, e: unknown): Promise<void> {
+async function enqueueFailed(deps: Deps, token: string, e: unknown, actionId?: string): Promise<void> {
   const log = deps.log.with({ token });
   if (await deps.queue.exists(token).catch(() => false)) {
     log.warn('task creation answered a failure, but the task exists: the action is queued', { error: errorMessage(e) });
@@ -138,6 +165,10 @@ async function enqueueFailed(deps: Deps, token: string, e: unknown): Promise<voi
     return;
   }
   log.error('task creation failed', { error: errorMessage(e) });
+  // The action never ran: the client's retry with the same ActionID queues it anew.
+  if (actionId !== undefined) {
+    await deps.store.releaseActionId(actionId, token).catch((err: unknown) => log.warn('the ActionID could not be released', { error: errorMessage(err) }));
+  }
   throw unavailable('the fetch queue did not accept the action; try again later', e);
 }
 

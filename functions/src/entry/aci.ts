@@ -10,6 +10,7 @@ import { AciError, methodNotAllowed, withNearMisses } from '../aci/errors.js';
 import { toAciError } from '../app/failures.js';
 import { nearMisses, unknownParameterWarnings } from '../app/request-parameters.js';
 import { parseAciRequest, type AciParams } from '../aci/request.js';
+import { echoedActionId, parseActionId } from '../aci/action-id.js';
 import { chooseFormat, renderError, renderSuccess, warningHeader, type ResponseFormat } from '../aci/response.js';
 import type { Deps } from '../deps.js';
 import { isQueuePage, QUEUE_PAGE } from '../page/queue.js';
@@ -75,6 +76,8 @@ export function createActionHandler(deps: Deps) {
       format = chooseFormat(params);
       const n = actionName(params);
       name = n;
+      // A malformed ActionID is refused for every action: it is echoed, and a Fetch keeps it.
+      parseActionId(params);
       if (head && !readsOnly(n, params)) {
         res.set('Allow', 'GET, POST');
         throw methodNotAllowed('HEAD', `action ${n} changes state: HEAD answers only actions that read`);
@@ -92,7 +95,7 @@ export function createActionHandler(deps: Deps) {
           .send(data.body);
         return;
       }
-      send(renderSuccess(n, data, format, warnings));
+      send(renderSuccess(n, data, format, warnings, echoedActionId(params)));
     } catch (e) {
       let err = toAciError(e);
       // A missing parameter the client probably misspelt: name what it sent instead.
@@ -102,7 +105,7 @@ export function createActionHandler(deps: Deps) {
       if (!(e instanceof AciError) || err.status >= 500) {
         deps.log.error('action failed', { action: name, error: errorMessage(e), stack: (e as Error).stack });
       }
-      send(renderError(name ?? params?.get('action'), err, format, new Date(deps.now())));
+      send(renderError(name ?? params?.get('action'), err, format, new Date(deps.now()), echoedActionId(params)));
     }
   };
 }

@@ -6,8 +6,8 @@
  * worker's claim cannot both win. The units themselves are units.ts's; their
  * mailboxes, mailboxes.ts's.
  */
-import { FieldPath, FieldValue, Timestamp, type DocumentReference, type Firestore, type Query, type QueryDocumentSnapshot } from '@google-cloud/firestore';
-import { COLLECTIONS, ENDED_STATUSES, type ActionRecord, type Status, type UnitRecord } from './model.js';
+import { FieldPath, FieldValue, Timestamp, type DocumentReference, type Firestore, type Query, type QueryDocumentSnapshot, type Transaction } from '@google-cloud/firestore';
+import { ACTION_ID_LIFETIME_MS, COLLECTIONS, ENDED_STATUSES, actionIdKey, type ActionIdRecord, type ActionRecord, type Status, type UnitRecord } from './model.js';
 import { CODES, refusedWith, runTransaction } from './conflicts.js';
 import { QUERIES, statusQueryShape } from './queries.js';
 import { totalsOfShards, type ActionTotals } from './totals.js';
@@ -22,7 +22,24 @@ const MAX_NAMED_ERRORS = 100;
 const RECONCILE_CURSOR = '.reconcile';
 
 /** What a new action is made of. */
-export type NewAction = Pick<ActionRecord, 'token' | 'fetchAction' | 'tasks' | 'scheduleKey' | 'params' | 'request' | 'origin'>;
+export type NewAction = Pick<ActionRecord, 'token' | 'fetchAction' | 'tasks' | 'scheduleKey' | 'params' | 'request' | 'origin' | 'actionId'>;
+
+/** A Fetch's ActionID and the digest of its parameters: what a repeat of it must match. */
+export interface ActionIdClaim {
+  actionId: string;
+  digest: string;
+}
+
+/** What creating an action came to. */
+export type CreateOutcome =
+  /** A new action, written `Queued`. */
+  | { kind: 'created'; record: ActionRecord }
+  /** A scheduled run joined the task's open action. */
+  | { kind: 'joined'; record: ActionRecord }
+  /** The ActionID answered this within the day, for the same parameters: nothing written. */
+  | { kind: 'repeated'; token: string; coalesced: boolean }
+  /** The ActionID answered `token` within the day, for other parameters: nothing written. */
+  | { kind: 'differs'; token: string };
 
 /** The times an action list can be ordered by. */
 export type ActionTimeField = 'queuedAt' | 'startedAt' | 'endedAt';
@@ -41,6 +58,8 @@ export interface ActionListQuery {
   limit: number;
   /** `push`: only actions queued by push notifications; `all`: every action; absent: all but those. */
   origin?: 'push' | 'all';
+  /** Only the actions of this ActionID. */
+  actionId?: string;
 }
 /** Actions read per page, and at most in all, when a time range must be checked in memory. */
 const LIST_PAGE = 500;
@@ -104,13 +123,74 @@ export class ActionStore {
     return record;
   }
 
+  private claimRef(actionId: string): DocumentReference {
+    return this.db.collection(COLLECTIONS.actionIds).doc(actionIdKey(actionId));
+  }
+
+  /**
+   * What the ActionID answered within the day, read in `tx`: the same answer for the same
+   * parameters, a refusal for others; null when it answered nothing yet, or over a day ago (the
+   * TTL policy may not have deleted its document yet).
+   */
+  private async claimed(tx: Transaction, claim: ActionIdClaim): Promise<CreateOutcome | null> {
+    const snap = await tx.get(this.claimRef(claim.actionId));
+    const found = snap.exists ? (snap.data() as ActionIdRecord) : null;
+    if (!found || found.expireAt.toMillis() <= this.now()) return null;
+    if (found.digest !== claim.digest) return { kind: 'differs', token: found.token };
+    return { kind: 'repeated', token: found.token, coalesced: found.coalesced };
+  }
+
+  /** Records in `tx` that the ActionID answered `token`, for a day. */
+  private claim(tx: Transaction, claim: ActionIdClaim, token: string, coalesced: boolean): void {
+    const claimedAt = this.ts();
+    const record: ActionIdRecord = {
+      actionId: claim.actionId,
+      token,
+      coalesced,
+      digest: claim.digest,
+      claimedAt,
+      expireAt: Timestamp.fromMillis(claimedAt.toMillis() + ACTION_ID_LIFETIME_MS),
+    };
+    tx.set(this.claimRef(claim.actionId), record);
+  }
+
+  /**
+   * A new action with an ActionID, in one transaction with its ActionID's document: when the
+   * ActionID answered within the day, that answer (or a refusal, for other parameters) and
+   * nothing written. Simultaneous requests with one ActionID contend on its document, so one of
+   * them writes and the others, run again, find its answer.
+   */
+  async createOnce(a: NewAction & { actionId: string }, claim: ActionIdClaim): Promise<CreateOutcome> {
+    return runTransaction(this.db, async (tx): Promise<CreateOutcome> => {
+      const earlier = await this.claimed(tx, claim);
+      if (earlier) return earlier;
+      const record = this.newRecord(a);
+      tx.create(this.ref(a.token), record);
+      this.claim(tx, claim, a.token, false);
+      return { kind: 'created', record };
+    }, { maxAttempts: 20 });
+  }
+
+  /**
+   * Forgets that the ActionID answered `token` (its action failed before it could run), so that
+   * the client's retry queues the action anew. An ActionID that answered another since is kept.
+   */
+  async releaseActionId(actionId: string, token: string): Promise<void> {
+    const ref = this.claimRef(actionId);
+    await runTransaction(this.db, async (tx) => {
+      const snap = await tx.get(ref);
+      if (snap.exists && snap.get('token') === token) tx.delete(ref);
+    });
+  }
+
   /**
    * A scheduled action of one task, in one transaction: the task's `Queued` or
-   * `Processing` action if there is one (`created: false`), else a new one.
+   * `Processing` action if there is one (`joined`), else a new one.
    * Both deliveries of a doubled scheduler tick read and write the task's
    * schedule document, so one of them retries and finds the other's action.
+   * With an ActionID, its document is read and written in the same transaction (see createOnce).
    */
-  async createScheduled(a: NewAction & { scheduleKey: string }): Promise<{ record: ActionRecord; created: boolean }> {
+  async createScheduled(a: NewAction & { scheduleKey: string }, claim?: ActionIdClaim): Promise<CreateOutcome> {
     const [key, status, order] = QUERIES.activeSyncOfTask.fields;
     const active = this.db
       .collection(COLLECTIONS.actions)
@@ -121,14 +201,21 @@ export class ActionStore {
     const schedRef = this.db.collection(COLLECTIONS.state).doc(a.scheduleKey.toUpperCase());
     // Ticks of one schedule delivered together contend on its document: more attempts than the
     // client's default 5, so that every tick of a burst is answered with the one action.
-    return runTransaction(this.db, async (tx) => {
+    return runTransaction(this.db, async (tx): Promise<CreateOutcome> => {
+      const earlier = claim ? await this.claimed(tx, claim) : null;
+      if (earlier) return earlier;
       const [, found] = await Promise.all([tx.get(schedRef), tx.get(active)]);
       const d = found.docs[0];
-      if (d) return { record: d.data() as ActionRecord, created: false };
+      if (d) {
+        const joined = d.data() as ActionRecord;
+        if (claim) this.claim(tx, claim, joined.token, true);
+        return { kind: 'joined', record: joined };
+      }
       const record = this.newRecord(a);
       tx.create(this.ref(a.token), record);
       tx.set(schedRef, { scheduledToken: a.token, scheduledAt: record.queuedAt }, { merge: true });
-      return { record, created: true };
+      if (claim) this.claim(tx, claim, a.token, false);
+      return { kind: 'created', record };
     }, { maxAttempts: 20 });
   }
 
@@ -183,6 +270,7 @@ export class ActionStore {
    * range. Ranges include `from` and exclude `to`; a range on `endedAt` excludes open actions.
    */
   async list(q: ActionListQuery): Promise<ActionRecord[]> {
+    if (q.actionId !== undefined) return this.listOfActionId(q, q.actionId);
     const direction = q.descending ? 'desc' : 'asc';
     const ranges: Partial<Record<ActionTimeField, TimeRange>> = { queuedAt: q.queued, endedAt: q.ended };
     // queuedAt <= endedAt, so an end before `to` is also a queue time before `to`; a queue time
@@ -226,6 +314,29 @@ export class ActionStore {
       after = page.docs[page.docs.length - 1];
     }
     return out;
+  }
+
+  /**
+   * The actions of one ActionID, as `q` selects and orders them. An ActionID names at most one
+   * action a day (a retry answers the first), so its actions are read whole by the one equality
+   * (Firestore's single-field index, no composite one) and selected and ordered here, as
+   * Firestore would order them: an action without the sorted time before every time.
+   */
+  private async listOfActionId(q: ActionListQuery, actionId: string): Promise<ActionRecord[]> {
+    const snaps = await this.db.collection(COLLECTIONS.actions).where('actionId', '==', actionId).limit(LIST_SCAN_MAX).get();
+    const within = (t: Timestamp | null | undefined, r: TimeRange | undefined): boolean => {
+      if (r === undefined) return true;
+      const ms = t?.toMillis();
+      return ms !== undefined && (r.from === undefined || ms >= r.from) && (r.to === undefined || ms < r.to);
+    };
+    const timeOf = (a: ActionRecord): number => a[q.sortBy]?.toMillis() ?? -Infinity;
+    const sign = q.descending ? -1 : 1;
+    return snaps.docs
+      .map((d) => d.data() as ActionRecord)
+      .filter((a) => (q.status === undefined || a.status === q.status) && within(a.queuedAt, q.queued) && within(a.endedAt, q.ended))
+      .filter((a) => q.origin === 'all' || (q.origin === 'push') === (a.origin === 'push'))
+      .sort((a, b) => sign * (timeOf(a) - timeOf(b) || (a.token < b.token ? -1 : a.token > b.token ? 1 : 0)))
+      .slice(0, q.limit);
   }
 
   /** How many actions there are of each status. */

@@ -34,8 +34,10 @@ export interface ActionRecord {
   fetchAction: FetchAction;
   /** The fetch action's own parameters, as it parsed them (see fetch/registry.ts). */
   params?: Record<string, string | number | boolean>;
-  /** The request's parameters as sent (for GetActionParameters and Duplicate). */
+  /** The request's parameters as sent (for GetActionParameters and Duplicate), ResponseFormat and ActionID left out. */
   request?: { name: string; value: string }[];
+  /** The client's ActionID, when the Fetch gave one (GetStatus shows it and filters by it). */
+  actionId?: string;
   /** Task sections, as configured (canonical spelling). */
   tasks: string[];
   status: Status;
@@ -159,7 +161,45 @@ export interface UnitRecord {
   rolled?: UnitTally;
 }
 
-export const COLLECTIONS = { actions: 'actions', units: 'mailboxes', documents: 'documents', state: 'state', locks: 'locks', results: 'results', totals: 'totals', watches: 'watches' } as const;
+export const COLLECTIONS = {
+  actions: 'actions',
+  units: 'mailboxes',
+  documents: 'documents',
+  state: 'state',
+  locks: 'locks',
+  results: 'results',
+  totals: 'totals',
+  watches: 'watches',
+  actionIds: 'actionIds',
+} as const;
+
+/**
+ * `actionIds/{key}`: which action a Fetch's ActionID answered, for a day. A retry of the Fetch
+ * with the same ActionID and parameters answers that action's token; other parameters are refused.
+ */
+export interface ActionIdRecord {
+  actionId: string;
+  /** The action answered (a new one, or the open scheduled one it joined). */
+  token: string;
+  /** Whether the answer joined an open scheduled action (`coalesced`). */
+  coalesced: boolean;
+  /** The digest of the request's parameters (aci/action-id.ts parametersDigest). */
+  digest: string;
+  claimedAt: Timestamp;
+  /** A day after claimedAt: a later Fetch with the ActionID is a new action; the TTL policy deletes it. */
+  expireAt: Timestamp;
+}
+
+/** How long an ActionID answers its first action's token. */
+export const ACTION_ID_LIFETIME_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The id of an ActionID's document: the base64url SHA-256 of the ActionID, since an ActionID may
+ * be a name Firestore refuses as a document id (`.`, `..`, `__x__`).
+ */
+export function actionIdKey(actionId: string): string {
+  return createHash('sha256').update(actionId).digest('base64url');
+}
 
 /** A token is 128 random bits in base64url: 22 characters. */
 export const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22}$/;
