@@ -18,6 +18,13 @@ function secondsBetween(a: Timestamp | null, b: number | null): number | undefin
 export interface FetchActionShape {
   readonly counters: readonly string[];
   readonly results?: 'identifiers' | 'tasks';
+  /** Its kind of results when it depends on the action's parameters (a Synchronize given identifiers). */
+  resultsFor?(params: Record<string, string | number | boolean>): 'identifiers' | 'tasks' | undefined;
+}
+
+/** The kind of results an action of `spec` has, given its parameters. */
+export function resultsKind(spec: FetchActionShape | undefined, params: Record<string, string | number | boolean> | undefined): 'identifiers' | 'tasks' | undefined {
+  return spec?.resultsFor ? spec.resultsFor(params ?? {}) : spec?.results;
 }
 
 /** Every counter at zero. */
@@ -68,7 +75,7 @@ export function actionView(
     process_end_time: a.endedAt && started !== null ? formatAciTime(a.endedAt.toDate()) : undefined,
     fetchaction: a.fetchAction.toUpperCase(),
     origin: a.origin,
-    tasks: results && spec?.results === 'tasks' ? taskResultsView(results.entries) : tasks,
+    tasks: results && resultsKind(spec, a.params) === 'tasks' ? taskResultsView(results.entries) : tasks,
     stop_requested: a.stopRequested,
     progress: { percent, pages, messages },
     attempts,
@@ -80,7 +87,7 @@ export function actionView(
       })),
     },
     error: a.error ?? undefined,
-    identifiers: results && spec?.results !== 'tasks' ? identifiersView(results) : undefined,
+    identifiers: results && resultsKind(spec, a.params) !== 'tasks' ? identifiersView(results) : undefined,
   };
   return view;
 }

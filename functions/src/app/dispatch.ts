@@ -105,7 +105,9 @@ function parseFetch(p: AciParams, config: Config, actionId = parseActionId(p)): 
   if (schedule && !spec.coalesces) throw badParameter('Schedule', p.get('Schedule') ?? '', `false: ${spec.name} runs are never joined to a running one`);
   if (schedule && tasks.length !== 1) throw badParameter(sectionParam, sections.join(','), 'exactly one task with Schedule=true');
   // Only an action that joins scheduled runs is found by its task (see ActionStore.activeOfTask).
-  const scheduleKey = spec.coalesces && tasks.length === 1 ? (tasks[0] ?? null) : null;
+  // Nor is one given identifiers (a named Synchronize): a scheduled run never joins it.
+  if (schedule && named) throw badParameter('Schedule', p.get('Schedule') ?? '', `false with identifiers: a named ${spec.name} is never joined to a running one`);
+  const scheduleKey = spec.coalesces && tasks.length === 1 && !named ? (tasks[0] ?? null) : null;
   return { fetchAction: spec.name, tasks, scheduleKey, params, request: requestOf(p), schedule, actionId };
 }
 

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Deps } from '../deps.js';
 import { fetchActionNamed } from '../fetch/registry.js';
+import { resultsKind } from '../aci/status.js';
 import type { FetchParams } from '../fetch/spec.js';
 import { createReconciler, type Reconciler } from '../queue/reconcile.js';
 import type { ActionIdClaim, ActionListQuery, CreateOutcome } from '../store/actions.js';
@@ -213,7 +214,7 @@ export async function setPaused(deps: Deps, paused: boolean): Promise<boolean> {
 export async function actionStatus(deps: Deps, token: string): Promise<{ action: ActionRecord; units: UnitRecord[]; results: boolean }> {
   const action = await getOne(deps, token);
   const units = await deps.store.units(action.token);
-  return { action, units, results: fetchActionNamed(action.fetchAction)?.results !== undefined };
+  return { action, units, results: resultsKind(fetchActionNamed(action.fetchAction), action.params) !== undefined };
 }
 
 /** A page of an action's results: `max` entries from position `start` (1-based), and how many there are. */

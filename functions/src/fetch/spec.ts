@@ -99,6 +99,8 @@ export interface FetchActionSpec {
    * (an entry with a `message` attribute failed).
    */
   readonly results?: 'identifiers' | 'tasks';
+  /** Its results when they depend on its parameters (Synchronize has them only when given identifiers); `results` otherwise. */
+  resultsFor?(params: FetchParams): 'identifiers' | 'tasks' | undefined;
   /** Its inline form (`Sync=true`, see app/inline.ts): one mailbox's results now, or `over` past `cap`. */
   readonly inline?: { cap: number; run(ctx: UnitContext, cap: number): Promise<ResultEntry[] | 'over'> };
   /**

@@ -19,7 +19,9 @@
  * off: nothing listed twice, nothing counted twice, and a delivery that lost
  * the mailbox writes nothing more.
  */
-import type { DocumentReference } from '@google-cloud/firestore';
+import type { DocumentReference, DocumentSnapshot } from '@google-cloud/firestore';
+import pLimit from 'p-limit';
+import { decodeIdentifier } from '../aci/identifiers.js';
 import { GMAIL_SCOPES } from '../gmail/client.js';
 import { PermanentGmailError, classify } from '../gmail/errors.js';
 import { RunAborted } from '../gmail/pacing.js';
@@ -29,8 +31,10 @@ import { QUERIES } from '../store/queries.js';
 import { estimateBytes, fetchDocument, type SinkDocument } from './shared/document.js';
 import { HOLD_FIELDS, holdStateOf, releasedPage, sweptUnderHold, underHold } from './shared/held-documents.js';
 import { PAGE_SIZE, cloneProgress, listMessages, saveProgress } from './shared/listing.js';
+import { namedMailboxes, namedOf, parseNamed } from './shared/named.js';
 import { fetchAhead } from './shared/pipeline.js';
-import type { FetchActionSpec, UnitContext, UnitOutcome } from './spec.js';
+import { failedEntry, runItems, type ItemOutcome } from './shared/writes.js';
+import type { FetchActionSpec, FetchParams, UnitContext, UnitOutcome } from './spec.js';
 
 /** The counters of a Synchronize, per task section. */
 export const SYNC_COUNTERS = ['seen', 'added', 'updated', 'unchanged', 'deleted', 'errors'] as const;
@@ -210,8 +214,7 @@ async function listHistory(ctx: SyncContext, cp: Checkpoint): Promise<void> {
 }
 
 /** Whether a message belongs in the task's sink by its labels, as the run's selection has it. */
-function wanted(ctx: SyncContext, labels: string[]): boolean {
-  const t = selectionOfRun(ctx);
+function wanted(ctx: SyncContext, labels: string[], t: Selection = selectionOfRun(ctx)): boolean {
   if (!t.includeSpamTrash && (labels.includes('SPAM') || labels.includes('TRASH'))) return false;
   return t.labels.every((l) => labels.includes(l));
 }
@@ -387,6 +390,96 @@ async function sweepPage(ctx: SyncContext, cp: Checkpoint): Promise<void> {
   });
 }
 
+/** Named messages fetched per committed batch of a named Synchronize. */
+const NAMED_BATCH = 20;
+
+/**
+ * One named message of a named Synchronize (`Identifiers`): read again from Gmail and its sink
+ * document rewritten with the document builder a full listing uses (keeping the document's epoch,
+ * so the mailbox's regular runs see it as they left it), or removed when the message is gone (404)
+ * or outside the task's selection. A held document is left as a Synchronize leaves it
+ * (held-documents.ts `underHold`): never rewritten or removed, only marked `changedInSource` or
+ * `deletedInSource`.
+ */
+async function syncNamedOne(ctx: SyncContext, id: string, snap: DocumentSnapshot | undefined): Promise<{ r: ItemResult; epoch: number }> {
+  const messageId = decodeIdentifier(id).messageId;
+  const labels = snap?.exists ? ((snap.get('labels') as string[] | undefined) ?? []) : null;
+  const epoch = snap?.exists ? Number(snap.get('epoch') ?? 0) : 0;
+  const state = holdStateOf(snap);
+  const gone = (counts: Partial<Counts>): ItemResult => (labels !== null ? { write: { op: 'remove' }, counts: { ...counts, deleted: 1 } } : { write: null, counts });
+  let r: ItemResult;
+  try {
+    const got = await ctx.caller.call('messages.get', `messages.get ${messageId} of ${ctx.user}`, (o) => fetchDocument(ctx.gmail, ctx.task, ctx.user, messageId, o));
+    const now = [...got.labels].sort();
+    if (!wanted(ctx, now, selectionOf(ctx.taskConfig))) {
+      r = labels !== null ? gone({ seen: 1 }) : { write: null, counts: { seen: 1 }, error: `message ${messageId} is outside task ${ctx.task}'s selection (its labels, spam or trash): not in its sink` };
+    } else if (labels === null) {
+      r = { write: { op: 'set', doc: got.doc }, counts: { seen: 1, added: 1 } };
+    } else {
+      const changed = now.join(',') !== [...labels].sort().join(',');
+      if (state === 'held') r = { write: changed ? { op: 'update', labels: now, historyId: got.doc.historyId } : null, counts: { seen: 1, ...(changed ? { updated: 1 } : { unchanged: 1 }) } };
+      else r = { write: { op: 'set', doc: got.doc }, counts: { seen: 1, ...(changed ? { updated: 1 } : { unchanged: 1 }) } };
+    }
+  } catch (e) {
+    if (e instanceof RunAborted) throw e;
+    const err = classify(e, `message ${messageId} of ${ctx.user}`);
+    if (err instanceof PermanentGmailError && (err.status === 401 || err.status === 403)) throw err;
+    if (err instanceof PermanentGmailError && err.status === 404) {
+      r = labels !== null ? gone({ seen: 1 }) : { write: null, counts: { seen: 1 }, error: `message ${messageId} is not in mailbox ${ctx.user}, nor its document in the sink` };
+    } else {
+      r = { write: null, counts: { seen: 1, errors: 1 }, error: err.message };
+    }
+  }
+  return { r: underHold(r, state), epoch };
+}
+
+/**
+ * A named Synchronize: the unit's named messages (`Identifiers`), in committed batches with one
+ * result each (writes.ts `runItems`). A side run: it neither begins nor finishes a run of the
+ * mailbox, so its history baseline, epoch, selection and checkpoint are left as they were.
+ */
+async function synchronizeNamed(ctx: SyncContext, ids: string[]): Promise<SyncOutcome> {
+  const limit = pLimit(CONCURRENCY);
+  return runItems(
+    ctx,
+    ids,
+    async (batch) => {
+      const refs = batch.map((id) => docRef(ctx, decodeIdentifier(id).messageId));
+      const snaps = await ctx.db.getAll(...refs, { fieldMask: ['labels', 'epoch', ...HOLD_FIELDS] });
+      const done = await Promise.all(batch.map((id, k) => limit(() => syncNamedOne(ctx, id, snaps[k]))));
+      // As many as one commit takes (at least one).
+      let bytes = 0;
+      let take = 0;
+      while (take < done.length) {
+        const size = writeBytes((done[take] as { r: ItemResult }).r);
+        if (take > 0 && bytes + size > MAX_COMMIT_BYTES) break;
+        bytes += size;
+        take++;
+      }
+      const outcomes: ItemOutcome[] = done.slice(0, take).map(({ r }, k) => {
+        const id = batch[k] as string;
+        const counts = Object.fromEntries(Object.entries(r.counts).map(([c, v]) => [c, v ?? 0]));
+        if (r.error !== undefined) return { ...failedEntry(id, r.error), counts: { ...counts, errors: 1 } };
+        return { entry: { id, name: '' }, counter: 'seen', counts };
+      });
+      return {
+        outcomes,
+        write: (b) =>
+          done.slice(0, take).forEach(({ r, epoch }, k) => {
+            const ref = refs[k] as DocumentReference;
+            const w = r.write;
+            if (w === null) return;
+            if (w.op === 'set') b.set(ref, { ...w.doc, epoch });
+            else if (w.op === 'update') b.update(ref, { labels: w.labels, historyId: w.historyId });
+            else if (w.op === 'flag') b.update(ref, w.fields);
+            else if (w.op === 'remove') b.delete(ref);
+          }),
+      };
+    },
+    NAMED_BATCH,
+  );
+}
+
 /**
  * Synchronize: makes the sink equal each mailbox of the task sections (docs/CONTRACT.md). One unit
  * per mailbox, holding the mailbox's lock; a scheduled run of one task joins a running one.
@@ -394,15 +487,24 @@ async function sweepPage(ctx: SyncContext, cp: Checkpoint): Promise<void> {
 export const synchronizeAction: FetchActionSpec = {
   name: 'Synchronize',
   summary: 'copies each mailbox of the task sections into the sink, and keeps it equal to the mailbox',
-  parameters: [],
-  parse: () => ({}),
-  units: 'mailboxes',
+  parameters: ['Identifiers', 'IdentifiersXML'],
+  // Given identifiers, it synchronizes those messages only (`synchronizeNamed`).
+  parse: (p, config): FetchParams => {
+    const named = parseNamed(p, config);
+    return named ? { identifiers: JSON.stringify(named) } : {};
+  },
+  units: 'identifiers',
   // A push Synchronize (push/queue.ts) reads only the address that was notified.
-  namedMailboxes: (p) => (typeof p['pushAddress'] === 'string' && typeof p['pushTask'] === 'string' ? { [p['pushTask']]: [p['pushAddress']] } : undefined),
+  namedMailboxes: (p) =>
+    namedMailboxes(p) ?? (typeof p['pushAddress'] === 'string' && typeof p['pushTask'] === 'string' ? { [p['pushTask']]: [p['pushAddress']] } : undefined),
   lock: true,
   coalesces: true,
   scopes: GMAIL_SCOPES,
   methods: ['getProfile', 'messages.list', 'history.list', 'messages.get'],
   counters: SYNC_COUNTERS,
-  run: synchronize,
+  run: (ctx) => {
+    const ids = namedOf(ctx);
+    return ids === undefined ? synchronize(ctx) : synchronizeNamed(ctx, ids);
+  },
+  resultsFor: (p) => (typeof p['identifiers'] === 'string' ? 'tasks' : undefined),
 };

@@ -96,6 +96,8 @@ export function writesRefusal(ctx: Pick<UnitContext, 'task' | 'user' | 'taskConf
 export interface ItemOutcome {
   entry: ResultEntry;
   counter: string;
+  /** The counts it adds instead of one to `counter`, when it adds to several (a named Synchronize). */
+  counts?: Record<string, number>;
 }
 
 export function failedEntry(id: string, message: string, attributes: Record<string, string> = {}): ItemOutcome {
@@ -179,7 +181,7 @@ export async function runItems(
       const first = next.messages;
       next.messages += got.outcomes.length;
       for (const o of got.outcomes) {
-        next.counts[o.counter] = (next.counts[o.counter] ?? 0) + 1;
+        for (const [k, v] of Object.entries(o.counts ?? { [o.counter]: 1 })) next.counts[k] = (next.counts[k] ?? 0) + v;
         const why = o.entry.attributes?.['message'];
         if (why !== undefined) next.messageErrors.push(why);
       }
