@@ -27,11 +27,6 @@ export function resultsKind(spec: FetchActionShape | undefined, params: Record<s
   return spec?.resultsFor ? spec.resultsFor(params ?? {}) : spec?.results;
 }
 
-/** Every counter at zero. */
-function zeroCounts(counters: readonly string[]): Counts {
-  return Object.fromEntries(counters.map((k) => [k, 0]));
-}
-
 /** The GetStatus element of one action, from its totals (store/totals.ts). */
 export function actionView(
   a: ActionRecord,
@@ -43,9 +38,10 @@ export function actionView(
   const counters = spec?.counters ?? [];
   const ended = a.endedAt?.toMillis() ?? null;
   const started = a.startedAt?.toMillis() ?? null;
-  const perTask = new Map<string, Counts>(a.tasks.map((t) => [t, zeroCounts(counters)]));
+  // A counter no unit reported is shown as 0 below.
+  const perTask = new Map<string, Counts>(a.tasks.map((t) => [t, {}]));
   for (const [task, t] of Object.entries(totals.tasks)) {
-    const c = perTask.get(task) ?? zeroCounts(counters);
+    const c = perTask.get(task) ?? {};
     for (const k of counters) c[k] = (c[k] ?? 0) + (t.counts[k] ?? 0);
     perTask.set(task, c);
   }

@@ -19,7 +19,7 @@
  * off: nothing listed twice, nothing counted twice, and a delivery that lost
  * the mailbox writes nothing more.
  */
-import type { DocumentReference, DocumentSnapshot } from '@google-cloud/firestore';
+import type { DocumentReference, DocumentSnapshot, WriteBatch } from '@google-cloud/firestore';
 import pLimit from 'p-limit';
 import { decodeIdentifier } from '../aci/identifiers.js';
 import { GMAIL_SCOPES } from '../gmail/client.js';
@@ -232,6 +232,20 @@ interface ItemResult {
   error?: string;
 }
 
+/**
+ * Adds one item's sink write to `b`. A rewritten document takes `epoch.doc`; `epoch.stamp`, when
+ * given, is also written by every other change (a run of the mailbox marks what it saw, for its
+ * sweep); a named Synchronize, a side run, gives none and leaves the documents' epochs alone.
+ */
+function writeItem(b: WriteBatch, ref: DocumentReference, w: NonNullable<ItemResult['write']>, epoch: { doc: number; stamp?: number }): void {
+  const stamp = epoch.stamp === undefined ? {} : { epoch: epoch.stamp };
+  if (w.op === 'set') b.set(ref, { ...w.doc, epoch: epoch.doc });
+  else if (w.op === 'update') b.update(ref, { labels: w.labels, historyId: w.historyId, ...stamp });
+  else if (w.op === 'mark') b.update(ref, stamp);
+  else if (w.op === 'flag') b.update(ref, { ...w.fields, ...stamp });
+  else b.delete(ref);
+}
+
 function writeBytes(r: ItemResult): number {
   if (r.write?.op === 'set') return estimateBytes(r.write.doc);
   return r.write ? 256 : 0;
@@ -307,14 +321,7 @@ async function commitItems(ctx: SyncContext, cp: Checkpoint, ids: string[], read
     const epoch = current.epoch;
     await saveProgress(ctx, next, (b) => {
       chunk.forEach((r, k) => {
-        const ref = docRef(ctx, chunkIds[k] as string);
-        const w = r.write;
-        if (w === null) return;
-        if (w.op === 'set') b.set(ref, { ...w.doc, epoch });
-        else if (w.op === 'update') b.update(ref, { labels: w.labels, historyId: w.historyId, epoch });
-        else if (w.op === 'mark') b.update(ref, { epoch });
-        else if (w.op === 'flag') b.update(ref, { ...w.fields, epoch });
-        else b.delete(ref);
+        if (r.write) writeItem(b, docRef(ctx, chunkIds[k] as string), r.write, { doc: epoch, stamp: epoch });
       });
     });
     current = a.cp;
@@ -466,13 +473,7 @@ async function synchronizeNamed(ctx: SyncContext, ids: string[]): Promise<SyncOu
         outcomes,
         write: (b) =>
           done.slice(0, take).forEach(({ r, epoch }, k) => {
-            const ref = refs[k] as DocumentReference;
-            const w = r.write;
-            if (w === null) return;
-            if (w.op === 'set') b.set(ref, { ...w.doc, epoch });
-            else if (w.op === 'update') b.update(ref, { labels: w.labels, historyId: w.historyId });
-            else if (w.op === 'flag') b.update(ref, w.fields);
-            else if (w.op === 'remove') b.delete(ref);
+            if (r.write) writeItem(b, refs[k] as DocumentReference, r.write, { doc: epoch });
           }),
       };
     },
